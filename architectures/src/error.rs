@@ -1,0 +1,19 @@
+//! Errors in building a model from user-supplied options.
+
+/// A model configuration that cannot be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// An option was given to an architecture that has no such hyperparameter.
+    #[error("--{option} does not apply to `{arch}` (it takes: {accepted})")]
+    NotApplicable {
+        /// The architecture (`dlinear`).
+        arch: &'static str,
+        /// The flag, without dashes (`d-model`).
+        option: &'static str,
+        /// The flags this architecture accepts.
+        accepted: String,
+    },
+    /// A value is out of its valid range.
+    #[error("{0}")]
+    Invalid(String),
+}

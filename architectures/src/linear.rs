@@ -1,0 +1,314 @@
+//! The linear forecasters: Linear, NLinear, DLinear (Zeng et al., "Are Transformers Effective for
+//! Time Series Forecasting?", AAAI 2023, <https://arxiv.org/abs/2205.13504>) and RLinear (Li et
+//! al., "Revisiting Long-term Time Series Forecasting: An Investigation on Linear Mapping", 2023,
+//! <https://arxiv.org/abs/2305.10721>).
+//!
+//! References: cure-lab/LTSF-Linear `models/{Linear,NLinear,DLinear}.py` @ 0c11366 and
+//! plumprc/RTSF `models/RLinear.py` @ 0fec001.
+//!
+//! - **Linear**: `Linear(L -> H)` along time, per channel.
+//! - **NLinear**: subtract the last input value, `Linear`, add it back.
+//! - **DLinear**: trend = moving average (kernel 25, stride 1, replicate padding of `(k-1)/2` steps at
+//!   both ends), seasonal = input − trend; output = `Linear_S(seasonal) + Linear_T(trend)`.
+//! - **RLinear**: RevIN (affine) → dropout → `Linear` → RevIN⁻¹.
+//!
+//! Each takes `individual` (one weight matrix per channel). Weights default to PyTorch's `nn.Linear`
+//! initialisation; `mean_init` gives TSLib DLinear's constant `1/L` weights.
+//!
+//! Deviation: none in the maths. The moving average is applied as a fixed `[L, L]` averaging matrix
+//! (the same numbers as AvgPool1d over the replicate-padded window), which is one matmul.
+//!
+//! As a [`SequenceModel`] a linear forecaster is a causal filter over the last `w = L` positions:
+//! the output at `t` is its one-step-ahead forecast from the window ending at `t`.
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+
+use crate::blocks::{RevIn, RevInConfig, TimeLinear, TimeLinearConfig};
+use crate::error::ConfigError;
+use crate::sequence_model::{Forecaster, SequenceModel, WindowState, rolling};
+
+/// Which member of the linear family.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum LinearKind {
+    /// `Linear(L -> H)`.
+    Linear,
+    /// Last-value normalisation around `Linear`.
+    NLinear,
+    /// Trend/seasonal decomposition with one `Linear` each.
+    DLinear,
+    /// RevIN around dropout and `Linear`.
+    RLinear,
+}
+
+/// Hyperparameters of a [`LinearForecaster`].
+#[derive(Config, Debug)]
+pub struct LinearForecasterConfig {
+    /// Family member.
+    pub kind: LinearKind,
+    /// Lookback `L`.
+    pub seq_len: usize,
+    /// Horizon `H`.
+    pub pred_len: usize,
+    /// Channels `c` (needed for `individual` weights and RevIN).
+    pub channels: usize,
+    /// One set of weights per channel.
+    #[config(default = false)]
+    pub individual: bool,
+    /// DLinear moving-average kernel (odd).
+    #[config(default = 25)]
+    pub moving_avg: usize,
+    /// RLinear input dropout probability.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// RLinear: learn RevIN's affine map.
+    #[config(default = true)]
+    pub revin_affine: bool,
+    /// Constant `1/L` initial weights (TSLib's DLinear) instead of PyTorch's uniform default.
+    #[config(default = false)]
+    pub mean_init: bool,
+}
+
+/// A linear forecaster, `[b, L, c] -> [b, H, c]`.
+#[derive(Module, Debug)]
+pub struct LinearForecaster {
+    /// The time map (DLinear: the seasonal head).
+    pub head: TimeLinear,
+    /// DLinear's trend head.
+    pub trend_head: Option<TimeLinear>,
+    /// RLinear's normalisation.
+    pub revin: Option<RevIn>,
+    /// RLinear's input dropout.
+    pub dropout: Dropout,
+    /// DLinear's moving average as a matrix `Mᵀ`, `[L, L]`: `trend = x · Mᵀ` (a constant).
+    pub moving_avg: Option<Tensor<2>>,
+    #[module(skip)]
+    kind: LinearKind,
+    seq_len: usize,
+    pred_len: usize,
+    channels: usize,
+}
+
+impl LinearForecasterConfig {
+    /// Check ranges before building.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.seq_len == 0 || self.pred_len == 0 || self.channels == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "seq_len, pred_len and channels must be positive (got {}, {}, {})",
+                self.seq_len, self.pred_len, self.channels
+            )));
+        }
+        if self.kind == LinearKind::DLinear && self.moving_avg % 2 == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "moving_avg must be odd so the trend keeps the window length (got {})",
+                self.moving_avg
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ConfigError::Invalid(format!(
+                "dropout must be in [0, 1) (got {})",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// Build on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If the config does not pass [`Self::validate`].
+    pub fn init(&self, device: &Device) -> LinearForecaster {
+        if let Err(e) = self.validate() {
+            panic!("invalid LinearForecasterConfig: {e}");
+        }
+        let time_linear = TimeLinearConfig::new(self.seq_len, self.pred_len, self.channels)
+            .with_individual(self.individual)
+            .with_mean_init(self.mean_init);
+        let is = |k| self.kind == k;
+        LinearForecaster {
+            head: time_linear.init(device),
+            trend_head: is(LinearKind::DLinear).then(|| time_linear.init(device)),
+            revin: is(LinearKind::RLinear).then(|| {
+                RevInConfig::new(self.channels)
+                    .with_affine(self.revin_affine)
+                    .init(device)
+            }),
+            dropout: DropoutConfig::new(if is(LinearKind::RLinear) {
+                self.dropout
+            } else {
+                0.0
+            })
+            .init(),
+            moving_avg: is(LinearKind::DLinear)
+                .then(|| moving_average_matrix(self.seq_len, self.moving_avg, device)),
+            kind: self.kind,
+            seq_len: self.seq_len,
+            pred_len: self.pred_len,
+            channels: self.channels,
+        }
+    }
+}
+
+impl LinearForecaster {
+    /// Family member.
+    pub fn kind(&self) -> LinearKind {
+        self.kind
+    }
+
+    /// Lookback `L`.
+    pub fn seq_len(&self) -> usize {
+        self.seq_len
+    }
+
+    /// Horizon `H`.
+    pub fn pred_len(&self) -> usize {
+        self.pred_len
+    }
+}
+
+impl Forecaster for LinearForecaster {
+    /// `x: [b, L, c] -> [b, H, c]`.
+    fn forecast(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, l, c] = x.dims();
+        assert_eq!(
+            l, self.seq_len,
+            "window length {l}, model built for {}",
+            self.seq_len
+        );
+        match self.kind {
+            LinearKind::Linear => self.head.forward(x.swap_dims(1, 2)).swap_dims(1, 2),
+            LinearKind::NLinear => {
+                let last = x.clone().narrow(1, l - 1, 1); // [b, 1, c]
+                let y = self.head.forward((x - last.clone()).swap_dims(1, 2)); // [b, c, H]
+                y.swap_dims(1, 2) + last
+            }
+            LinearKind::DLinear => {
+                let xt = x.swap_dims(1, 2); // [b, c, L]
+                let ma = self
+                    .moving_avg
+                    .as_ref()
+                    .expect("DLinear has a moving average");
+                let trend = xt
+                    .clone()
+                    .reshape([b * c, l])
+                    .matmul(ma.clone())
+                    .reshape([b, c, l]);
+                let seasonal = xt - trend.clone();
+                let trend_head = self.trend_head.as_ref().expect("DLinear has a trend head");
+                (self.head.forward(seasonal) + trend_head.forward(trend)).swap_dims(1, 2)
+            }
+            LinearKind::RLinear => {
+                let revin = self.revin.as_ref().expect("RLinear has RevIN");
+                let (xn, stats) = revin.normalize(x);
+                let xn = self.dropout.forward(xn);
+                let y = self.head.forward(xn.swap_dims(1, 2)).swap_dims(1, 2); // [b, H, c]
+                revin.denormalize(y, &stats)
+            }
+        }
+    }
+}
+
+impl SequenceModel for LinearForecaster {
+    type State = WindowState;
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        rolling::forward(|w| self.forecast(w), self.seq_len, x)
+    }
+
+    fn init_state(&self, batch: usize, device: &Device) -> WindowState {
+        rolling::init_state(self.seq_len, batch, self.channels, device)
+    }
+
+    fn step(&self, x: Tensor<2>, state: WindowState) -> (Tensor<2>, WindowState) {
+        rolling::step(|w| self.forecast(w), x, state)
+    }
+
+    fn state_size(&self, _len: usize) -> usize {
+        (self.seq_len - 1) * self.channels
+    }
+}
+
+/// `Mᵀ` with `trend = x · Mᵀ` equal to AvgPool1d(kernel `k`, stride 1) over `x` replicate-padded by
+/// `(k - 1) / 2` steps at both ends: `trend_t = (1/k) Σ_{j=-p..=p} x_{clamp(t + j, 0, L - 1)}`.
+fn moving_average_matrix(l: usize, k: usize, device: &Device) -> Tensor<2> {
+    let p = (k - 1) / 2;
+    let mut m_t = vec![0.0f32; l * l]; // row s (input), column t (output)
+    for t in 0..l {
+        for j in 0..k {
+            let s = (t + j).saturating_sub(p).min(l - 1);
+            m_t[s * l + t] += 1.0 / k as f32;
+        }
+    }
+    Tensor::from_data(TensorData::new(m_t, [l, l]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trend equals an explicit replicate-padded moving average.
+    #[test]
+    fn moving_average_matches_padded_avg_pool() {
+        let device = Device::flex();
+        let (l, k) = (10, 5);
+        let x: Vec<f32> = (0..l).map(|i| (i * i) as f32).collect();
+        let m = moving_average_matrix(l, k, &device);
+        let got = Tensor::<2>::from_data(TensorData::new(x.clone(), [1, l]), &device)
+            .matmul(m)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let mut padded = vec![x[0]; 2];
+        padded.extend(&x);
+        padded.extend(vec![x[l - 1]; 2]);
+        for t in 0..l {
+            let want: f32 = padded[t..t + k].iter().sum::<f32>() / k as f32;
+            assert!((got[t] - want).abs() < 1e-4, "t={t}: {} vs {want}", got[t]);
+        }
+    }
+
+    #[test]
+    fn shapes_for_every_kind_and_individual() {
+        let device = Device::flex();
+        for kind in [
+            LinearKind::Linear,
+            LinearKind::NLinear,
+            LinearKind::DLinear,
+            LinearKind::RLinear,
+        ] {
+            for individual in [false, true] {
+                let model = LinearForecasterConfig::new(kind, 12, 4, 3)
+                    .with_individual(individual)
+                    .with_moving_avg(5)
+                    .init(&device);
+                let x =
+                    Tensor::<3>::random([2, 12, 3], burn::tensor::Distribution::Default, &device);
+                assert_eq!(
+                    model.forecast(x).dims(),
+                    [2, 4, 3],
+                    "{kind:?} individual={individual}"
+                );
+            }
+        }
+    }
+
+    /// NLinear of a constant window forecasts that constant plus the bias.
+    #[test]
+    fn nlinear_is_shift_equivariant() {
+        let device = Device::flex();
+        let model = LinearForecasterConfig::new(LinearKind::NLinear, 8, 3, 2).init(&device);
+        let x = Tensor::<3>::random([1, 8, 2], burn::tensor::Distribution::Default, &device);
+        let shifted = model.forecast(x.clone().add_scalar(5.0));
+        let base = model.forecast(x).add_scalar(5.0);
+        shifted
+            .into_data()
+            .assert_approx_eq::<f32>(&base.into_data(), burn::tensor::Tolerance::absolute(1e-4));
+    }
+
+    #[test]
+    fn even_kernel_is_rejected() {
+        let cfg = LinearForecasterConfig::new(LinearKind::DLinear, 8, 3, 2).with_moving_avg(4);
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,302 @@
+//! The registry: [`ArchName`] (the command-line value) -> [`ArchConfig`] (serialized in every run)
+//! -> [`Arch`] (the module) -> [`ArchState`] (its recurrent state). Enums, not strings, so a new
+//! architecture is wired everywhere or the build fails.
+
+use std::fmt;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
+use crate::repeat::{Repeat, RepeatConfig};
+use crate::sequence_model::{Forecaster, SequenceModel, WindowState};
+
+/// Architectures selectable with `--arch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ArchName {
+    /// `Linear(L -> H)` per channel (LTSF-Linear).
+    Linear,
+    /// Last-value normalised linear (LTSF-Linear).
+    Nlinear,
+    /// Trend/seasonal decomposition linear (LTSF-Linear).
+    Dlinear,
+    /// RevIN + linear (RTSF).
+    Rlinear,
+    /// Repeat the last value: the no-training baseline.
+    Repeat,
+}
+
+/// Model hyperparameters as given on the command line; `None` means "not given".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelOptions {
+    /// `--d-model`.
+    pub d_model: Option<usize>,
+    /// `--layers`.
+    pub layers: Option<usize>,
+    /// `--heads`.
+    pub heads: Option<usize>,
+    /// `--d-ff`.
+    pub d_ff: Option<usize>,
+    /// `--d-state`.
+    pub d_state: Option<usize>,
+    /// `--expand`.
+    pub expand: Option<usize>,
+    /// `--patch-len`.
+    pub patch_len: Option<usize>,
+    /// `--stride`.
+    pub stride: Option<usize>,
+    /// `--dropout`.
+    pub dropout: Option<f64>,
+    /// `--individual`.
+    pub individual: Option<bool>,
+    /// `--moving-avg`.
+    pub moving_avg: Option<usize>,
+    /// Constant `1/L` initial weights (set by the `tslib` preset for DLinear, as TSLib does).
+    pub mean_init: Option<bool>,
+}
+
+impl ModelOptions {
+    /// The flags that were given, by name (without dashes), except `mean_init` (preset-only).
+    fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        let mut push = |present: bool, name| {
+            if present {
+                given.push(name);
+            }
+        };
+        push(self.d_model.is_some(), "d-model");
+        push(self.layers.is_some(), "layers");
+        push(self.heads.is_some(), "heads");
+        push(self.d_ff.is_some(), "d-ff");
+        push(self.d_state.is_some(), "d-state");
+        push(self.expand.is_some(), "expand");
+        push(self.patch_len.is_some(), "patch-len");
+        push(self.stride.is_some(), "stride");
+        push(self.dropout.is_some(), "dropout");
+        push(self.individual.is_some(), "individual");
+        push(self.moving_avg.is_some(), "moving-avg");
+        given
+    }
+}
+
+/// The data-determined dimensions of a forecasting model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskShape {
+    /// Lookback `L`.
+    pub seq_len: usize,
+    /// Horizon `H`.
+    pub pred_len: usize,
+    /// Channels `c`.
+    pub channels: usize,
+}
+
+impl ArchName {
+    /// Every registered architecture.
+    pub const ALL: [ArchName; 5] = [
+        Self::Linear,
+        Self::Nlinear,
+        Self::Dlinear,
+        Self::Rlinear,
+        Self::Repeat,
+    ];
+
+    /// The command-line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Linear => "linear",
+            Self::Nlinear => "nlinear",
+            Self::Dlinear => "dlinear",
+            Self::Rlinear => "rlinear",
+            Self::Repeat => "repeat",
+        }
+    }
+
+    /// One line for `archzoo list`.
+    pub fn about(self) -> &'static str {
+        match self {
+            Self::Linear => "Linear(L->H) along time per channel (LTSF-Linear, Zeng et al. 2023)",
+            Self::Nlinear => "last-value normalisation + Linear (LTSF-Linear)",
+            Self::Dlinear => {
+                "moving-average trend/seasonal decomposition, one Linear each (LTSF-Linear)"
+            }
+            Self::Rlinear => "RevIN + dropout + Linear (Li et al. 2023)",
+            Self::Repeat => "repeat the last input value over the horizon; no training",
+        }
+    }
+
+    /// Whether the architecture has parameters to train.
+    pub fn trainable(self) -> bool {
+        !matches!(self, Self::Repeat)
+    }
+
+    /// Model flags this architecture accepts (without dashes).
+    pub fn accepted_options(self) -> &'static [&'static str] {
+        match self {
+            Self::Linear | Self::Nlinear => &["individual"],
+            Self::Dlinear => &["individual", "moving-avg"],
+            Self::Rlinear => &["individual", "dropout"],
+            Self::Repeat => &[],
+        }
+    }
+
+    /// Build the configuration for a task from command-line options, rejecting options that do not
+    /// apply and values out of range.
+    pub fn config(
+        self,
+        task: TaskShape,
+        options: &ModelOptions,
+    ) -> Result<ArchConfig, ConfigError> {
+        let accepted = self.accepted_options();
+        if let Some(option) = options.given().into_iter().find(|o| !accepted.contains(o)) {
+            return Err(ConfigError::NotApplicable {
+                arch: self.as_str(),
+                option,
+                accepted: if accepted.is_empty() {
+                    "no model options".into()
+                } else {
+                    accepted
+                        .iter()
+                        .map(|o| format!("--{o}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            });
+        }
+        let linear = |kind| {
+            LinearForecasterConfig::new(kind, task.seq_len, task.pred_len, task.channels)
+                .with_individual(options.individual.unwrap_or(false))
+                .with_moving_avg(options.moving_avg.unwrap_or(25))
+                // RTSF's RLinear default input dropout.
+                .with_dropout(options.dropout.unwrap_or(if kind == LinearKind::RLinear {
+                    0.1
+                } else {
+                    0.0
+                }))
+                .with_mean_init(options.mean_init.unwrap_or(false) && kind == LinearKind::DLinear)
+        };
+        let config = match self {
+            Self::Linear => ArchConfig::Linear(linear(LinearKind::Linear)),
+            Self::Nlinear => ArchConfig::Linear(linear(LinearKind::NLinear)),
+            Self::Dlinear => ArchConfig::Linear(linear(LinearKind::DLinear)),
+            Self::Rlinear => ArchConfig::Linear(linear(LinearKind::RLinear)),
+            Self::Repeat => ArchConfig::Repeat(RepeatConfig::new(task.seq_len, task.pred_len)),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl fmt::Display for ArchName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The full configuration of an architecture; serialized in every run's `config.json`.
+#[derive(Config, Debug)]
+pub enum ArchConfig {
+    /// The linear family.
+    Linear(LinearForecasterConfig),
+    /// The repeat-last-value baseline.
+    Repeat(RepeatConfig),
+}
+
+impl ArchConfig {
+    /// The registry name this configuration builds.
+    pub fn name(&self) -> ArchName {
+        match self {
+            Self::Linear(c) => match c.kind {
+                LinearKind::Linear => ArchName::Linear,
+                LinearKind::NLinear => ArchName::Nlinear,
+                LinearKind::DLinear => ArchName::Dlinear,
+                LinearKind::RLinear => ArchName::Rlinear,
+            },
+            Self::Repeat(_) => ArchName::Repeat,
+        }
+    }
+
+    /// Check every value before anything is built.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::Linear(c) => c.validate(),
+            Self::Repeat(c) if c.seq_len == 0 || c.pred_len == 0 => Err(ConfigError::Invalid(
+                "seq_len and pred_len must be positive".into(),
+            )),
+            Self::Repeat(_) => Ok(()),
+        }
+    }
+
+    /// Build on `device`.
+    pub fn init(&self, device: &Device) -> Arch {
+        match self {
+            Self::Linear(c) => Arch::Linear(c.init(device)),
+            Self::Repeat(c) => Arch::Repeat(c.init(device)),
+        }
+    }
+}
+
+/// A built architecture.
+#[derive(Module, Debug)]
+pub enum Arch {
+    /// The linear family.
+    Linear(LinearForecaster),
+    /// The repeat-last-value baseline.
+    Repeat(Repeat),
+}
+
+/// Recurrent state of an [`Arch`].
+#[derive(Clone, Debug)]
+pub enum ArchState {
+    /// Input window of a window forecaster.
+    Window(WindowState),
+}
+
+impl Forecaster for Arch {
+    fn forecast(&self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            Self::Linear(m) => m.forecast(x),
+            Self::Repeat(m) => m.forecast(x),
+        }
+    }
+}
+
+impl SequenceModel for Arch {
+    type State = ArchState;
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            Self::Linear(m) => SequenceModel::forward(m, x),
+            Self::Repeat(m) => SequenceModel::forward(m, x),
+        }
+    }
+
+    fn init_state(&self, batch: usize, device: &Device) -> ArchState {
+        match self {
+            Self::Linear(m) => ArchState::Window(m.init_state(batch, device)),
+            Self::Repeat(m) => ArchState::Window(m.init_state(batch, device)),
+        }
+    }
+
+    fn step(&self, x: Tensor<2>, state: ArchState) -> (Tensor<2>, ArchState) {
+        match (self, state) {
+            (Self::Linear(m), ArchState::Window(s)) => {
+                let (y, s) = m.step(x, s);
+                (y, ArchState::Window(s))
+            }
+            (Self::Repeat(m), ArchState::Window(s)) => {
+                let (y, s) = m.step(x, s);
+                (y, ArchState::Window(s))
+            }
+        }
+    }
+
+    fn state_size(&self, len: usize) -> usize {
+        match self {
+            Self::Linear(m) => m.state_size(len),
+            Self::Repeat(m) => m.state_size(len),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Contract tests, looped over the whole registry: every architecture added to [`ArchName::ALL`]
+//! is held to them automatically.
+//!
+//! - shapes of `forecast` and of the `SequenceModel` view;
+//! - causality: changing the input at position `t` leaves every output before `t` unchanged;
+//! - `forward` equals `step` run position by position (max abs diff ≤ 1e-4 in f32);
+//! - `state_size` does not depend on the length for windowed/recurrent state;
+//! - gradients finite and non-zero for every parameter;
+//! - the training loss falls on a small synthetic task.
+
+use architectures::{ArchName, Forecaster, ModelOptions, SequenceModel, TaskShape};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::{Distribution, backend::Gradients};
+
+const TASK: TaskShape = TaskShape {
+    seq_len: 12,
+    pred_len: 4,
+    channels: 3,
+};
+
+fn options_for(name: ArchName) -> Vec<ModelOptions> {
+    let mut variants = vec![ModelOptions::default()];
+    if name.accepted_options().contains(&"individual") {
+        variants.push(ModelOptions {
+            individual: Some(true),
+            ..ModelOptions::default()
+        });
+    }
+    if name.accepted_options().contains(&"moving-avg") {
+        variants.push(ModelOptions {
+            moving_avg: Some(5),
+            ..ModelOptions::default()
+        });
+    }
+    variants
+}
+
+fn each_model(device: &Device, mut check: impl FnMut(String, architectures::Arch)) {
+    for name in ArchName::ALL {
+        for options in options_for(name) {
+            device.seed(7);
+            let config = name.config(TASK, &options).expect("valid config");
+            check(format!("{name} {options:?}"), config.init(device));
+        }
+    }
+}
+
+fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+#[test]
+fn forecast_and_sequence_shapes() {
+    let device = Device::flex();
+    each_model(&device, |label, model| {
+        let x = Tensor::<3>::random(
+            [2, TASK.seq_len, TASK.channels],
+            Distribution::Default,
+            &device,
+        );
+        assert_eq!(
+            model.forecast(x).dims(),
+            [2, TASK.pred_len, TASK.channels],
+            "{label}"
+        );
+        let seq = Tensor::<3>::random([2, 20, TASK.channels], Distribution::Default, &device);
+        assert_eq!(
+            SequenceModel::forward(&model, seq).dims(),
+            [2, 20, TASK.channels],
+            "{label}"
+        );
+    });
+}
+
+#[test]
+fn outputs_never_depend_on_later_inputs() {
+    let device = Device::flex();
+    let len = 20;
+    each_model(&device, |label, model| {
+        let x = Tensor::<3>::random([2, len, TASK.channels], Distribution::Default, &device);
+        let y = SequenceModel::forward(&model, x.clone());
+        for t in [0, 5, 13, len - 1] {
+            let bump = Tensor::<3>::ones([2, 1, TASK.channels], &device).mul_scalar(10.0);
+            let x2 = x
+                .clone()
+                .slice_assign(s![.., t..t + 1, ..], x.clone().narrow(1, t, 1) + bump);
+            let y2 = SequenceModel::forward(&model, x2);
+            if t > 0 {
+                let before = max_abs_diff(y.clone().narrow(1, 0, t), y2.clone().narrow(1, 0, t));
+                assert_eq!(before, 0.0, "{label}: output before {t} changed");
+            }
+            // The position itself must react (the model is not constant).
+            let at = max_abs_diff(y.clone().narrow(1, t, 1), y2.narrow(1, t, 1));
+            assert!(at > 0.0, "{label}: output at {t} ignores its input");
+        }
+    });
+}
+
+#[test]
+fn forward_equals_step_by_step() {
+    let device = Device::flex();
+    let len = 30;
+    each_model(&device, |label, model| {
+        let x = Tensor::<3>::random([2, len, TASK.channels], Distribution::Default, &device);
+        let y = SequenceModel::forward(&model, x.clone());
+        let mut state = model.init_state(2, &device);
+        let mut steps = Vec::with_capacity(len);
+        for t in 0..len {
+            let xt = x.clone().narrow(1, t, 1).reshape([2, TASK.channels]);
+            let (yt, next) = model.step(xt, state);
+            state = next;
+            steps.push(yt.unsqueeze_dim::<3>(1));
+        }
+        let diff = max_abs_diff(y, Tensor::cat(steps, 1));
+        assert!(diff <= 1e-4, "{label}: forward vs step max abs diff {diff}");
+        assert_eq!(
+            model.state_size(16),
+            model.state_size(4096),
+            "{label}: state grows"
+        );
+    });
+}
+
+/// Collects, for every parameter, whether its gradient exists, is finite and is non-zero.
+struct GradCheck<'a> {
+    grads: &'a Gradients,
+    problems: Vec<String>,
+    count: usize,
+}
+
+impl ModuleVisitor for GradCheck<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.count += 1;
+        match param.val().grad(self.grads) {
+            None => self.problems.push(format!("{:?}: no gradient", param.id)),
+            Some(g) => {
+                let values = g.into_data().try_to_vec::<f32>().unwrap();
+                if values.iter().any(|v| !v.is_finite()) {
+                    self.problems
+                        .push(format!("{:?}: non-finite gradient", param.id));
+                } else if values.iter().all(|v| *v == 0.0) {
+                    self.problems
+                        .push(format!("{:?}: all-zero gradient", param.id));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gradients_are_finite_and_nonzero_for_every_parameter() {
+    let device = Device::flex().autodiff();
+    each_model(&device, |label, model| {
+        if model.num_params() == 0 {
+            return; // nothing to differentiate (repeat)
+        }
+        let x = Tensor::<3>::random(
+            [4, TASK.seq_len, TASK.channels],
+            Distribution::Default,
+            &device,
+        );
+        let target = Tensor::<3>::random(
+            [4, TASK.pred_len, TASK.channels],
+            Distribution::Default,
+            &device,
+        );
+        let loss = (model.forecast(x) - target).powi_scalar(2).mean();
+        let grads = loss.backward();
+        let mut check = GradCheck {
+            grads: &grads,
+            problems: Vec::new(),
+            count: 0,
+        };
+        model.visit(&mut check);
+        assert!(check.problems.is_empty(), "{label}: {:?}", check.problems);
+        assert_eq!(
+            check.count > 0,
+            model.num_params() > 0,
+            "{label}: parameters not visited"
+        );
+    });
+}
+
+#[test]
+fn loss_falls_on_a_small_synthetic_task() {
+    let device = Device::flex().autodiff();
+    // Noisy sinusoids: forecastable, so a trainable model must improve on its initial loss.
+    let (b, l, h, c) = (32, TASK.seq_len, TASK.pred_len, TASK.channels);
+    let series: Vec<f32> = (0..b)
+        .flat_map(|i| {
+            (0..l + h).flat_map(move |t| {
+                (0..c).map(move |ch| {
+                    ((t as f32 + i as f32) * 0.5 + ch as f32).sin() * (1.0 + ch as f32)
+                })
+            })
+        })
+        .collect();
+    let all = Tensor::<3>::from_data(TensorData::new(series, [b, l + h, c]), &device);
+    let x = all.clone().narrow(1, 0, l);
+    let y = all.narrow(1, l, h);
+    for name in ArchName::ALL.into_iter().filter(|n| n.trainable()) {
+        device.seed(3);
+        let mut model = name
+            .config(TASK, &ModelOptions::default())
+            .unwrap()
+            .init(&device);
+        let mut optim = AdamConfig::new().init();
+        let loss_of =
+            |m: &architectures::Arch| (m.forecast(x.clone()) - y.clone()).powi_scalar(2).mean();
+        let first = loss_of(&model).into_scalar::<f32>();
+        for _ in 0..100 {
+            let loss = loss_of(&model);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+        }
+        let last = loss_of(&model).into_scalar::<f32>();
+        assert!(last < 0.5 * first, "{name}: loss {first} -> {last}");
+    }
+}

@@ -1,0 +1,17 @@
+//! Data for archzoo: TSLib-format CSV loading, the forecasting protocol (splits, train-only
+//! scaling, stride-1 windows, feature modes), a seeded synthetic series, and ETT download.
+//!
+//! This crate knows series, not models: it hands out plain `f32` buffers, and the runner turns
+//! them into tensors.
+
+pub mod download;
+pub mod error;
+pub mod forecast;
+pub mod series;
+pub mod source;
+pub mod synthetic;
+
+pub use error::{DataError, Result};
+pub use forecast::{Features, ForecastData, ForecastSpec, Split, SplitRule, StandardScaler};
+pub use series::{TimeSeries, load_csv};
+pub use source::{DataSource, KNOWN_DATASETS, KnownDataset};

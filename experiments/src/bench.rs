@@ -1,0 +1,225 @@
+//! Benchmarks: the cost of one training step of an architecture, and raw matmul throughput of a
+//! backend. Timings are medians over repeated measurements after warm-up; report them with their
+//! spread, measured in release on a quiet machine.
+
+use std::time::Instant;
+
+use architectures::{ArchConfig, Forecaster};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendName;
+use crate::error::{Result, RunError};
+use crate::sysinfo;
+
+/// Summary statistics of repeated timings, milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Median.
+    pub median_ms: f64,
+    /// Fastest.
+    pub min_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// 10th percentile.
+    pub p10_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Measurements.
+    pub samples: usize,
+}
+
+impl Timing {
+    /// Statistics of `samples_ms` (at least one).
+    pub fn of(samples_ms: &[f64]) -> Self {
+        let mut sorted = samples_ms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let quantile = |q: f64| {
+            let position = q * (sorted.len() - 1) as f64;
+            let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
+        };
+        Self {
+            median_ms: quantile(0.5),
+            min_ms: sorted[0],
+            max_ms: sorted[sorted.len() - 1],
+            p10_ms: quantile(0.1),
+            p90_ms: quantile(0.9),
+            samples: sorted.len(),
+        }
+    }
+}
+
+/// What `bench train-step` measures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainStepBench {
+    /// The model.
+    pub arch: ArchConfig,
+    /// Batch size.
+    pub batch: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    pub warmup: usize,
+    /// Backend.
+    pub backend: BackendName,
+    /// Seed of the model and the random batch.
+    pub seed: u64,
+}
+
+/// Result of `bench train-step`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainStepReport {
+    /// Architecture name.
+    pub arch: String,
+    /// Backend.
+    pub backend: String,
+    /// Batch, lookback, horizon, channels.
+    pub batch: usize,
+    /// Lookback `L`.
+    pub seq_len: usize,
+    /// Horizon `H`.
+    pub pred_len: usize,
+    /// Channels `c`.
+    pub channels: usize,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Forward + backward + Adam step, ms.
+    pub step: Timing,
+    /// Peak resident memory of the process, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// CPU and threads.
+    pub machine: String,
+    /// Code commit.
+    pub git_commit: String,
+    /// The full configuration measured.
+    pub config: TrainStepBench,
+}
+
+/// Time forward + MSE + backward + Adam step on a fixed random batch.
+pub fn train_step(
+    bench: &TrainStepBench,
+    seq_len: usize,
+    pred_len: usize,
+    channels: usize,
+) -> Result<TrainStepReport> {
+    bench.arch.validate()?;
+    let device = bench.backend.device()?;
+    device.seed(bench.seed);
+    let autodiff = device.clone().autodiff();
+    let mut model = bench.arch.init(&autodiff);
+    let params = model.num_params();
+    if params == 0 {
+        return Err(RunError::Invalid(format!(
+            "`{}` has no parameters: there is no training step to time",
+            bench.arch.name()
+        )));
+    }
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let x = Tensor::<3>::random(
+        [bench.batch, seq_len, channels],
+        Distribution::Default,
+        &autodiff,
+    );
+    let y = Tensor::<3>::random(
+        [bench.batch, pred_len, channels],
+        Distribution::Default,
+        &autodiff,
+    );
+    let mut samples = Vec::with_capacity(bench.steps);
+    for i in 0..bench.warmup + bench.steps {
+        let started = Instant::now();
+        let loss = (model.forecast(x.clone()) - y.clone())
+            .powi_scalar(2)
+            .mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-4, model, grads);
+        device
+            .sync()
+            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        if i >= bench.warmup {
+            samples.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(TrainStepReport {
+        arch: bench.arch.name().to_string(),
+        backend: bench.backend.to_string(),
+        batch: bench.batch,
+        seq_len,
+        pred_len,
+        channels,
+        params,
+        step: Timing::of(&samples),
+        peak_rss_bytes: sysinfo::peak_rss_bytes(),
+        machine: sysinfo::machine(),
+        git_commit: sysinfo::git_commit().to_string(),
+        config: bench.clone(),
+    })
+}
+
+/// Result of `bench matmul`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MatmulReport {
+    /// Backend.
+    pub backend: String,
+    /// Batched matmul `[batch, n, n] x [batch, n, n]`.
+    pub batch: usize,
+    /// Matrix side.
+    pub n: usize,
+    /// Per matmul, ms.
+    pub time: Timing,
+    /// `2 · batch · n³ / median`, GFLOP/s.
+    pub gflops: f64,
+    /// CPU and threads.
+    pub machine: String,
+}
+
+/// Throughput of f32 `[batch, n, n] × [batch, n, n]` matmuls.
+pub fn matmul(
+    backend: BackendName,
+    batch: usize,
+    n: usize,
+    repeats: usize,
+) -> Result<MatmulReport> {
+    let device = backend.device()?;
+    device.seed(0);
+    let a = Tensor::<3>::random([batch, n, n], Distribution::Default, &device);
+    let b = Tensor::<3>::random([batch, n, n], Distribution::Default, &device);
+    let mut samples = Vec::with_capacity(repeats);
+    for i in 0..repeats + 2 {
+        let started = Instant::now();
+        let c = a.clone().matmul(b.clone());
+        device
+            .sync()
+            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        drop(c);
+        if i >= 2 {
+            samples.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let time = Timing::of(&samples);
+    let flops = 2.0 * batch as f64 * (n as f64).powi(3);
+    Ok(MatmulReport {
+        backend: backend.to_string(),
+        batch,
+        n,
+        gflops: flops / (time.median_ms * 1e-3) / 1e9,
+        time,
+        machine: sysinfo::machine(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_quantiles() {
+        let t = Timing::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!((t.median_ms, t.min_ms, t.max_ms), (3.0, 1.0, 5.0));
+        assert!((t.p10_ms - 1.4).abs() < 1e-12 && (t.p90_ms - 4.6).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,337 @@
+//! Command-line arguments (clap derive). What the user typed lives here; `main.rs` resolves it
+//! into validated configs.
+
+use std::path::PathBuf;
+
+use architectures::{ArchName, ModelOptions};
+use clap::{Args, Parser, Subcommand};
+use datasets::{Features, SplitRule};
+use experiments::{BackendName, Preset};
+
+/// archzoo: a reproducible architecture zoo for sequence models. Trains forecasters under the
+/// standard long-horizon protocol and writes every run's config, metrics and summary to disk.
+#[derive(Debug, Parser)]
+#[command(name = "archzoo", version, about, long_about = None, allow_negative_numbers = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train one model on one dataset and test its best-validation weights.
+    Train(Box<TrainArgs>),
+    /// List architectures, datasets, presets and backends.
+    List(ListArgs),
+    /// Inspect or download data.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Measure the cost of training steps and of matmuls.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Where known datasets live.
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    /// Folder holding known datasets in the TSLib layout (ETT files in its `ETT-small/`).
+    #[arg(long, env = "ARCHZOO_DATA", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+/// Model hyperparameters; each architecture takes the ones that apply and rejects the others.
+#[derive(Debug, Args, Default)]
+pub struct ModelArgs {
+    /// Model width.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub d_model: Option<u64>,
+    /// Number of layers (blocks).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub layers: Option<u64>,
+    /// Attention heads.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heads: Option<u64>,
+    /// Feed-forward width.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub d_ff: Option<u64>,
+    /// SSM state size.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub d_state: Option<u64>,
+    /// Expansion factor.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub expand: Option<u64>,
+    /// Patch length.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub patch_len: Option<u64>,
+    /// Patch stride.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stride: Option<u64>,
+    /// Dropout probability in [0, 1).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// One set of weights per channel (linear family).
+    #[arg(long)]
+    pub individual: bool,
+    /// DLinear moving-average kernel (odd).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub moving_avg: Option<u64>,
+}
+
+impl ModelArgs {
+    /// As the architectures crate's options.
+    pub fn options(&self) -> ModelOptions {
+        let u = |v: Option<u64>| v.map(|v| v as usize);
+        ModelOptions {
+            d_model: u(self.d_model),
+            layers: u(self.layers),
+            heads: u(self.heads),
+            d_ff: u(self.d_ff),
+            d_state: u(self.d_state),
+            expand: u(self.expand),
+            patch_len: u(self.patch_len),
+            stride: u(self.stride),
+            dropout: self.dropout,
+            individual: self.individual.then_some(true),
+            moving_avg: u(self.moving_avg),
+            mean_init: None,
+        }
+    }
+}
+
+/// Split rule: `auto` picks the protocol's rule from the dataset name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// ETTh* -> ett-hour, ETTm* -> ett-minute, anything else -> ratio.
+    Auto,
+    /// 12/4/4 months of hourly rows.
+    EttHour,
+    /// 12/4/4 months of 15-minute rows.
+    EttMinute,
+    /// 70/10/20 of the rows.
+    Ratio,
+}
+
+impl SplitArg {
+    /// The rule for `dataset`.
+    pub fn resolve(self, dataset: &str) -> SplitRule {
+        match self {
+            Self::Auto => SplitRule::for_dataset(dataset),
+            Self::EttHour => SplitRule::EttHour,
+            Self::EttMinute => SplitRule::EttMinute,
+            Self::Ratio => SplitRule::Ratio,
+        }
+    }
+}
+
+/// Feature mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeaturesArg {
+    /// All channels in, all out.
+    #[value(name = "M")]
+    M,
+    /// Target only.
+    #[value(name = "S")]
+    S,
+    /// All channels in, target out.
+    #[value(name = "MS")]
+    Ms,
+}
+
+impl From<FeaturesArg> for Features {
+    fn from(f: FeaturesArg) -> Self {
+        match f {
+            FeaturesArg::M => Features::M,
+            FeaturesArg::S => Features::S,
+            FeaturesArg::Ms => Features::MS,
+        }
+    }
+}
+
+/// Data selection shared by `train` and `data inspect`.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Target column, moved last.
+    #[arg(long, default_value = "OT")]
+    pub target: String,
+    /// Feature mode.
+    #[arg(long, value_enum, default_value = "M")]
+    pub features: FeaturesArg,
+    /// Split rule.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub split: SplitArg,
+}
+
+/// `archzoo train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Architecture.
+    #[arg(long, value_enum, default_value = "dlinear")]
+    pub arch: ArchName,
+    /// `synthetic` (offline default), a known dataset name (see `archzoo list`), or a CSV path.
+    #[arg(long, default_value = "synthetic")]
+    pub data: String,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    #[command(flatten)]
+    pub data_args: DataArgs,
+    /// Lookback L (default: the preset's).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub seq_len: Option<i64>,
+    /// Horizon H.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    pub pred_len: i64,
+    /// Training preset; flags below override its values.
+    #[arg(long, value_enum, default_value = "tslib")]
+    pub preset: Preset,
+    /// Initial learning rate (default: the preset's).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Training batch size (default: the preset's).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: Option<u64>,
+    /// Maximum epochs (default: the preset's).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Early-stopping patience in epochs (default: the preset's).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub patience: Option<u64>,
+    /// Seed of initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 2021)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Results folder; the run goes to `<out>/<run id>/`.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Re-train even if this exact config already has a completed summary.
+    #[arg(long)]
+    pub force: bool,
+    /// Replay a run from its `config.json` (every other run setting is taken from the file).
+    #[arg(long, value_name = "CONFIG_JSON")]
+    pub config: Option<PathBuf>,
+}
+
+/// `archzoo list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+}
+
+/// `archzoo data ...`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Rows, columns, date range, split borders and window counts of a dataset.
+    Inspect(InspectArgs),
+    /// Download a dataset bundle, verifying every file's SHA-256.
+    Download(DownloadArgs),
+}
+
+/// `archzoo data inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A CSV path, a known dataset name, or `synthetic`.
+    pub file: String,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    #[command(flatten)]
+    pub data_args: DataArgs,
+    /// Lookback L for the window counts.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    pub seq_len: i64,
+    /// Horizon H for the window counts.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    pub pred_len: i64,
+}
+
+/// Bundles `data download` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bundle {
+    /// ETTh1, ETTh2, ETTm1, ETTm2 from zhouhaoyi/ETDataset (pinned commit, CC BY-ND 4.0).
+    Ett,
+}
+
+/// `archzoo data download`.
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// What to download.
+    #[arg(value_enum)]
+    pub bundle: Bundle,
+    /// Destination folder (files go to `<dir>/ETT-small/`); point ARCHZOO_DATA at it.
+    #[arg(long, default_value = "data")]
+    pub dir: PathBuf,
+    /// Mirror serving the same layout (default: the pinned GitHub raw URL).
+    #[arg(long, default_value = datasets::download::ETT_BASE_URL)]
+    pub base_url: String,
+}
+
+/// `archzoo bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time forward + backward + Adam step of one architecture on a random batch.
+    TrainStep(Box<TrainStepArgs>),
+    /// f32 matmul throughput of a backend, GFLOP/s.
+    Matmul(MatmulArgs),
+}
+
+/// `archzoo bench train-step`.
+#[derive(Debug, Args)]
+pub struct TrainStepArgs {
+    /// Architecture.
+    #[arg(long, value_enum)]
+    pub arch: ArchName,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Batch size.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Lookback L.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    pub seq_len: i64,
+    /// Horizon H.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    pub pred_len: i64,
+    /// Channels (ETT has 7).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    pub channels: u64,
+    /// Timed steps.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: u64,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `archzoo bench matmul`.
+#[derive(Debug, Args)]
+pub struct MatmulArgs {
+    /// Matrix side n of `[batch, n, n] x [batch, n, n]`.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub n: u64,
+    /// Batch of matrices.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Timed repetitions.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeats: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,55 @@
+//! Typed errors of the runner. The binary prints them with their cause chain.
+
+use std::path::PathBuf;
+
+/// Everything a run can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading or preparing the data failed.
+    #[error(transparent)]
+    Data(#[from] datasets::DataError),
+    /// The model configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] architectures::ConfigError),
+    /// A setting of the run is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading or writing a results file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A results file is not valid JSON of the expected shape.
+    #[error("{path}: {source}")]
+    Json {
+        /// File involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: serde_json::Error,
+    },
+    /// The training loss became NaN or infinite.
+    #[error("training diverged: loss {loss} at epoch {epoch}, batch {batch}")]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 0-based batch within the epoch.
+        batch: usize,
+        /// The loss value.
+        loss: f64,
+    },
+    /// The requested backend is not compiled into this binary.
+    #[error("backend `{0}` is not available in this build (rebuild with `--features {0}`)")]
+    BackendUnavailable(&'static str),
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = RunError> = std::result::Result<T, E>;
+
+/// Attach a path to an I/O error.
+pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RunError {
+    let path = path.into();
+    move |source| RunError::Io { path, source }
+}

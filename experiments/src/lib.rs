@@ -1,0 +1,20 @@
+//! The archzoo runner: a forecasting run is its [`config::RunConfig`]; [`runner::run`] loads the
+//! data under the protocol, trains ([`train`]), evaluates, and writes the run directory
+//! ([`results`]). [`bench`] measures cost. Only the `archzoo` binary prints; this library reports
+//! through [`progress::Progress`] and returns typed errors ([`error::RunError`]).
+
+pub mod backend;
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod preset;
+pub mod progress;
+pub mod results;
+pub mod runner;
+pub mod sysinfo;
+pub mod train;
+
+pub use backend::BackendName;
+pub use config::{DataConfig, RunConfig, TrainConfig};
+pub use error::{Result, RunError};
+pub use preset::Preset;

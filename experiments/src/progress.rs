@@ -1,0 +1,118 @@
+//! Progress reporting, kept apart from the training loop: the loop calls a [`Progress`], the binary
+//! passes an indicatif one, tests pass [`Silent`].
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::train::EpochRecord;
+
+/// Hooks the training loop calls.
+pub trait Progress {
+    /// A training run starts: `epochs` epochs of `batches` batches at most.
+    fn start(&mut self, _label: &str, _epochs: usize, _batches: usize) {}
+    /// One training batch done.
+    fn batch(&mut self, _loss: f64, _lr: f64) {}
+    /// One epoch done.
+    fn epoch(&mut self, _record: &EpochRecord) {}
+    /// Training over (early stop or last epoch).
+    fn finish(&mut self) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// indicatif bars for epochs and batches (loss, lr, ETA); hidden when stdout is not a terminal.
+pub struct Bars {
+    multi: MultiProgress,
+    epochs: Option<ProgressBar>,
+    batches: Option<ProgressBar>,
+    loss_sum: f64,
+    loss_count: usize,
+}
+
+impl Bars {
+    /// Bars drawn on stderr while stdout is a terminal.
+    pub fn new() -> Self {
+        let target = if std::io::stdout().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Self {
+            multi: MultiProgress::with_draw_target(target),
+            epochs: None,
+            batches: None,
+            loss_sum: 0.0,
+            loss_count: 0,
+        }
+    }
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for Bars {
+    fn start(&mut self, label: &str, epochs: usize, batches: usize) {
+        let epoch_bar = self.multi.add(ProgressBar::new(epochs as u64));
+        epoch_bar.set_style(
+            ProgressStyle::with_template("{prefix} epoch {pos}/{len} {wide_bar} {msg}")
+                .expect("valid template"),
+        );
+        epoch_bar.set_prefix(label.to_string());
+        let batch_bar = self.multi.add(ProgressBar::new(batches as u64));
+        batch_bar.set_style(
+            ProgressStyle::with_template("  batch {pos}/{len} {bar:30} {msg} ETA {eta}")
+                .expect("valid template"),
+        );
+        batch_bar.enable_steady_tick(Duration::from_millis(200));
+        self.epochs = Some(epoch_bar);
+        self.batches = Some(batch_bar);
+    }
+
+    fn batch(&mut self, loss: f64, lr: f64) {
+        self.loss_sum += loss;
+        self.loss_count += 1;
+        if let Some(bar) = &self.batches {
+            bar.inc(1);
+            if self.loss_count % 16 == 1 {
+                bar.set_message(format!(
+                    "loss {:.4} lr {lr:.2e}",
+                    self.loss_sum / self.loss_count as f64
+                ));
+            }
+        }
+    }
+
+    fn epoch(&mut self, record: &EpochRecord) {
+        self.loss_sum = 0.0;
+        self.loss_count = 0;
+        if let Some(bar) = &self.epochs {
+            bar.inc(1);
+            bar.set_message(format!(
+                "train {:.4} val {:.4}{}",
+                record.train_loss,
+                record.val_mse,
+                if record.improved { " *" } else { "" }
+            ));
+        }
+        if let Some(bar) = &self.batches {
+            bar.reset();
+        }
+    }
+
+    fn finish(&mut self) {
+        for bar in [self.batches.take(), self.epochs.take()]
+            .into_iter()
+            .flatten()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}

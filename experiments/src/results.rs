@@ -1,0 +1,158 @@
+//! A run's directory: `config.json` before training, `metrics.jsonl` during, `summary.json` at the
+//! end. Whole files are written atomically (temporary file + rename), so an interrupted run never
+//! leaves a truncated `summary.json`, and a completed run is recognised by its summary alone.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::error::{Result, RunError, io_at};
+use crate::train::EpochRecord;
+
+/// The final record of a completed run (`summary.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Run id (directory name).
+    pub run_id: String,
+    /// Architecture name (`dlinear`).
+    pub arch: String,
+    /// Dataset name (`ETTh1`).
+    pub dataset: String,
+    /// SHA-256 of the data file read (`null` for generated data).
+    pub data_sha256: Option<String>,
+    /// Lookback `L`.
+    pub seq_len: usize,
+    /// Horizon `H`.
+    pub pred_len: usize,
+    /// Feature mode (`M`, `S`, `MS`).
+    pub features: String,
+    /// Training preset.
+    pub preset: String,
+    /// Seed.
+    pub seed: u64,
+    /// Test MSE of the best-validation weights (normalised scale).
+    pub test_mse: f64,
+    /// Test MAE of the best-validation weights.
+    pub test_mae: f64,
+    /// Validation MSE of the best-validation weights.
+    pub val_mse: f64,
+    /// Validation MAE of the best-validation weights.
+    pub val_mae: f64,
+    /// Training windows.
+    pub n_train_windows: usize,
+    /// Validation windows.
+    pub n_val_windows: usize,
+    /// Test windows (all of them: no drop_last).
+    pub n_test_windows: usize,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Floats of recurrent state per sequence at inference (the window for linear models).
+    pub state_size: usize,
+    /// Epochs trained.
+    pub epochs_run: usize,
+    /// Epoch whose weights were tested.
+    pub best_epoch: usize,
+    /// Seconds of training (with per-epoch validation).
+    pub train_seconds: f64,
+    /// Seconds end to end: load, train, validate, test.
+    pub wall_seconds: f64,
+    /// Peak resident memory of the process, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Backend.
+    pub backend: String,
+    /// Commit of the code.
+    pub git_commit: String,
+    /// CPU and thread count.
+    pub machine: String,
+    /// archzoo version.
+    pub archzoo_version: String,
+}
+
+/// The directory of one run.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    /// `<out>/<run id>`.
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// The directory for `config` under `out` (not created yet).
+    pub fn new(out: &Path, config: &RunConfig) -> Self {
+        Self {
+            path: out.join(config.run_id()),
+        }
+    }
+
+    /// `summary.json`.
+    pub fn summary_path(&self) -> PathBuf {
+        self.path.join("summary.json")
+    }
+
+    /// `metrics.jsonl`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.path.join("metrics.jsonl")
+    }
+
+    /// The summary of a completed run, if there is one.
+    pub fn completed(&self) -> Result<Option<Summary>> {
+        let path = self.summary_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| RunError::Json { path, source })
+    }
+
+    /// Create the directory, write `config.json` and start an empty `metrics.jsonl` (a previous
+    /// incomplete attempt's metrics are replaced).
+    pub fn begin(&self, config: &RunConfig) -> Result<MetricsLog> {
+        std::fs::create_dir_all(&self.path).map_err(io_at(&self.path))?;
+        write_json_atomic(&self.path.join("config.json"), config)?;
+        let path = self.metrics_path();
+        let file = File::create(&path).map_err(io_at(&path))?;
+        Ok(MetricsLog { file, path })
+    }
+
+    /// Write `summary.json`, marking the run complete.
+    pub fn finish(&self, summary: &Summary) -> Result<()> {
+        write_json_atomic(&self.summary_path(), summary)
+    }
+}
+
+/// Appends one JSON line per epoch, flushed at once, so a killed run keeps its history.
+pub struct MetricsLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl MetricsLog {
+    /// Append `record`.
+    pub fn append(&mut self, record: &EpochRecord) -> Result<()> {
+        let line = serde_json::to_string(record).expect("EpochRecord serializes");
+        writeln!(self.file, "{line}")
+            .and_then(|()| self.file.flush())
+            .map_err(io_at(&self.path))
+    }
+}
+
+/// Serialize `value` to `path` through a temporary file and a rename.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("serializable value");
+    let tmp = path.with_extension("json.tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_at(&tmp))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(io_at(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_at(path))
+}

@@ -1,0 +1,108 @@
+//! One forecasting run end to end: load and prepare the data, write `config.json`, train,
+//! evaluate, write `summary.json`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use architectures::SequenceModel;
+use datasets::{DataSource, ForecastData, ForecastSpec};
+
+use crate::config::RunConfig;
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::results::{RunDir, Summary};
+use crate::sysinfo;
+use crate::train;
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub enum RunStatus {
+    /// Trained now.
+    Completed(Summary),
+    /// A completed summary already existed; nothing was re-trained.
+    Skipped(Summary),
+}
+
+/// Load the data a config names and apply the protocol.
+pub fn prepare_data(config: &RunConfig, data_dir: &Path) -> Result<ForecastData> {
+    let source = DataSource::parse(&config.data.data)?;
+    let series = source.load(data_dir, &config.data.target)?;
+    let spec = ForecastSpec {
+        seq_len: config.data.seq_len,
+        pred_len: config.data.pred_len,
+        features: config.data.features,
+        split: config.data.split,
+    };
+    Ok(ForecastData::new(&series, spec)?)
+}
+
+/// Run `config`, writing results under `out/<run id>/`. A run with a completed summary is
+/// skipped unless `force`.
+pub fn run(
+    config: &RunConfig,
+    data_dir: &Path,
+    out: &Path,
+    force: bool,
+    progress: &mut dyn Progress,
+) -> Result<RunStatus> {
+    let started = Instant::now();
+    let dir = RunDir::new(out, config);
+    if !force && let Some(summary) = dir.completed()? {
+        return Ok(RunStatus::Skipped(summary));
+    }
+    // Data errors surface before anything is written.
+    let data = prepare_data(config, data_dir)?;
+    run_prepared(config, &data, out, force, progress, started)
+}
+
+/// [`run`] on data already prepared with `config`'s data settings; `started` is when loading
+/// began, so `wall_seconds` covers the whole run.
+pub fn run_prepared(
+    config: &RunConfig,
+    data: &ForecastData,
+    out: &Path,
+    force: bool,
+    progress: &mut dyn Progress,
+    started: Instant,
+) -> Result<RunStatus> {
+    let dir = RunDir::new(out, config);
+    if !force && let Some(summary) = dir.completed()? {
+        return Ok(RunStatus::Skipped(summary));
+    }
+    config.arch.validate()?;
+    let device = config.backend.device()?;
+    let mut log = dir.begin(config)?;
+    let outcome = train::train(config, data, &device, progress, |record| log.append(record))?;
+    let [train_split, val_split, test_split] = &data.splits;
+    let summary = Summary {
+        run_id: config.run_id(),
+        arch: config.arch.name().to_string(),
+        dataset: data.name.clone(),
+        data_sha256: data.sha256.clone(),
+        seq_len: config.data.seq_len,
+        pred_len: config.data.pred_len,
+        features: config.data.features.to_string(),
+        preset: config.train.preset.to_string(),
+        seed: config.seed,
+        test_mse: outcome.test.mse,
+        test_mae: outcome.test.mae,
+        val_mse: outcome.val.mse,
+        val_mae: outcome.val.mae,
+        n_train_windows: train_split.windows,
+        n_val_windows: val_split.windows,
+        n_test_windows: test_split.windows,
+        params: outcome.params,
+        state_size: outcome.model.state_size(config.data.seq_len),
+        epochs_run: outcome.epochs_run,
+        best_epoch: outcome.best_epoch,
+        train_seconds: outcome.train_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        peak_rss_bytes: sysinfo::peak_rss_bytes(),
+        backend: config.backend.to_string(),
+        git_commit: sysinfo::git_commit().to_string(),
+        machine: sysinfo::machine(),
+        archzoo_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    dir.finish(&summary)?;
+    Ok(RunStatus::Completed(summary))
+}

@@ -1,0 +1,256 @@
+//! The training loop (burn's custom-training-loop shape) and the evaluation, following the TSLib
+//! long-term forecasting experiment (`exp/exp_long_term_forecasting.py`):
+//!
+//! - Adam (PyTorch's epsilon 1e-8), MSE loss, shuffled stride-1 windows, every window used;
+//! - learning-rate schedule `type1`: TSLib calls `adjust_learning_rate(epoch + 1)` after each
+//!   epoch with `lr = lr0 · 0.5^(epoch - 1)`, so epochs 1 and 2 train at `lr0` and epoch `k ≥ 2` at
+//!   `lr0 · 0.5^(k - 2)`; we reproduce that exactly;
+//! - early stopping on the validation MSE with patience `p` (an epoch improves when its loss is
+//!   ≤ the best so far, as TSLib's `EarlyStopping` with delta 0), and the best-validation weights
+//!   are the ones tested;
+//! - the test set is never looked at before training ends.
+//!
+//! Metrics are MSE and MAE over every window, horizon step and scored channel, accumulated in f64
+//! over elements, so they do not depend on the batch size (PROTOCOL.md).
+
+use std::time::Instant;
+
+use architectures::{Arch, Forecaster};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use datasets::{ForecastData, Split};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::error::{Result, RunError};
+use crate::progress::Progress;
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Validation MSE after the epoch.
+    pub val_mse: f64,
+    /// Validation MAE after the epoch.
+    pub val_mae: f64,
+    /// Learning rate the epoch trained at.
+    pub lr: f64,
+    /// Wall seconds of the epoch (training and validation).
+    pub seconds: f64,
+    /// Whether this epoch's weights are the best so far.
+    pub improved: bool,
+}
+
+/// Error metrics over a split.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Mean squared error.
+    pub mse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Windows evaluated.
+    pub windows: usize,
+}
+
+/// What training produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Test metrics of the best-validation weights.
+    pub test: Metrics,
+    /// Validation metrics of the best-validation weights.
+    pub val: Metrics,
+    /// Epochs trained (0 for models without parameters).
+    pub epochs_run: usize,
+    /// Epoch whose weights were tested (0 when untrained).
+    pub best_epoch: usize,
+    /// Seconds spent in the training loop (including per-epoch validation).
+    pub train_seconds: f64,
+    /// Trainable parameters.
+    pub params: usize,
+    /// The tested model (inference copy).
+    pub model: Arch,
+}
+
+/// Learning rate of 1-based `epoch` under TSLib's `type1` schedule.
+pub fn type1_lr(lr0: f64, epoch: usize) -> f64 {
+    lr0 * 0.5f64.powi(epoch.saturating_sub(2) as i32)
+}
+
+/// Train `config.arch` on `data` and evaluate the best-validation weights on the test split.
+/// `on_epoch` sees every epoch record as soon as it exists (the runner appends it to disk).
+pub fn train(
+    config: &RunConfig,
+    data: &ForecastData,
+    device: &Device,
+    progress: &mut dyn Progress,
+    mut on_epoch: impl FnMut(&EpochRecord) -> Result<()>,
+) -> Result<Outcome> {
+    device.seed(config.seed);
+    let autodiff = device.clone().autodiff();
+    let mut model = config.arch.init(&autodiff);
+    let params = model.num_params();
+    let [train_split, val_split, test_split] = &data.splits;
+    let eval_batch = config.train.eval_batch_size;
+    let started = Instant::now();
+
+    if params == 0 {
+        let model = model.valid();
+        return Ok(Outcome {
+            val: evaluate(&model, data, val_split, eval_batch, device),
+            test: evaluate(&model, data, test_split, eval_batch, device),
+            epochs_run: 0,
+            best_epoch: 0,
+            train_seconds: started.elapsed().as_secs_f64(),
+            params,
+            model,
+        });
+    }
+
+    let train_cfg = &config.train;
+    let mut optim = AdamConfig::new()
+        .with_epsilon(train_cfg.adam_epsilon as f32)
+        .init();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut order: Vec<usize> = (0..train_split.windows).collect();
+    let batches = train_split.windows.div_ceil(train_cfg.batch_size);
+    let scored = data.scored_channels();
+    let (l, h, c) = (data.spec.seq_len, data.spec.pred_len, data.input_channels());
+    let (mut x_buf, mut y_buf) = (Vec::new(), Vec::new());
+
+    let mut best: Option<(Arch, Metrics, usize)> = None;
+    let mut epochs_without_improvement = 0;
+    let mut epochs_run = 0;
+    progress.start(&config.arch.name().to_string(), train_cfg.epochs, batches);
+    for epoch in 1..=train_cfg.epochs {
+        let epoch_started = Instant::now();
+        let lr = type1_lr(train_cfg.lr, epoch);
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for (batch, indices) in order.chunks(train_cfg.batch_size).enumerate() {
+            data.fill_batch(train_split, indices, &mut x_buf, &mut y_buf);
+            let b = indices.len();
+            let x = Tensor::<3>::from_data(TensorData::new(x_buf.clone(), [b, l, c]), &autodiff);
+            let y = Tensor::<3>::from_data(
+                TensorData::new(y_buf.clone(), [b, h, scored.len()]),
+                &autodiff,
+            );
+            let prediction = model.forecast(x).narrow(2, scored.start, scored.len());
+            let loss = (prediction - y).powi_scalar(2).mean();
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                progress.finish();
+                return Err(RunError::Diverged {
+                    epoch,
+                    batch,
+                    loss: loss_value,
+                });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            loss_sum += loss_value;
+            progress.batch(loss_value, lr);
+        }
+        epochs_run = epoch;
+        let inference = model.valid();
+        let val = evaluate(&inference, data, val_split, eval_batch, device);
+        let improved = best.as_ref().is_none_or(|(_, m, _)| val.mse <= m.mse);
+        if improved {
+            best = Some((inference, val, epoch));
+            epochs_without_improvement = 0;
+        } else {
+            epochs_without_improvement += 1;
+        }
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / batches as f64,
+            val_mse: val.mse,
+            val_mae: val.mae,
+            lr,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+            improved,
+        };
+        progress.epoch(&record);
+        on_epoch(&record)?;
+        if !val.mse.is_finite() {
+            progress.finish();
+            return Err(RunError::Diverged {
+                epoch,
+                batch: batches,
+                loss: val.mse,
+            });
+        }
+        if epochs_without_improvement >= train_cfg.patience {
+            break;
+        }
+    }
+    progress.finish();
+    let train_seconds = started.elapsed().as_secs_f64();
+    let (model, val, best_epoch) = best.expect("at least one epoch ran");
+    let test = evaluate(&model, data, test_split, eval_batch, device);
+    Ok(Outcome {
+        test,
+        val,
+        epochs_run,
+        best_epoch,
+        train_seconds,
+        params,
+        model,
+    })
+}
+
+/// MSE and MAE of `model` over every window of `split`, in order, `batch` windows at a time.
+pub fn evaluate(
+    model: &Arch,
+    data: &ForecastData,
+    split: &Split,
+    batch: usize,
+    device: &Device,
+) -> Metrics {
+    let scored = data.scored_channels();
+    let (l, c) = (data.spec.seq_len, data.input_channels());
+    let (mut x_buf, mut y_buf) = (Vec::new(), Vec::new());
+    let (mut squared, mut absolute, mut count) = (0.0f64, 0.0f64, 0usize);
+    let windows: Vec<usize> = (0..split.windows).collect();
+    for indices in windows.chunks(batch.max(1)) {
+        data.fill_batch(split, indices, &mut x_buf, &mut y_buf);
+        let b = indices.len();
+        let x = Tensor::<3>::from_data(TensorData::new(x_buf.clone(), [b, l, c]), device);
+        let prediction = model
+            .forecast(x)
+            .narrow(2, scored.start, scored.len())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 predictions");
+        for (p, y) in prediction.iter().zip(&y_buf) {
+            let e = f64::from(*p) - f64::from(*y);
+            squared += e * e;
+            absolute += e.abs();
+        }
+        count += prediction.len();
+    }
+    let n = count.max(1) as f64;
+    Metrics {
+        mse: squared / n,
+        mae: absolute / n,
+        windows: split.windows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type1_schedule_matches_tslib() {
+        // TSLib: adjust_learning_rate(epoch + 1) after each 0-based epoch, lr0 * 0.5^(e - 1).
+        let lrs: Vec<f64> = (1..=5).map(|e| type1_lr(1.0, e)).collect();
+        assert_eq!(lrs, [1.0, 1.0, 0.5, 0.25, 0.125]);
+    }
+}
