@@ -98,7 +98,7 @@ impl LinearForecasterConfig {
                 self.seq_len, self.pred_len, self.channels
             )));
         }
-        if self.kind == LinearKind::DLinear && self.moving_avg % 2 == 0 {
+        if self.kind == LinearKind::DLinear && self.moving_avg.is_multiple_of(2) {
             return Err(ConfigError::Invalid(format!(
                 "moving_avg must be odd so the trend keeps the window length (got {})",
                 self.moving_avg

@@ -240,6 +240,10 @@ impl ArchConfig {
 
 /// A built architecture.
 #[derive(Module, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one model per run, moved rarely; boxing would only add indirection to every call"
+)]
 pub enum Arch {
     /// The linear family.
     Linear(LinearForecaster),

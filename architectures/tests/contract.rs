@@ -12,7 +12,7 @@ use architectures::{ArchName, Forecaster, ModelOptions, SequenceModel, TaskShape
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::{Distribution, backend::Gradients};
+use burn::tensor::{Distribution, Gradients};
 
 const TASK: TaskShape = TaskShape {
     seq_len: 12,

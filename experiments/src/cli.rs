@@ -11,7 +11,7 @@ use experiments::{BackendName, Preset};
 /// archzoo: a reproducible architecture zoo for sequence models. Trains forecasters under the
 /// standard long-horizon protocol and writes every run's config, metrics and summary to disk.
 #[derive(Debug, Parser)]
-#[command(name = "archzoo", version, about, long_about = None, allow_negative_numbers = true)]
+#[command(name = "archzoo", version, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -69,7 +69,7 @@ pub struct ModelArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub stride: Option<u64>,
     /// Dropout probability in [0, 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub dropout: Option<f64>,
     /// One set of weights per channel (linear family).
     #[arg(long)]
@@ -177,16 +177,16 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub data_args: DataArgs,
     /// Lookback L (default: the preset's).
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub seq_len: Option<i64>,
     /// Horizon H.
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 96, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub pred_len: i64,
     /// Training preset; flags below override its values.
     #[arg(long, value_enum, default_value = "tslib")]
     pub preset: Preset,
     /// Initial learning rate (default: the preset's).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Training batch size (default: the preset's).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -242,10 +242,10 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub data_args: DataArgs,
     /// Lookback L for the window counts.
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 96, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub seq_len: i64,
     /// Horizon H for the window counts.
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 96, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub pred_len: i64,
 }
 
@@ -291,10 +291,10 @@ pub struct TrainStepArgs {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
     /// Lookback L.
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 96, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub seq_len: i64,
     /// Horizon H.
-    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 96, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub pred_len: i64,
     /// Channels (ETT has 7).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]

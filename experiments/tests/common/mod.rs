@@ -1,0 +1,104 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared ETT folder: `$ARCHZOO_DATA` (relative paths are taken from the workspace root, as
+/// CI sets it) or `../shared/datasets` beside the checkout. `None`, with the reason printed, when
+/// the ETT files are absent.
+pub fn ett_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("ARCHZOO_DATA") {
+        Some(v) if Path::new(&v).is_absolute() => PathBuf::from(v),
+        Some(v) => workspace().join(v),
+        None => workspace().join("../shared/datasets"),
+    };
+    if dir.join("ETT-small/ETTh1.csv").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: ETT data not found at {} (set ARCHZOO_DATA to the folder holding ETT-small/)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Run the `archzoo` binary.
+pub fn archzoo(args: &[&str], data_dir: Option<&Path>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_archzoo"));
+    command.args(args);
+    match data_dir {
+        Some(dir) => command.env("ARCHZOO_DATA", dir),
+        None => command.env_remove("ARCHZOO_DATA"),
+    };
+    command.output().expect("archzoo runs")
+}
+
+/// stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Read a JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("readable")).expect("valid JSON")
+}
+
+/// The only run directory under `out`.
+pub fn single_run(out: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("out exists")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(
+        runs.len(),
+        1,
+        "expected one run in {}: {runs:?}",
+        out.display()
+    );
+    runs.into_iter().next().unwrap()
+}
+
+/// A fresh directory under the system temp folder, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Create a [`TempDir`] (std only: a dev-dependency would split burn's feature set between
+/// `cargo build` and `cargo test` and rebuild it).
+pub fn tempdir() -> TempDir {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "archzoo-test-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    TempDir(dir)
+}

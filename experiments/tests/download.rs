@@ -1,0 +1,172 @@
+//! `archzoo data download ett` against a local HTTP server on 127.0.0.1: verified files land in
+//! place; a corrupted or failed download is rejected and leaves no file, partial or otherwise.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{archzoo, stderr, stdout};
+use datasets::download::ETT_FILES;
+
+/// Serve `files` (URL path -> body) on an ephemeral loopback port until the test ends; unknown
+/// paths get a 404. Returns the base URL.
+fn serve(files: HashMap<String, Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let files = Arc::new(files);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_string();
+            let response = match files.get(&path) {
+                Some(body) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    base
+}
+
+fn ett_bodies(dir: &Path) -> HashMap<String, Vec<u8>> {
+    ETT_FILES
+        .iter()
+        .map(|f| {
+            (
+                format!("/{}", f.path),
+                std::fs::read(dir.join(f.path)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn download(base: &str, dest: &Path) -> std::process::Output {
+    archzoo(
+        &[
+            "data",
+            "download",
+            "ett",
+            "--dir",
+            dest.to_str().unwrap(),
+            "--base-url",
+            base,
+        ],
+        None,
+    )
+}
+
+#[test]
+fn verified_download_lands_and_is_not_fetched_twice() {
+    let Some(shared) = common::ett_dir() else {
+        return;
+    };
+    let base = serve(ett_bodies(&shared));
+    let tmp = common::tempdir();
+    let output = download(&base, tmp.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    for file in ETT_FILES {
+        assert_eq!(
+            std::fs::read(tmp.path().join(file.path)).unwrap(),
+            std::fs::read(shared.join(file.path)).unwrap(),
+            "{}",
+            file.path
+        );
+    }
+    assert_eq!(
+        files_under(tmp.path()).len(),
+        4,
+        "{:?}",
+        files_under(tmp.path())
+    );
+    let again = download(&base, tmp.path());
+    assert!(again.status.success());
+    assert_eq!(
+        stdout(&again).matches("already present").count(),
+        4,
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn corrupted_download_is_rejected_and_leaves_no_file() {
+    let Some(shared) = common::ett_dir() else {
+        return;
+    };
+    let mut bodies = ett_bodies(&shared);
+    // Flip one byte in the middle of ETTh2.
+    let body = bodies.get_mut("/ETT-small/ETTh2.csv").unwrap();
+    let middle = body.len() / 2;
+    body[middle] ^= 0x01;
+    let base = serve(bodies);
+    let tmp = common::tempdir();
+    let output = download(&base, tmp.path());
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("checksum mismatch") && err.contains("ETTh2.csv"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // ETTh1 came first and is verified; ETTh2 is neither in place nor left as a partial file.
+    let files = files_under(tmp.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with("ETTh1.csv"), "{files:?}");
+}
+
+#[test]
+fn missing_file_on_the_server_is_an_error_without_leftovers() {
+    let base = serve(HashMap::new());
+    let tmp = common::tempdir();
+    let output = download(&base, tmp.path());
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("download of") && err.contains("404"), "{err}");
+    assert!(
+        files_under(tmp.path()).is_empty(),
+        "{:?}",
+        files_under(tmp.path())
+    );
+}

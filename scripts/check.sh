@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# What CI runs: the test suite (the README's test command), formatting and clippy.
+# Tests that need ETT read it from $ARCHZOO_DATA (default ../shared/datasets) and skip, saying
+# why, when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ARCHZOO_DATA="${ARCHZOO_DATA:-../shared/datasets}"
+
+echo "== cargo test --release --workspace"
+cargo test --release --workspace
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --release --all-targets -- -D warnings"
+cargo clippy --release --workspace --all-targets -- -D warnings
