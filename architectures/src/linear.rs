@@ -15,8 +15,13 @@
 //! Each takes `individual` (one weight matrix per channel). Weights default to PyTorch's `nn.Linear`
 //! initialisation; `mean_init` gives TSLib DLinear's constant `1/L` weights.
 //!
-//! Deviation: none in the maths. The moving average is applied as a fixed `[L, L]` averaging matrix
-//! (the same numbers as AvgPool1d over the replicate-padded window), which is one matmul.
+//! Deviation: none in the maths. The moving average is a fixed `[L, L]` averaging matrix `Mᵀ` (the
+//! same numbers as AvgPool1d over the replicate-padded window). Because every DLinear step is
+//! linear, the fast path folds the decomposition into one effective weight,
+//! `W = W_S + Mᵀ (W_T − W_S)`, computed once per call from the parameters (`[L, L] × [L, H]`)
+//! instead of averaging every window of the batch (`[b·c, L] × [L, L]`); gradients reach `W_S`
+//! and `W_T` through it. [`LinearForecaster::dlinear_reference`] keeps the explicit
+//! decomposition, and a test holds the two equal in values and gradients.
 //!
 //! As a [`SequenceModel`] a linear forecaster is a causal filter over the last `w = L` positions:
 //! the output at `t` is its one-step-ahead forecast from the window ending at `t`.
@@ -24,7 +29,7 @@
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
-use crate::blocks::{RevIn, RevInConfig, TimeLinear, TimeLinearConfig};
+use crate::blocks::{RevIn, RevInConfig, TimeLinear, TimeLinearConfig, time_linear};
 use crate::error::ConfigError;
 use crate::sequence_model::{Forecaster, SequenceModel, WindowState, rolling};
 
@@ -170,7 +175,7 @@ impl LinearForecaster {
 impl Forecaster for LinearForecaster {
     /// `x: [b, L, c] -> [b, H, c]`.
     fn forecast(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, c] = x.dims();
+        let [_, l, _] = x.dims();
         assert_eq!(
             l, self.seq_len,
             "window length {l}, model built for {}",
@@ -184,19 +189,16 @@ impl Forecaster for LinearForecaster {
                 y.swap_dims(1, 2) + last
             }
             LinearKind::DLinear => {
-                let xt = x.swap_dims(1, 2); // [b, c, L]
                 let ma = self
                     .moving_avg
                     .as_ref()
                     .expect("DLinear has a moving average");
-                let trend = xt
-                    .clone()
-                    .reshape([b * c, l])
-                    .matmul(ma.clone())
-                    .reshape([b, c, l]);
-                let seasonal = xt - trend.clone();
                 let trend_head = self.trend_head.as_ref().expect("DLinear has a trend head");
-                (self.head.forward(seasonal) + trend_head.forward(trend)).swap_dims(1, 2)
+                let (w_s, w_t) = (self.head.weight.val(), trend_head.weight.val());
+                // W = W_S + Mᵀ (W_T − W_S): [1, L, L] × [g, L, H] -> [g, L, H].
+                let weight = w_s.clone() + ma.clone().unsqueeze::<3>().matmul(w_t - w_s);
+                let bias = self.head.bias.val() + trend_head.bias.val(); // [g, H]
+                time_linear::apply(x.swap_dims(1, 2), weight, bias).swap_dims(1, 2)
             }
             LinearKind::RLinear => {
                 let revin = self.revin.as_ref().expect("RLinear has RevIN");
@@ -206,6 +208,32 @@ impl Forecaster for LinearForecaster {
                 revin.denormalize(y, &stats)
             }
         }
+    }
+}
+
+impl LinearForecaster {
+    /// DLinear exactly as written in LTSF-Linear: decompose every window into trend and seasonal
+    /// parts, apply one head to each, add. The reference for the folded fast path in
+    /// [`Forecaster::forecast`]. `x: [b, L, c] -> [b, H, c]`.
+    ///
+    /// # Panics
+    ///
+    /// If the model is not a DLinear.
+    pub fn dlinear_reference(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, l, c] = x.dims();
+        let ma = self
+            .moving_avg
+            .as_ref()
+            .expect("DLinear has a moving average");
+        let trend_head = self.trend_head.as_ref().expect("DLinear has a trend head");
+        let xt = x.swap_dims(1, 2); // [b, c, L]
+        let trend = xt
+            .clone()
+            .reshape([b * c, l])
+            .matmul(ma.clone())
+            .reshape([b, c, l]);
+        let seasonal = xt - trend.clone();
+        (self.head.forward(seasonal) + trend_head.forward(trend)).swap_dims(1, 2)
     }
 }
 
@@ -304,6 +332,40 @@ mod tests {
         shifted
             .into_data()
             .assert_approx_eq::<f32>(&base.into_data(), burn::tensor::Tolerance::absolute(1e-4));
+    }
+
+    /// The folded DLinear equals the explicit decomposition, in outputs and in the gradients of
+    /// every parameter, shared and individual.
+    #[test]
+    fn folded_dlinear_equals_reference_values_and_gradients() {
+        let device = Device::flex().autodiff();
+        for individual in [false, true] {
+            let model = LinearForecasterConfig::new(LinearKind::DLinear, 48, 12, 3)
+                .with_individual(individual)
+                .init(&device);
+            let x = Tensor::<3>::random([4, 48, 3], burn::tensor::Distribution::Default, &device);
+            let fast = model.forecast(x.clone());
+            let reference = model.dlinear_reference(x);
+            let tolerance = burn::tensor::Tolerance::<f32>::rel_abs(1e-4, 1e-5);
+            fast.clone()
+                .into_data()
+                .assert_approx_eq::<f32>(&reference.clone().into_data(), tolerance);
+            let (g_fast, g_ref) = (
+                fast.powi_scalar(2).sum().backward(),
+                reference.powi_scalar(2).sum().backward(),
+            );
+            let trend = model.trend_head.as_ref().unwrap();
+            for p in [model.head.weight.val(), trend.weight.val()] {
+                let (a, b) = (p.grad(&g_fast).unwrap(), p.grad(&g_ref).unwrap());
+                a.into_data()
+                    .assert_approx_eq::<f32>(&b.into_data(), tolerance);
+            }
+            for p in [model.head.bias.val(), trend.bias.val()] {
+                let (a, b) = (p.grad(&g_fast).unwrap(), p.grad(&g_ref).unwrap());
+                a.into_data()
+                    .assert_approx_eq::<f32>(&b.into_data(), tolerance);
+            }
+        }
     }
 
     #[test]

@@ -56,19 +56,25 @@ impl TimeLinearConfig {
 impl TimeLinear {
     /// `x: [b, c, L] -> [b, c, H]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, c, l] = x.dims();
-        let [groups, _, h] = self.weight.dims();
-        if groups == 1 {
-            let w = self.weight.val().reshape([l, h]);
-            let y = x.reshape([b * c, l]).matmul(w) + self.bias.val(); // [b·c, H]
-            y.reshape([b, c, h])
-        } else {
-            debug_assert_eq!(
-                groups, c,
-                "individual weights for {groups} channels, got {c}"
-            );
-            let y = x.swap_dims(0, 1).matmul(self.weight.val()); // [c, b, H]
-            y.swap_dims(0, 1) + self.bias.val().unsqueeze::<3>() // [b, c, H]
-        }
+        apply(x, self.weight.val(), self.bias.val())
+    }
+}
+
+/// The time map with explicit weights: `x: [b, c, L]`, `weight: [1 or c, L, H]`,
+/// `bias: [1 or c, H]` -> `[b, c, H]`.
+pub fn apply(x: Tensor<3>, weight: Tensor<3>, bias: Tensor<2>) -> Tensor<3> {
+    let [b, c, l] = x.dims();
+    let [groups, _, h] = weight.dims();
+    if groups == 1 {
+        let w = weight.reshape([l, h]);
+        let y = x.reshape([b * c, l]).matmul(w) + bias; // [b·c, H]
+        y.reshape([b, c, h])
+    } else {
+        debug_assert_eq!(
+            groups, c,
+            "individual weights for {groups} channels, got {c}"
+        );
+        let y = x.swap_dims(0, 1).matmul(weight); // [c, b, H]
+        y.swap_dims(0, 1) + bias.unsqueeze::<3>() // [b, c, H]
     }
 }
