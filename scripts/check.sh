@@ -14,3 +14,7 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy --release --all-targets -- -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
+
+# The GPU backend must keep compiling: check it (no codegen) with its feature on.
+echo "== cargo clippy --features experiments/wgpu -- -D warnings"
+cargo clippy --release --workspace --features experiments/wgpu -- -D warnings

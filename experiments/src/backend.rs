@@ -5,7 +5,7 @@ use std::fmt;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, RunError};
+use crate::error::Result;
 
 /// Backends selectable with `--backend`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -38,7 +38,7 @@ impl BackendName {
             #[cfg(feature = "wgpu")]
             Self::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(not(feature = "wgpu"))]
-            Self::Wgpu => Err(RunError::BackendUnavailable("wgpu")),
+            Self::Wgpu => Err(crate::error::RunError::BackendUnavailable("wgpu")),
         }
     }
 }
