@@ -142,6 +142,16 @@ impl ArchName {
         }
     }
 
+    /// The accepted options as flags, `--individual, --moving-avg`, or `no model options`.
+    pub fn accepted_flags(self) -> String {
+        let accepted = self.accepted_options();
+        if accepted.is_empty() {
+            return "no model options".into();
+        }
+        let flags: Vec<String> = accepted.iter().map(|o| format!("--{o}")).collect();
+        flags.join(", ")
+    }
+
     /// Build the configuration for a task from command-line options, rejecting options that do not
     /// apply and values out of range.
     pub fn config(
@@ -154,15 +164,7 @@ impl ArchName {
             return Err(ConfigError::NotApplicable {
                 arch: self.as_str(),
                 option,
-                accepted: if accepted.is_empty() {
-                    "no model options".into()
-                } else {
-                    accepted
-                        .iter()
-                        .map(|o| format!("--{o}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
+                accepted: self.accepted_flags(),
             });
         }
         let linear = |kind| {

@@ -349,6 +349,67 @@ mod tests {
         assert_eq!(test, (7588 - 1517 - 96, 7588));
     }
 
+    /// A 3-channel series whose value encodes (row, channel): `row * 10 + channel`.
+    fn coded_series(rows: usize) -> TimeSeries {
+        let start = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        TimeSeries {
+            name: "coded".into(),
+            columns: vec!["a".into(), "b".into(), "OT".into()],
+            dates: (0..rows)
+                .map(|r| start + chrono::Duration::hours(r as i64))
+                .collect(),
+            values: (0..rows)
+                .flat_map(|r| (0..3).map(move |c| (r * 10 + c) as f64))
+                .collect(),
+            sha256: None,
+        }
+    }
+
+    fn unscale(data: &ForecastData, value: f32, channel: usize) -> f64 {
+        f64::from(value) * data.scaler.std[channel] + data.scaler.mean[channel]
+    }
+
+    #[test]
+    fn feature_modes_select_inputs_and_targets() {
+        let series = coded_series(200);
+        let spec = |features| ForecastSpec {
+            seq_len: 8,
+            pred_len: 4,
+            features,
+            split: SplitRule::Ratio,
+        };
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for (features, inputs, scored) in [
+            (Features::M, 3, 0..3),
+            (Features::S, 1, 0..1),
+            (Features::MS, 3, 2..3),
+        ] {
+            let data = ForecastData::new(&series, spec(features)).unwrap();
+            assert_eq!(data.input_channels(), inputs, "{features}");
+            assert_eq!(data.scored_channels(), scored, "{features}");
+            // Window 5 of the test split: inputs are rows start+5 .. start+13, targets the next 4.
+            let test = data.split(2).clone();
+            data.fill_batch(&test, &[5], &mut x, &mut y);
+            assert_eq!(x.len(), 8 * inputs);
+            assert_eq!(y.len(), 4 * scored.len());
+            let first_row = test.rows.start + 5;
+            let target_channel = if features == Features::S {
+                0
+            } else {
+                inputs - 1
+            };
+            let original_channel = 2; // OT
+            let got = unscale(&data, x[target_channel], target_channel);
+            assert!((got - (first_row * 10 + original_channel) as f64).abs() < 1e-3);
+            let last = y.len() - 1;
+            let got = unscale(&data, y[last], target_channel);
+            assert!((got - ((first_row + 11) * 10 + original_channel) as f64).abs() < 1e-3);
+        }
+    }
+
     #[test]
     fn scaler_uses_population_std_and_guards_zero() {
         let values = [1.0, 5.0, 3.0, 5.0, 100.0, 7.0];

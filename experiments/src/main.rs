@@ -230,16 +230,7 @@ fn report(status: &RunStatus, out: &Path) {
 fn list(data_dir: &Path) {
     say("Architectures (--arch):");
     for name in ArchName::ALL {
-        let options = name.accepted_options();
-        let options = if options.is_empty() {
-            String::from("no model options")
-        } else {
-            options
-                .iter()
-                .map(|o| format!("--{o}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let options = name.accepted_flags();
         say(format!(
             "  {:<9} {}  [{options}]",
             name.as_str(),
