@@ -26,13 +26,17 @@
 
 pub mod blocks;
 pub mod error;
+pub mod forecast_adapter;
 pub mod linear;
 pub mod registry;
 pub mod repeat;
 pub mod sequence_model;
+pub mod transformer;
 
 pub use error::ConfigError;
+pub use forecast_adapter::{Backbone, BackboneConfig, PatchForecaster, PatchForecasterConfig};
 pub use linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 pub use registry::{Arch, ArchConfig, ArchName, ArchState, ModelOptions, TaskShape};
 pub use repeat::{Repeat, RepeatConfig};
 pub use sequence_model::{Forecaster, SequenceModel, WindowState};
+pub use transformer::{KvCache, NormKind, PositionKind, Transformer, TransformerConfig};

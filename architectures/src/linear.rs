@@ -255,6 +255,10 @@ impl SequenceModel for LinearForecaster {
     fn state_size(&self, _len: usize) -> usize {
         (self.seq_len - 1) * self.channels
     }
+
+    fn width(&self) -> Option<usize> {
+        Some(self.channels)
+    }
 }
 
 /// `Mᵀ` with `trend = x · Mᵀ` equal to AvgPool1d(kernel `k`, stride 1) over `x` replicate-padded by

@@ -8,9 +8,13 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::forecast_adapter::{
+    BackboneConfig, BackboneState, PatchForecaster, PatchForecasterConfig,
+};
 use crate::linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 use crate::repeat::{Repeat, RepeatConfig};
 use crate::sequence_model::{Forecaster, SequenceModel, WindowState};
+use crate::transformer::{PositionKind, TransformerConfig};
 
 /// Architectures selectable with `--arch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,6 +31,8 @@ pub enum ArchName {
     Rlinear,
     /// Repeat the last value: the no-training baseline.
     Repeat,
+    /// Self-attention backbone behind the patch forecasting adapter (PatchTST-style).
+    Transformer,
 }
 
 /// Model hyperparameters as given on the command line; `None` means "not given".
@@ -56,6 +62,8 @@ pub struct ModelOptions {
     pub moving_avg: Option<usize>,
     /// Constant `1/L` initial weights (set by the `tslib` preset for DLinear, as TSLib does).
     pub mean_init: Option<bool>,
+    /// Causal backbone (attention to earlier positions only); forecasting default: bidirectional.
+    pub causal: Option<bool>,
 }
 
 impl ModelOptions {
@@ -78,6 +86,7 @@ impl ModelOptions {
         push(self.dropout.is_some(), "dropout");
         push(self.individual.is_some(), "individual");
         push(self.moving_avg.is_some(), "moving-avg");
+        push(self.causal.is_some(), "causal");
         given
     }
 }
@@ -95,12 +104,13 @@ pub struct TaskShape {
 
 impl ArchName {
     /// Every registered architecture.
-    pub const ALL: [ArchName; 5] = [
+    pub const ALL: [ArchName; 6] = [
         Self::Linear,
         Self::Nlinear,
         Self::Dlinear,
         Self::Rlinear,
         Self::Repeat,
+        Self::Transformer,
     ];
 
     /// The command-line spelling.
@@ -111,6 +121,7 @@ impl ArchName {
             Self::Dlinear => "dlinear",
             Self::Rlinear => "rlinear",
             Self::Repeat => "repeat",
+            Self::Transformer => "transformer",
         }
     }
 
@@ -124,6 +135,9 @@ impl ArchName {
             }
             Self::Rlinear => "RevIN + dropout + Linear (Li et al. 2023)",
             Self::Repeat => "repeat the last input value over the horizon; no training",
+            Self::Transformer => {
+                "pre-norm self-attention over patches (PatchTST-style adapter; work in progress)"
+            }
         }
     }
 
@@ -139,6 +153,16 @@ impl ArchName {
             Self::Dlinear => &["individual", "moving-avg"],
             Self::Rlinear => &["individual", "dropout"],
             Self::Repeat => &[],
+            Self::Transformer => &[
+                "d-model",
+                "layers",
+                "heads",
+                "d-ff",
+                "dropout",
+                "patch-len",
+                "stride",
+                "causal",
+            ],
         }
     }
 
@@ -185,6 +209,44 @@ impl ArchName {
             Self::Dlinear => ArchConfig::Linear(linear(LinearKind::DLinear)),
             Self::Rlinear => ArchConfig::Linear(linear(LinearKind::RLinear)),
             Self::Repeat => ArchConfig::Repeat(RepeatConfig::new(task.seq_len, task.pred_len)),
+            Self::Transformer => {
+                let patch_len = options.patch_len.unwrap_or(16);
+                let stride = options.stride.unwrap_or(8);
+                let mut adapter = PatchForecasterConfig::new(
+                    task.seq_len,
+                    task.pred_len,
+                    task.channels,
+                    BackboneConfig::Transformer(TransformerConfig::new(0)),
+                )
+                .with_patch_len(patch_len)
+                .with_stride(stride);
+                // The bidirectional encoder (PatchTST) learns one position per patch; a causal
+                // backbone uses rotary positions, so it also runs as a sequence model of any
+                // length up to its table. An invalid patching is reported by validate() below,
+                // so guard the patch count here.
+                let causal = options.causal.unwrap_or(false);
+                let n_patches = if patch_len <= task.seq_len && stride > 0 {
+                    adapter.n_patches()
+                } else {
+                    1
+                };
+                let (positions, max_len) = if causal {
+                    (PositionKind::Rotary, 8192)
+                } else {
+                    (PositionKind::Learned, n_patches)
+                };
+                adapter.backbone = BackboneConfig::Transformer(
+                    TransformerConfig::new(options.d_model.unwrap_or(64))
+                        .with_n_layers(options.layers.unwrap_or(2))
+                        .with_n_heads(options.heads.unwrap_or(4))
+                        .with_d_ff(options.d_ff.unwrap_or(128))
+                        .with_dropout(options.dropout.unwrap_or(0.1))
+                        .with_positions(positions)
+                        .with_max_len(max_len)
+                        .with_causal(causal),
+                );
+                ArchConfig::Patch(adapter)
+            }
         };
         config.validate()?;
         Ok(config)
@@ -204,6 +266,8 @@ pub enum ArchConfig {
     Linear(LinearForecasterConfig),
     /// The repeat-last-value baseline.
     Repeat(RepeatConfig),
+    /// A backbone behind the patch forecasting adapter.
+    Patch(PatchForecasterConfig),
 }
 
 impl ArchConfig {
@@ -217,6 +281,9 @@ impl ArchConfig {
                 LinearKind::RLinear => ArchName::Rlinear,
             },
             Self::Repeat(_) => ArchName::Repeat,
+            Self::Patch(c) => match c.backbone {
+                BackboneConfig::Transformer(_) => ArchName::Transformer,
+            },
         }
     }
 
@@ -228,6 +295,7 @@ impl ArchConfig {
                 "seq_len and pred_len must be positive".into(),
             )),
             Self::Repeat(_) => Ok(()),
+            Self::Patch(c) => c.validate(),
         }
     }
 
@@ -236,6 +304,7 @@ impl ArchConfig {
         match self {
             Self::Linear(c) => Arch::Linear(c.init(device)),
             Self::Repeat(c) => Arch::Repeat(c.init(device)),
+            Self::Patch(c) => Arch::Patch(c.init(device)),
         }
     }
 }
@@ -251,13 +320,21 @@ pub enum Arch {
     Linear(LinearForecaster),
     /// The repeat-last-value baseline.
     Repeat(Repeat),
+    /// A backbone behind the patch forecasting adapter.
+    Patch(PatchForecaster),
 }
 
 /// Recurrent state of an [`Arch`].
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a handful of tensor handles passed by value each step; boxing adds an allocation per step"
+)]
 pub enum ArchState {
     /// Input window of a window forecaster.
     Window(WindowState),
+    /// State of a backbone.
+    Backbone(BackboneState),
 }
 
 impl Forecaster for Arch {
@@ -265,6 +342,7 @@ impl Forecaster for Arch {
         match self {
             Self::Linear(m) => m.forecast(x),
             Self::Repeat(m) => m.forecast(x),
+            Self::Patch(m) => m.forecast(x),
         }
     }
 }
@@ -276,6 +354,7 @@ impl SequenceModel for Arch {
         match self {
             Self::Linear(m) => SequenceModel::forward(m, x),
             Self::Repeat(m) => SequenceModel::forward(m, x),
+            Self::Patch(m) => m.backbone().forward(x),
         }
     }
 
@@ -283,6 +362,7 @@ impl SequenceModel for Arch {
         match self {
             Self::Linear(m) => ArchState::Window(m.init_state(batch, device)),
             Self::Repeat(m) => ArchState::Window(m.init_state(batch, device)),
+            Self::Patch(m) => ArchState::Backbone(m.backbone().init_state(batch, device)),
         }
     }
 
@@ -296,6 +376,11 @@ impl SequenceModel for Arch {
                 let (y, s) = m.step(x, s);
                 (y, ArchState::Window(s))
             }
+            (Self::Patch(m), ArchState::Backbone(s)) => {
+                let (y, s) = m.backbone().step(x, s);
+                (y, ArchState::Backbone(s))
+            }
+            (model, state) => panic!("state {state:?} does not belong to {model}"),
         }
     }
 
@@ -303,6 +388,23 @@ impl SequenceModel for Arch {
         match self {
             Self::Linear(m) => m.state_size(len),
             Self::Repeat(m) => m.state_size(len),
+            Self::Patch(m) => m.backbone().state_size(len),
+        }
+    }
+
+    fn width(&self) -> Option<usize> {
+        match self {
+            Self::Linear(m) => m.width(),
+            Self::Repeat(m) => m.width(),
+            Self::Patch(m) => m.backbone().width(),
+        }
+    }
+
+    fn is_causal(&self) -> bool {
+        match self {
+            Self::Linear(m) => m.is_causal(),
+            Self::Repeat(m) => m.is_causal(),
+            Self::Patch(m) => m.backbone().is_causal(),
         }
     }
 }

@@ -57,4 +57,8 @@ impl SequenceModel for Repeat {
     fn state_size(&self, _len: usize) -> usize {
         0
     }
+
+    fn width(&self) -> Option<usize> {
+        None
+    }
 }

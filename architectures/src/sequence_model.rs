@@ -24,6 +24,14 @@ pub trait SequenceModel {
     /// Floats of state held per sequence after `len` positions (a KV cache grows; a recurrent or
     /// windowed state does not).
     fn state_size(&self, len: usize) -> usize;
+
+    /// Width `d` the model expects, or `None` when any width works (a parameter-free model).
+    fn width(&self) -> Option<usize>;
+
+    /// Whether outputs depend on earlier inputs only. Only causal models have a `step`.
+    fn is_causal(&self) -> bool {
+        true
+    }
 }
 
 /// The long-horizon forecasting contract: a lookback window in, a horizon out.

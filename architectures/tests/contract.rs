@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Gradients};
 
 const TASK: TaskShape = TaskShape {
-    seq_len: 12,
+    seq_len: 24,
     pred_len: 4,
     channels: 3,
 };
@@ -25,6 +25,15 @@ fn options_for(name: ArchName) -> Vec<ModelOptions> {
     if name.accepted_options().contains(&"individual") {
         variants.push(ModelOptions {
             individual: Some(true),
+            ..ModelOptions::default()
+        });
+    }
+    if name.accepted_options().contains(&"causal") {
+        variants.push(ModelOptions {
+            causal: Some(true),
+            d_model: Some(16),
+            heads: Some(2),
+            d_ff: Some(32),
             ..ModelOptions::default()
         });
     }
@@ -47,6 +56,11 @@ fn each_model(device: &Device, mut check: impl FnMut(String, architectures::Arch
     }
 }
 
+/// Width of the sequence view: the model's own, or the channel count for width-free models.
+fn width(model: &architectures::Arch) -> usize {
+    model.width().unwrap_or(TASK.channels)
+}
+
 fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
@@ -65,10 +79,12 @@ fn forecast_and_sequence_shapes() {
             [2, TASK.pred_len, TASK.channels],
             "{label}"
         );
-        let seq = Tensor::<3>::random([2, 20, TASK.channels], Distribution::Default, &device);
+        // Short enough for a bidirectional encoder's learned positions (one per patch).
+        let (d, len) = (width(&model), 3);
+        let seq = Tensor::<3>::random([2, len, d], Distribution::Default, &device);
         assert_eq!(
             SequenceModel::forward(&model, seq).dims(),
-            [2, 20, TASK.channels],
+            [2, len, d],
             "{label}"
         );
     });
@@ -79,10 +95,14 @@ fn outputs_never_depend_on_later_inputs() {
     let device = Device::flex();
     let len = 20;
     each_model(&device, |label, model| {
-        let x = Tensor::<3>::random([2, len, TASK.channels], Distribution::Default, &device);
+        if !model.is_causal() {
+            return; // bidirectional encoders (the forecasting default) make no causal claim
+        }
+        let d = width(&model);
+        let x = Tensor::<3>::random([2, len, d], Distribution::Default, &device);
         let y = SequenceModel::forward(&model, x.clone());
         for t in [0, 5, 13, len - 1] {
-            let bump = Tensor::<3>::ones([2, 1, TASK.channels], &device).mul_scalar(10.0);
+            let bump = Tensor::<3>::ones([2, 1, d], &device).mul_scalar(10.0);
             let x2 = x
                 .clone()
                 .slice_assign(s![.., t..t + 1, ..], x.clone().narrow(1, t, 1) + bump);
@@ -103,23 +123,33 @@ fn forward_equals_step_by_step() {
     let device = Device::flex();
     let len = 30;
     each_model(&device, |label, model| {
-        let x = Tensor::<3>::random([2, len, TASK.channels], Distribution::Default, &device);
+        if !model.is_causal() {
+            return; // no recurrent form without causality
+        }
+        let d = width(&model);
+        let x = Tensor::<3>::random([2, len, d], Distribution::Default, &device);
         let y = SequenceModel::forward(&model, x.clone());
         let mut state = model.init_state(2, &device);
         let mut steps = Vec::with_capacity(len);
         for t in 0..len {
-            let xt = x.clone().narrow(1, t, 1).reshape([2, TASK.channels]);
+            let xt = x.clone().narrow(1, t, 1).reshape([2, d]);
             let (yt, next) = model.step(xt, state);
             state = next;
             steps.push(yt.unsqueeze_dim::<3>(1));
         }
         let diff = max_abs_diff(y, Tensor::cat(steps, 1));
         assert!(diff <= 1e-4, "{label}: forward vs step max abs diff {diff}");
-        assert_eq!(
-            model.state_size(16),
-            model.state_size(4096),
-            "{label}: state grows"
-        );
+        if label.starts_with("transformer") {
+            // A KV cache grows linearly with the length.
+            assert_eq!(2 * model.state_size(512), model.state_size(1024), "{label}");
+            assert!(model.state_size(1) > 0, "{label}");
+        } else {
+            assert_eq!(
+                model.state_size(16),
+                model.state_size(4096),
+                "{label}: state grows"
+            );
+        }
     });
 }
 

@@ -77,6 +77,9 @@ pub struct ModelArgs {
     /// DLinear moving-average kernel (odd).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub moving_avg: Option<u64>,
+    /// Causal backbone: attention to earlier positions only (forecasting default: bidirectional).
+    #[arg(long)]
+    pub causal: bool,
 }
 
 impl ModelArgs {
@@ -96,6 +99,7 @@ impl ModelArgs {
             individual: self.individual.then_some(true),
             moving_avg: u(self.moving_avg),
             mean_init: None,
+            causal: self.causal.then_some(true),
         }
     }
 }

@@ -311,3 +311,30 @@ fn a_failed_run_keeps_results_already_written() {
         );
     }
 }
+
+#[test]
+fn bad_transformer_config_is_rejected_before_training() {
+    let tmp = common::tempdir();
+    let out = tmp.path().join("runs");
+    let out = out.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--d-model", "10", "--heads", "3"],
+            "divisible by heads",
+        ),
+        (
+            vec!["--patch-len", "200"],
+            "patch_len (200) is longer than the lookback seq_len (96)",
+        ),
+        (vec!["--layers", "0"], "--layers"),
+    ] {
+        let mut full = vec!["train", "--arch", "transformer", "--out", out];
+        full.extend(args);
+        let output = archzoo(&full, None);
+        assert_clean_failure(output.status.success(), &stderr(&output), &[expected]);
+    }
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "a rejected config wrote results"
+    );
+}

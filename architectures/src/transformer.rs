@@ -1,0 +1,399 @@
+//! Transformer backbone: pre-norm multi-head self-attention blocks with a GELU MLP (Vaswani et
+//! al. 2017, <https://arxiv.org/abs/1706.03762>; pre-norm as in GPT-2 and nanoGPT `model.py`
+//! @ 3adf61e), rotary (Su et al. 2021, <https://arxiv.org/abs/2104.09864>) or learned positions,
+//! LayerNorm or RMSNorm, and a `causal` switch.
+//!
+//! The attention is written here rather than taken from burn's `MultiHeadAttention`, so masking,
+//! positions and the KV cache stay under our control: `step` appends one position's keys and
+//! values per layer (burn's `MhaCache` wants the whole prefix on each call).
+//!
+//! Shapes: b batch, l length, d d_model, h heads, k = d / h head width.
+
+use burn::module::Param;
+use burn::nn::{
+    Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm,
+    RmsNormConfig, RotaryEncoding, RotaryEncodingConfig,
+};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, softmax};
+
+use crate::error::ConfigError;
+use crate::sequence_model::SequenceModel;
+
+/// Normalisation layer of the blocks.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// LayerNorm (eps 1e-5).
+    LayerNorm,
+    /// RMSNorm (eps 1e-5).
+    RmsNorm,
+}
+
+/// Position information.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum PositionKind {
+    /// Rotary embedding of queries and keys (theta 10000).
+    Rotary,
+    /// A learned vector per position added to the input, `[max_len, d]`.
+    Learned,
+}
+
+/// Hyperparameters of a [`Transformer`].
+#[derive(Config, Debug)]
+pub struct TransformerConfig {
+    /// Width `d`.
+    pub d_model: usize,
+    /// Blocks.
+    #[config(default = 2)]
+    pub n_layers: usize,
+    /// Heads `h` (must divide `d_model`).
+    #[config(default = 4)]
+    pub n_heads: usize,
+    /// MLP hidden width.
+    #[config(default = 256)]
+    pub d_ff: usize,
+    /// Dropout on attention weights, residual branches and the MLP.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Normalisation.
+    #[config(default = "NormKind::LayerNorm")]
+    pub norm: NormKind,
+    /// Positions.
+    #[config(default = "PositionKind::Rotary")]
+    pub positions: PositionKind,
+    /// Longest sequence (learned positions, rotary table).
+    #[config(default = 8192)]
+    pub max_len: usize,
+    /// Mask attention to earlier positions only.
+    #[config(default = true)]
+    pub causal: bool,
+}
+
+impl TransformerConfig {
+    /// Check ranges before building.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.d_model == 0 || self.n_layers == 0 || self.n_heads == 0 || self.d_ff == 0 {
+            return invalid(format!(
+                "d_model, layers, heads and d_ff must be positive (got {}, {}, {}, {})",
+                self.d_model, self.n_layers, self.n_heads, self.d_ff
+            ));
+        }
+        if !self.d_model.is_multiple_of(self.n_heads) {
+            return invalid(format!(
+                "d_model ({}) must be divisible by heads ({})",
+                self.d_model, self.n_heads
+            ));
+        }
+        if self.positions == PositionKind::Rotary
+            && !(self.d_model / self.n_heads).is_multiple_of(2)
+        {
+            return invalid(format!(
+                "rotary positions need an even head width (d_model / heads = {})",
+                self.d_model / self.n_heads
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return invalid(format!("dropout must be in [0, 1) (got {})", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Build on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If the config does not pass [`Self::validate`].
+    pub fn init(&self, device: &Device) -> Transformer {
+        if let Err(e) = self.validate() {
+            panic!("invalid TransformerConfig: {e}");
+        }
+        let d_head = self.d_model / self.n_heads;
+        Transformer {
+            blocks: (0..self.n_layers)
+                .map(|_| self.init_block(device))
+                .collect(),
+            norm: Norm::new(self.norm, self.d_model, device),
+            rotary: (self.positions == PositionKind::Rotary)
+                .then(|| RotaryEncodingConfig::new(self.max_len, d_head).init(device)),
+            position_embedding: (self.positions == PositionKind::Learned).then(|| {
+                Param::from_tensor(Tensor::random(
+                    [self.max_len, self.d_model],
+                    burn::tensor::Distribution::Normal(0.0, 0.02),
+                    device,
+                ))
+            }),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            causal: self.causal,
+        }
+    }
+
+    fn init_block(&self, device: &Device) -> Block {
+        let d = self.d_model;
+        Block {
+            norm_attention: Norm::new(self.norm, d, device),
+            qkv: LinearConfig::new(d, 3 * d).init(device),
+            out: LinearConfig::new(d, d).init(device),
+            norm_mlp: Norm::new(self.norm, d, device),
+            mlp_in: LinearConfig::new(d, self.d_ff).init(device),
+            mlp_out: LinearConfig::new(self.d_ff, d).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+/// LayerNorm or RMSNorm.
+#[derive(Module, Debug)]
+pub enum Norm {
+    /// LayerNorm.
+    Layer(LayerNorm),
+    /// RMSNorm.
+    Rms(RmsNorm),
+}
+
+impl Norm {
+    fn new(kind: NormKind, d: usize, device: &Device) -> Self {
+        match kind {
+            NormKind::LayerNorm => Self::Layer(LayerNormConfig::new(d).init(device)),
+            NormKind::RmsNorm => Self::Rms(RmsNormConfig::new(d).init(device)),
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Self::Layer(n) => n.forward(x),
+            Self::Rms(n) => n.forward(x),
+        }
+    }
+}
+
+/// One pre-norm block: `x + Attn(Norm(x))`, then `x + MLP(Norm(x))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    norm_attention: Norm,
+    /// `d -> 3d`: queries, keys, values.
+    qkv: Linear,
+    /// `d -> d`.
+    out: Linear,
+    norm_mlp: Norm,
+    /// `d -> d_ff`.
+    mlp_in: Linear,
+    /// `d_ff -> d`.
+    mlp_out: Linear,
+    dropout: Dropout,
+}
+
+/// Transformer backbone, `[b, l, d] -> [b, l, d]`.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    blocks: Vec<Block>,
+    /// Final normalisation.
+    norm: Norm,
+    rotary: Option<RotaryEncoding>,
+    /// `[max_len, d]`.
+    position_embedding: Option<Param<Tensor<2>>>,
+    dropout: Dropout,
+    d_model: usize,
+    n_heads: usize,
+    causal: bool,
+}
+
+/// Keys and values of every layer so far: `[b, h, t, k]` each, `None` before the first step.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    /// One `(keys, values)` per layer.
+    pub layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// Positions consumed.
+    pub position: usize,
+}
+
+impl Transformer {
+    /// Width `d`.
+    pub fn d_model(&self) -> usize {
+        self.d_model
+    }
+
+    /// Add learned positions `start..start + l` (no-op with rotary). `x: [b, l, d]`.
+    fn add_positions(&self, x: Tensor<3>, start: usize) -> Tensor<3> {
+        match &self.position_embedding {
+            Some(p) => {
+                let [_, l, d] = x.dims();
+                x + p.val().narrow(0, start, l).reshape([1, l, d])
+            }
+            None => x,
+        }
+    }
+
+    /// Split `[b, l, d]` into heads `[b, h, l, k]`.
+    fn heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [b, l, d] = x.dims();
+        x.reshape([b, l, self.n_heads, d / self.n_heads])
+            .swap_dims(1, 2)
+    }
+
+    /// Queries, keys and values of one block, rotated for positions `start..`. `x: [b, l, d]`.
+    fn qkv(&self, block: &Block, x: Tensor<3>, start: usize) -> [Tensor<4>; 3] {
+        let d = self.d_model;
+        let qkv = block.qkv.forward(x); // [b, l, 3d]
+        let q = self.heads(qkv.clone().narrow(2, 0, d)); // [b, h, l, k]
+        let k = self.heads(qkv.clone().narrow(2, d, d));
+        let v = self.heads(qkv.narrow(2, 2 * d, d));
+        match &self.rotary {
+            Some(r) => [r.apply(q, start), r.apply(k, start), v],
+            None => [q, k, v],
+        }
+    }
+
+    /// Scaled dot-product attention; `mask` (true = hidden) is `[lq, lk]`. Returns `[b, lq, d]`.
+    fn attend(
+        &self,
+        block: &Block,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<Tensor<2, Bool>>,
+    ) -> Tensor<3> {
+        let [b, h, lq, kw] = q.dims();
+        let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar((kw as f64).sqrt()); // [b, h, lq, lk]
+        if let Some(mask) = mask {
+            let lk = scores.dims()[3];
+            scores = scores.mask_fill(
+                mask.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]),
+                f32::NEG_INFINITY,
+            );
+        }
+        let weights = block.dropout.forward(softmax(scores, 3));
+        let y = weights.matmul(v); // [b, h, lq, k]
+        y.swap_dims(1, 2).reshape([b, lq, h * kw])
+    }
+
+    fn mlp(block: &Block, x: Tensor<3>) -> Tensor<3> {
+        let hidden = block.dropout.forward(gelu(block.mlp_in.forward(x)));
+        block.dropout.forward(block.mlp_out.forward(hidden))
+    }
+}
+
+impl SequenceModel for Transformer {
+    type State = KvCache;
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [_, l, _] = x.dims();
+        let device = x.device();
+        let mut x = self.dropout.forward(self.add_positions(x, 0));
+        // tril_mask(0) is true strictly above the diagonal: the future.
+        let mask = self
+            .causal
+            .then(|| Tensor::<2, Bool>::tril_mask([l, l], 0, &device));
+        for block in &self.blocks {
+            let [q, k, v] = self.qkv(block, block.norm_attention.forward(x.clone()), 0);
+            let attended = self.attend(block, q, k, v, mask.clone());
+            x = x + block.dropout.forward(block.out.forward(attended));
+            x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
+        }
+        self.norm.forward(x)
+    }
+
+    fn init_state(&self, _batch: usize, _device: &Device) -> KvCache {
+        KvCache {
+            layers: vec![None; self.blocks.len()],
+            position: 0,
+        }
+    }
+
+    /// # Panics
+    ///
+    /// If the model is not causal: a bidirectional encoder has no recurrent form.
+    fn step(&self, x: Tensor<2>, state: KvCache) -> (Tensor<2>, KvCache) {
+        assert!(self.causal, "step needs a causal Transformer");
+        let [b, d] = x.dims();
+        let t = state.position;
+        let mut x = self.add_positions(x.reshape([b, 1, d]), t);
+        let mut layers = Vec::with_capacity(self.blocks.len());
+        for (block, cache) in self.blocks.iter().zip(state.layers) {
+            let [q, k, v] = self.qkv(block, block.norm_attention.forward(x.clone()), t);
+            let (k, v) = match cache {
+                Some((ck, cv)) => (Tensor::cat(vec![ck, k], 2), Tensor::cat(vec![cv, v], 2)), // [b, h, t + 1, k]
+                None => (k, v),
+            };
+            let attended = self.attend(block, q, k.clone(), v.clone(), None);
+            x = x + block.dropout.forward(block.out.forward(attended));
+            x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
+            layers.push(Some((k, v)));
+        }
+        let y = self.norm.forward(x).reshape([b, d]);
+        (
+            y,
+            KvCache {
+                layers,
+                position: t + 1,
+            },
+        )
+    }
+
+    /// Keys and values of every layer: `2 · layers · len · d`.
+    fn state_size(&self, len: usize) -> usize {
+        2 * self.blocks.len() * len * self.d_model
+    }
+
+    fn width(&self) -> Option<usize> {
+        Some(self.d_model)
+    }
+
+    fn is_causal(&self) -> bool {
+        self.causal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn bad_configs_are_rejected_before_building() {
+        let e = TransformerConfig::new(10)
+            .with_n_heads(3)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("divisible by heads"), "{e}");
+        let e = TransformerConfig::new(16)
+            .with_n_layers(0)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("must be positive"), "{e}");
+        let e = TransformerConfig::new(12)
+            .with_n_heads(4)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("even head width"), "{e}");
+    }
+
+    /// The registry's causal variant uses rotary positions and LayerNorm; this covers the other
+    /// settings: learned positions and RMSNorm.
+    #[test]
+    fn forward_equals_step_with_learned_positions_and_rms_norm() {
+        let device = Device::flex();
+        device.seed(1);
+        let model = TransformerConfig::new(16)
+            .with_n_heads(2)
+            .with_d_ff(32)
+            .with_norm(NormKind::RmsNorm)
+            .with_positions(PositionKind::Learned)
+            .with_max_len(32)
+            .init(&device);
+        let x = Tensor::<3>::random([2, 12, 16], Distribution::Default, &device);
+        let y = SequenceModel::forward(&model, x.clone());
+        let mut state = model.init_state(2, &device);
+        let mut steps = Vec::new();
+        for t in 0..12 {
+            let (yt, next) = model.step(x.clone().narrow(1, t, 1).reshape([2, 16]), state);
+            state = next;
+            steps.push(yt.unsqueeze_dim::<3>(1));
+        }
+        let diff = (y - Tensor::cat(steps, 1)).abs().max().into_scalar::<f32>();
+        assert!(diff <= 1e-4, "max abs diff {diff}");
+        assert_eq!(state.position, 12);
+    }
+}
