@@ -11,7 +11,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::blocks::{RevIn, RevInConfig};
+use crate::blocks::{RevIn, RevInConfig, rows};
 use crate::error::ConfigError;
 use crate::sequence_model::{Forecaster, SequenceModel};
 use crate::transformer::{KvCache, Transformer, TransformerConfig};
@@ -199,7 +199,7 @@ impl Forecaster for PatchForecaster {
             .collect();
         let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n * p]), &device);
         let patches = series.select(1, index).reshape([b * c, n, p]); // [b·c, n, patch_len]
-        let tokens = self.embedding.forward(patches); // [b·c, n, d]
+        let tokens = rows(&self.embedding, patches); // [b·c, n, d]
         let hidden = self.backbone.forward(tokens); // [b·c, n, d]
         let d = hidden.dims()[2];
         let flat = self.head_dropout.forward(hidden.reshape([b * c, n * d]));

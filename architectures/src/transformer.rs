@@ -17,6 +17,7 @@ use burn::nn::{
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, softmax};
 
+use crate::blocks::rows;
 use crate::error::ConfigError;
 use crate::sequence_model::SequenceModel;
 
@@ -236,7 +237,7 @@ impl Transformer {
     /// Queries, keys and values of one block, rotated for positions `start..`. `x: [b, l, d]`.
     fn qkv(&self, block: &Block, x: Tensor<3>, start: usize) -> [Tensor<4>; 3] {
         let d = self.d_model;
-        let qkv = block.qkv.forward(x); // [b, l, 3d]
+        let qkv = rows(&block.qkv, x); // [b, l, 3d]
         let q = self.heads(qkv.clone().narrow(2, 0, d)); // [b, h, l, k]
         let k = self.heads(qkv.clone().narrow(2, d, d));
         let v = self.heads(qkv.narrow(2, 2 * d, d));
@@ -270,8 +271,8 @@ impl Transformer {
     }
 
     fn mlp(block: &Block, x: Tensor<3>) -> Tensor<3> {
-        let hidden = block.dropout.forward(gelu(block.mlp_in.forward(x)));
-        block.dropout.forward(block.mlp_out.forward(hidden))
+        let hidden = block.dropout.forward(gelu(rows(&block.mlp_in, x)));
+        block.dropout.forward(rows(&block.mlp_out, hidden))
     }
 }
 
@@ -289,7 +290,7 @@ impl SequenceModel for Transformer {
         for block in &self.blocks {
             let [q, k, v] = self.qkv(block, block.norm_attention.forward(x.clone()), 0);
             let attended = self.attend(block, q, k, v, mask.clone());
-            x = x + block.dropout.forward(block.out.forward(attended));
+            x = x + block.dropout.forward(rows(&block.out, attended));
             x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
         }
         self.norm.forward(x)
@@ -318,7 +319,7 @@ impl SequenceModel for Transformer {
                 None => (k, v),
             };
             let attended = self.attend(block, q, k.clone(), v.clone(), None);
-            x = x + block.dropout.forward(block.out.forward(attended));
+            x = x + block.dropout.forward(rows(&block.out, attended));
             x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
             layers.push(Some((k, v)));
         }
