@@ -67,6 +67,34 @@ pub struct ModelOptions {
 }
 
 impl ModelOptions {
+    /// Fill the options not given here from `defaults`, for the flags in `accepted` only (a
+    /// preset's model settings apply to the architectures that have them).
+    pub fn with_defaults(self, defaults: &ModelOptions, accepted: &[&str]) -> ModelOptions {
+        fn pick<T: Copy>(
+            own: Option<T>,
+            default: Option<T>,
+            flag: &str,
+            accepted: &[&str],
+        ) -> Option<T> {
+            own.or(default.filter(|_| accepted.contains(&flag)))
+        }
+        ModelOptions {
+            d_model: pick(self.d_model, defaults.d_model, "d-model", accepted),
+            layers: pick(self.layers, defaults.layers, "layers", accepted),
+            heads: pick(self.heads, defaults.heads, "heads", accepted),
+            d_ff: pick(self.d_ff, defaults.d_ff, "d-ff", accepted),
+            d_state: pick(self.d_state, defaults.d_state, "d-state", accepted),
+            expand: pick(self.expand, defaults.expand, "expand", accepted),
+            patch_len: pick(self.patch_len, defaults.patch_len, "patch-len", accepted),
+            stride: pick(self.stride, defaults.stride, "stride", accepted),
+            dropout: pick(self.dropout, defaults.dropout, "dropout", accepted),
+            individual: pick(self.individual, defaults.individual, "individual", accepted),
+            moving_avg: pick(self.moving_avg, defaults.moving_avg, "moving-avg", accepted),
+            mean_init: self.mean_init.or(defaults.mean_init),
+            causal: pick(self.causal, defaults.causal, "causal", accepted),
+        }
+    }
+
     /// The flags that were given, by name (without dashes), except `mean_init` (preset-only).
     fn given(&self) -> Vec<&'static str> {
         let mut given = Vec::new();

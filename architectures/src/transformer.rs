@@ -53,9 +53,13 @@ pub struct TransformerConfig {
     /// MLP hidden width.
     #[config(default = 256)]
     pub d_ff: usize,
-    /// Dropout on attention weights, residual branches and the MLP.
+    /// Dropout on the residual branches, the MLP and the input.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Dropout on the attention weights (PatchTST's `attn_dropout`, 0 by default; it is also the
+    /// costliest dropout: one sample per query-key pair).
+    #[config(default = 0.0)]
+    pub attention_dropout: f64,
     /// Normalisation.
     #[config(default = "NormKind::LayerNorm")]
     pub norm: NormKind,
@@ -94,8 +98,13 @@ impl TransformerConfig {
                 self.d_model / self.n_heads
             ));
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return invalid(format!("dropout must be in [0, 1) (got {})", self.dropout));
+        for (name, p) in [
+            ("dropout", self.dropout),
+            ("attention dropout", self.attention_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return invalid(format!("{name} must be in [0, 1) (got {p})"));
+            }
         }
         Ok(())
     }
@@ -141,6 +150,7 @@ impl TransformerConfig {
             mlp_in: LinearConfig::new(d, self.d_ff).init(device),
             mlp_out: LinearConfig::new(self.d_ff, d).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
+            attention_dropout: DropoutConfig::new(self.attention_dropout).init(),
         }
     }
 }
@@ -184,6 +194,7 @@ pub struct Block {
     /// `d_ff -> d`.
     mlp_out: Linear,
     dropout: Dropout,
+    attention_dropout: Dropout,
 }
 
 /// Transformer backbone, `[b, l, d] -> [b, l, d]`.
@@ -265,7 +276,7 @@ impl Transformer {
                 f32::NEG_INFINITY,
             );
         }
-        let weights = block.dropout.forward(softmax(scores, 3));
+        let weights = block.attention_dropout.forward(softmax(scores, 3));
         let y = weights.matmul(v); // [b, h, lq, k]
         y.swap_dims(1, 2).reshape([b, lq, h * kw])
     }

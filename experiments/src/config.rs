@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::BackendName;
 use crate::error::{Result, RunError, io_at};
-use crate::preset::Preset;
+use crate::preset::{LrSchedule, Preset};
 
 /// Which data a forecasting run uses and how it is cut.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,8 @@ pub struct TrainConfig {
     pub preset: Preset,
     /// Initial Adam learning rate.
     pub lr: f64,
+    /// Learning-rate schedule by epoch.
+    pub schedule: LrSchedule,
     /// Training batch size.
     pub batch_size: usize,
     /// Evaluation batch size (does not change the metrics: every window counts once).

@@ -165,7 +165,10 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         split: args.data_args.split.resolve(&name),
     };
     let data = ForecastData::new(&series, spec.clone())?;
-    let mut options = args.model.options();
+    let mut options = args
+        .model
+        .options()
+        .with_defaults(&preset.model, args.arch.accepted_options());
     options.mean_init = Some(preset.dlinear_mean_init);
     let task = TaskShape {
         seq_len,
@@ -186,6 +189,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         train: TrainConfig {
             preset: args.preset,
             lr,
+            schedule: preset.schedule,
             batch_size: args.batch.map_or(preset.batch_size, |b| b as usize),
             eval_batch_size: 256,
             epochs: args.epochs.map_or(preset.epochs, |e| e as usize),
@@ -252,8 +256,8 @@ fn list(data_dir: &Path) {
     }
     say("  <path.csv>  any TSLib-format CSV (`date` first, numeric columns, target --target)");
     say("\nPresets (--preset):");
-    for preset in [Preset::Tslib, Preset::Ltsf] {
-        say(format!("  {:<6} {}", preset.as_str(), preset.about()));
+    for preset in [Preset::Tslib, Preset::Ltsf, Preset::Patchtst] {
+        say(format!("  {:<8} {}", preset.as_str(), preset.about()));
     }
     say("\nBackends (--backend):");
     for (backend, about) in [

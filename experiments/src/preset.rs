@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use architectures::ModelOptions;
 use serde::{Deserialize, Serialize};
 
 /// A named training recipe.
@@ -13,10 +14,37 @@ pub enum Preset {
     Tslib,
     /// LTSF-Linear: L = 336, Adam with per-dataset lr and batch, 10 epochs, lr halving, patience 3.
     Ltsf,
+    /// PatchTST/42's official ETTh1 recipe: L = 336, 3 layers, 4 heads, d_model 16, d_ff 128,
+    /// dropout 0.3, batch 128, lr 1e-4, 100 epochs, schedule type3, patience 100.
+    Patchtst,
+}
+
+/// Learning-rate schedule by epoch (TSLib / PatchTST `adjust_learning_rate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `type1`: called after each epoch with `lr0 · 0.5^(epoch − 1)`: epochs 1 and 2 at `lr0`,
+    /// then halved every epoch.
+    Type1,
+    /// `type3`: `lr0` while the adjusted epoch is below 3, then `lr0 · 0.9^(epoch − 3)`.
+    Type3,
+}
+
+impl LrSchedule {
+    /// Learning rate of 1-based `epoch`. The reference adjusts after epoch `e` (0-based) with
+    /// argument `e + 1`, so 1-based epoch `k ≥ 2` trains at the value for argument `k − 1`.
+    pub fn lr(self, lr0: f64, epoch: usize) -> f64 {
+        let adjusted = epoch.saturating_sub(1).max(1) as i32; // the argument in force
+        match self {
+            Self::Type1 => lr0 * 0.5f64.powi(adjusted - 1),
+            Self::Type3 if adjusted < 3 => lr0,
+            Self::Type3 => lr0 * 0.9f64.powi(adjusted - 3),
+        }
+    }
 }
 
 /// What a preset fixes for one dataset and horizon; command-line flags override each field.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PresetValues {
     /// Lookback `L`.
     pub seq_len: usize,
@@ -30,6 +58,10 @@ pub struct PresetValues {
     pub patience: usize,
     /// Constant `1/L` initial weights for DLinear (TSLib's `models/DLinear.py` does this).
     pub dlinear_mean_init: bool,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Model hyperparameters the preset fixes (flags override them).
+    pub model: ModelOptions,
 }
 
 impl Preset {
@@ -38,6 +70,7 @@ impl Preset {
         match self {
             Self::Tslib => "tslib",
             Self::Ltsf => "ltsf",
+            Self::Patchtst => "patchtst",
         }
     }
 
@@ -49,6 +82,9 @@ impl Preset {
             }
             Self::Ltsf => {
                 "LTSF-Linear: L=336, Adam with per-dataset lr/batch (ETTh1 0.005/32, ETTh2 0.05/32, ETTm1 1e-4/8, ETTm2 1e-3|0.01/32), 10 epochs, patience 3"
+            }
+            Self::Patchtst => {
+                "PatchTST/42 ETTh1 recipe: L=336, 3 layers, 4 heads, d_model 16, d_ff 128, dropout 0.3, batch 128, lr 1e-4, 100 epochs, type3 schedule, patience 100"
             }
         }
     }
@@ -64,6 +100,8 @@ impl Preset {
                 epochs: 10,
                 patience: 3,
                 dlinear_mean_init: true,
+                schedule: LrSchedule::Type1,
+                model: ModelOptions::default(),
             },
             Self::Ltsf => {
                 // LTSF-Linear scripts/EXP-LongForecasting/Linear/*.sh (reference/forecasting.md §1.8).
@@ -86,8 +124,30 @@ impl Preset {
                     epochs: 10,
                     patience: 3,
                     dlinear_mean_init: false,
+                    schedule: LrSchedule::Type1,
+                    model: ModelOptions::default(),
                 }
             }
+            // yuqinie98/PatchTST PatchTST_supervised/scripts/PatchTST/etth1.sh @ 204c21e.
+            Self::Patchtst => PresetValues {
+                seq_len: if illness { 104 } else { 336 },
+                lr: 1e-4,
+                batch_size: 128,
+                epochs: 100,
+                patience: 100,
+                dlinear_mean_init: false,
+                schedule: LrSchedule::Type3,
+                model: ModelOptions {
+                    d_model: Some(16),
+                    layers: Some(3),
+                    heads: Some(4),
+                    d_ff: Some(128),
+                    dropout: Some(0.3),
+                    patch_len: Some(16),
+                    stride: Some(8),
+                    ..ModelOptions::default()
+                },
+            },
         }
     }
 }
@@ -95,5 +155,27 @@ impl Preset {
 impl fmt::Display for Preset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LrSchedule;
+
+    #[test]
+    fn type1_schedule_matches_tslib() {
+        // TSLib: adjust_learning_rate(epoch + 1) after each 0-based epoch, lr0 * 0.5^(e - 1).
+        let lrs: Vec<f64> = (1..=5).map(|e| LrSchedule::Type1.lr(1.0, e)).collect();
+        assert_eq!(lrs, [1.0, 1.0, 0.5, 0.25, 0.125]);
+    }
+
+    #[test]
+    fn type3_schedule_matches_patchtst() {
+        // lr0 while the argument is below 3, then 0.9^(arg - 3); argument in force = epoch - 1.
+        let lrs: Vec<f64> = (1..=6).map(|e| LrSchedule::Type3.lr(1.0, e)).collect();
+        let expected = [1.0, 1.0, 1.0, 1.0, 0.9, 0.81];
+        for (got, want) in lrs.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{lrs:?}");
+        }
     }
 }

@@ -2,9 +2,9 @@
 //! long-term forecasting experiment (`exp/exp_long_term_forecasting.py`):
 //!
 //! - Adam (PyTorch's epsilon 1e-8), MSE loss, shuffled stride-1 windows, every window used;
-//! - learning-rate schedule `type1`: TSLib calls `adjust_learning_rate(epoch + 1)` after each
-//!   epoch with `lr = lr0 · 0.5^(epoch - 1)`, so epochs 1 and 2 train at `lr0` and epoch `k ≥ 2` at
-//!   `lr0 · 0.5^(k - 2)`; we reproduce that exactly;
+//! - the preset's learning-rate schedule ([`crate::preset::LrSchedule`]) exactly as the reference
+//!   code applies it: e.g. `type1` is called after each epoch with `lr0 · 0.5^(epoch - 1)`, so
+//!   epochs 1 and 2 train at `lr0` and epoch `k ≥ 2` at `lr0 · 0.5^(k - 2)`;
 //! - early stopping on the validation MSE with patience `p` (an epoch improves when its loss is
 //!   ≤ the best so far, as TSLib's `EarlyStopping` with delta 0), and the best-validation weights
 //!   are the ones tested;
@@ -78,11 +78,6 @@ pub struct Outcome {
     pub model: Arch,
 }
 
-/// Learning rate of 1-based `epoch` under TSLib's `type1` schedule.
-pub fn type1_lr(lr0: f64, epoch: usize) -> f64 {
-    lr0 * 0.5f64.powi(epoch.saturating_sub(2) as i32)
-}
-
 /// Train `config.arch` on `data` and evaluate the best-validation weights on the test split.
 /// `on_epoch` sees every epoch record as soon as it exists (the runner appends it to disk).
 pub fn train(
@@ -130,7 +125,7 @@ pub fn train(
     progress.start(&config.arch.name().to_string(), train_cfg.epochs, batches);
     for epoch in 1..=train_cfg.epochs {
         let epoch_started = Instant::now();
-        let lr = type1_lr(train_cfg.lr, epoch);
+        let lr = train_cfg.schedule.lr(train_cfg.lr, epoch);
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for (batch, indices) in order.chunks(train_cfg.batch_size).enumerate() {
@@ -240,17 +235,5 @@ pub fn evaluate(
         mse: squared / n,
         mae: absolute / n,
         windows: split.windows,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn type1_schedule_matches_tslib() {
-        // TSLib: adjust_learning_rate(epoch + 1) after each 0-based epoch, lr0 * 0.5^(e - 1).
-        let lrs: Vec<f64> = (1..=5).map(|e| type1_lr(1.0, e)).collect();
-        assert_eq!(lrs, [1.0, 1.0, 0.5, 0.25, 0.125]);
     }
 }
