@@ -8,10 +8,10 @@
 //! as PatchTST's `padding_patch = "end"`). `patch_len = stride = 1` is point-wise embedding (one
 //! token per time step, no padding). Positions are the backbone's business.
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::blocks::{RevIn, RevInConfig, rows};
+use crate::blocks::{Dropout, RevIn, RevInConfig, rows};
 use crate::error::ConfigError;
 use crate::sequence_model::{Forecaster, SequenceModel};
 use crate::transformer::{KvCache, Transformer, TransformerConfig};
@@ -129,7 +129,7 @@ impl PatchForecasterConfig {
             backbone: match &self.backbone {
                 BackboneConfig::Transformer(c) => Backbone::Transformer(c.init(device)),
             },
-            head_dropout: DropoutConfig::new(self.head_dropout).init(),
+            head_dropout: Dropout::new(self.head_dropout),
             head: LinearConfig::new(n * d, self.pred_len).init(device),
             seq_len: self.seq_len,
             pred_len: self.pred_len,

@@ -27,6 +27,7 @@
 pub mod blocks;
 pub mod error;
 pub mod forecast_adapter;
+pub mod kernels;
 pub mod linear;
 pub mod registry;
 pub mod repeat;

@@ -26,10 +26,9 @@
 //! As a [`SequenceModel`] a linear forecaster is a causal filter over the last `w = L` positions:
 //! the output at `t` is its one-step-ahead forecast from the window ending at `t`.
 
-use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
-use crate::blocks::{RevIn, RevInConfig, TimeLinear, TimeLinearConfig, time_linear};
+use crate::blocks::{Dropout, RevIn, RevInConfig, TimeLinear, TimeLinearConfig, time_linear};
 use crate::error::ConfigError;
 use crate::sequence_model::{Forecaster, SequenceModel, WindowState, rolling};
 
@@ -139,12 +138,11 @@ impl LinearForecasterConfig {
                     .with_affine(self.revin_affine)
                     .init(device)
             }),
-            dropout: DropoutConfig::new(if is(LinearKind::RLinear) {
+            dropout: Dropout::new(if is(LinearKind::RLinear) {
                 self.dropout
             } else {
                 0.0
-            })
-            .init(),
+            }),
             moving_avg: is(LinearKind::DLinear)
                 .then(|| moving_average_matrix(self.seq_len, self.moving_avg, device)),
             kind: self.kind,

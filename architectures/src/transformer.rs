@@ -11,14 +11,15 @@
 
 use burn::module::Param;
 use burn::nn::{
-    Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm,
-    RmsNormConfig, RotaryEncoding, RotaryEncodingConfig,
+    LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig, RotaryEncoding,
+    RotaryEncodingConfig,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 
-use crate::blocks::rows;
+use crate::blocks::{Dropout, rows};
 use crate::error::ConfigError;
+use crate::kernels::gelu;
 use crate::sequence_model::SequenceModel;
 
 /// Normalisation layer of the blocks.
@@ -133,7 +134,7 @@ impl TransformerConfig {
                     device,
                 ))
             }),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout),
             d_model: self.d_model,
             n_heads: self.n_heads,
             causal: self.causal,
@@ -149,8 +150,8 @@ impl TransformerConfig {
             norm_mlp: Norm::new(self.norm, d, device),
             mlp_in: LinearConfig::new(d, self.d_ff).init(device),
             mlp_out: LinearConfig::new(self.d_ff, d).init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            attention_dropout: DropoutConfig::new(self.attention_dropout).init(),
+            dropout: Dropout::new(self.dropout),
+            attention_dropout: Dropout::new(self.attention_dropout),
         }
     }
 }

@@ -1,10 +1,10 @@
-//! Benchmarks: the cost of one training step of an architecture, and raw matmul throughput of a
-//! backend. Timings are medians over repeated measurements after warm-up; report them with their
+//! Benchmarks: the cost of one training step of an architecture, the latency of recurrent `step`
+//! decoding against position, and raw matmul throughput of a backend. Timings are medians over repeated measurements after warm-up; report them with their
 //! spread, measured in release on a quiet machine.
 
 use std::time::Instant;
 
-use architectures::{ArchConfig, Forecaster};
+use architectures::{ArchConfig, Forecaster, SequenceModel};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -154,6 +154,117 @@ pub fn train_step(
         params,
         step: Timing::of(&samples),
         peak_rss_bytes: sysinfo::peak_rss_bytes(),
+        machine: sysinfo::machine(),
+        git_commit: sysinfo::git_commit().to_string(),
+        config: bench.clone(),
+    })
+}
+
+/// What `bench decode` measures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DecodeBench {
+    /// The model (its backbone is stepped).
+    pub arch: ArchConfig,
+    /// Sequences decoded side by side.
+    pub batch: usize,
+    /// Positions (0-based step index) to report; decoding runs to the largest.
+    pub positions: Vec<usize>,
+    /// Backend.
+    pub backend: BackendName,
+    /// Seed of the model and the inputs.
+    pub seed: u64,
+}
+
+/// Latency of `step` around one position.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PositionLatency {
+    /// 0-based index of the step: it sees `position + 1` tokens.
+    pub position: usize,
+    /// Steps `position − 8 ..= position` (clipped at 0).
+    pub step: Timing,
+    /// Floats of recurrent state after this step ([`SequenceModel::state_size`]).
+    pub state_floats: usize,
+}
+
+/// Result of `bench decode`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DecodeReport {
+    /// Architecture name.
+    pub arch: String,
+    /// Backend.
+    pub backend: String,
+    /// Sequences decoded side by side.
+    pub batch: usize,
+    /// Width of one token.
+    pub width: usize,
+    /// Parameters.
+    pub params: usize,
+    /// Per-position latencies.
+    pub positions: Vec<PositionLatency>,
+    /// All steps `0 ..= max(positions)`, ms.
+    pub total_ms: f64,
+    /// CPU and threads.
+    pub machine: String,
+    /// Code commit.
+    pub git_commit: String,
+    /// The full configuration measured.
+    pub config: DecodeBench,
+}
+
+/// Decode `max(positions) + 1` random tokens one `step` at a time (inference, no autodiff) and
+/// report the latency of the steps around each requested position.
+pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
+    bench.arch.validate()?;
+    let Some(&last) = bench.positions.iter().max() else {
+        return Err(RunError::Invalid("no positions to report".into()));
+    };
+    let device = bench.backend.device()?;
+    device.seed(bench.seed);
+    let model = bench.arch.init(&device);
+    if !model.is_causal() {
+        return Err(RunError::Invalid(format!(
+            "`{}` is configured bidirectional: it has no step-by-step form (pass --causal)",
+            bench.arch.name()
+        )));
+    }
+    let width = model.width().unwrap_or(channels);
+    let inputs = Tensor::<3>::random(
+        [last + 1, bench.batch, width],
+        Distribution::Default,
+        &device,
+    );
+    let mut state = model.init_state(bench.batch, &device);
+    let mut samples = Vec::with_capacity(last + 1);
+    let started_all = Instant::now();
+    for t in 0..=last {
+        let x = inputs.clone().narrow(0, t, 1).reshape([bench.batch, width]);
+        let started = Instant::now();
+        let (y, next) = model.step(x, state);
+        device
+            .sync()
+            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        drop(y);
+        state = next;
+    }
+    let total_ms = started_all.elapsed().as_secs_f64() * 1e3;
+    let positions = bench
+        .positions
+        .iter()
+        .map(|&p| PositionLatency {
+            position: p,
+            step: Timing::of(&samples[p.saturating_sub(8)..=p]),
+            state_floats: model.state_size(p + 1),
+        })
+        .collect();
+    Ok(DecodeReport {
+        arch: bench.arch.name().to_string(),
+        backend: bench.backend.to_string(),
+        batch: bench.batch,
+        width,
+        params: model.num_params(),
+        positions,
+        total_ms,
         machine: sysinfo::machine(),
         git_commit: sysinfo::git_commit().to_string(),
         config: bench.clone(),

@@ -279,8 +279,45 @@ pub struct DownloadArgs {
 pub enum BenchCommand {
     /// Time forward + backward + Adam step of one architecture on a random batch.
     TrainStep(Box<TrainStepArgs>),
+    /// Latency of recurrent `step` decoding (inference) against the position decoded.
+    Decode(Box<DecodeArgs>),
     /// f32 matmul throughput of a backend, GFLOP/s.
     Matmul(MatmulArgs),
+}
+
+/// `archzoo bench decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Architecture (its backbone is stepped; the Transformer needs --causal).
+    #[arg(long, value_enum)]
+    pub arch: ArchName,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Sequences decoded side by side.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Positions (0-based steps) to report, comma-separated; decoding runs to the largest. Each
+    /// is the median of the 9 steps ending there.
+    #[arg(long, value_delimiter = ',', default_value = "64,256,1024")]
+    pub positions: Vec<u64>,
+    /// Channels of the forecasting task the model is built for (ETT has 7).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    pub channels: u64,
+    /// Lookback L of the forecasting task the model is built for.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seq_len: u64,
+    /// Horizon H of the forecasting task the model is built for.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pred_len: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `archzoo bench train-step`.

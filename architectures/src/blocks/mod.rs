@@ -1,8 +1,10 @@
 //! Pieces shared by several architectures.
 
+pub mod dropout;
 pub mod revin;
 pub mod time_linear;
 
+pub use dropout::Dropout;
 pub use revin::{RevIn, RevInConfig, RevInStats};
 pub use time_linear::{TimeLinear, TimeLinearConfig};
 

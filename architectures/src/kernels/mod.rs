@@ -1,0 +1,132 @@
+//! Custom operations with hand-written backward passes, run on the host for the CPU backends.
+//!
+//! Each op is a burn backend extension implemented for Flex, NdArray and `Autodiff` over them
+//! (reference/burn.md §custom op). The public functions check the device and fall back to burn's
+//! composite operations elsewhere (wgpu), so every backend computes the same function.
+
+pub mod gelu;
+
+pub use gelu::gelu;
+
+use burn::backend::Backend;
+use burn::backend::tensor::FloatTensor;
+use burn::prelude::*;
+use burn::tensor::{TensorData, read_sync};
+
+/// Whether `device` runs one of the CPU backends the host kernels serve (with or without autodiff).
+pub(crate) fn on_host_backend(device: &Device) -> bool {
+    #[allow(deprecated)] // burn-ndarray is deprecated upstream but stays selectable here
+    let ndarray = Device::ndarray();
+    *device == Device::flex() || *device == ndarray
+}
+
+/// Read a float tensor's values (row-major f32) on the host, without copying them when the
+/// backend hands out f32 storage.
+pub(crate) fn host_data<B: Backend>(x: FloatTensor<B>) -> TensorData {
+    // The CPU backends read synchronously and cannot fail; a failure is a broken invariant.
+    let data = read_sync(B::float_into_data(x)).expect("reading a CPU tensor cannot fail");
+    data.convert::<f32>()
+}
+
+/// The f32 values of data made by [`host_data`].
+pub(crate) fn values(data: &TensorData) -> &[f32] {
+    data.as_slice::<f32>().expect("host_data converts to f32")
+}
+
+/// `erf(x)` in f32 without branches or libm calls, so loops over it vectorise: Eigen's rational
+/// approximation (also XLA's and TVM's), max abs error ~1e-7 over the clamped range; beyond
+/// |x| = 4, erf is ±1 in f32.
+#[inline(always)]
+pub(crate) fn erf_f32(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = x2 * p + -2.101_024e-6;
+    p = x2 * p + -5.692_506_4e-5;
+    p = x2 * p + -7.349_906_3e-4;
+    p = x2 * p + -2.954_6e-3;
+    p = x2 * p + -1.609_603_3e-2;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = x2 * q + -1.682_827e-3;
+    q = x2 * q + -7.373_329_3e-3;
+    q = x2 * q + -1.426_474e-2;
+    x * p / q
+}
+
+/// `exp(x)` in f32 without branches or libm calls: Cody–Waite reduction `x = n·ln2 + r`,
+/// |r| ≤ ln2/2, a degree-6 Taylor polynomial (relative error ~2e-7), and `2ⁿ` built from its
+/// exponent bits. Inputs are clamped to [−87, 88] (the result underflows to ~1e-38 below).
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to the nearest integer
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    // The low mantissa bits of `shifted` hold n as an integer: no float-to-int conversion.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6; // ln2 split in a high and a low part
+    let mut p = r * (1.0 / 720.0) + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    let two_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
+    p * two_n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_libm() {
+        let mut worst = 0.0f64;
+        for i in -60_000..=60_000 {
+            let x = i as f64 * 1e-4; // [-6, 6]
+            let got = f64::from(erf_f32(x as f32));
+            let want = libm_erf(x);
+            worst = worst.max((got - want).abs());
+        }
+        assert!(worst < 5e-7, "max abs error {worst:e}");
+    }
+
+    #[test]
+    fn exp_matches_std() {
+        let mut worst = 0.0f64;
+        for i in -80_000..=80_000 {
+            let x = i as f32 * 1e-3; // [-80, 80]
+            let got = f64::from(exp_f32(x));
+            let want = f64::from(x).exp();
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 1e-6, "max relative error {worst:e}");
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(-1000.0) < 1e-37 && exp_f32(-1000.0) >= 0.0);
+    }
+
+    /// erf in f64 from its continued-fraction-free series / asymptotic forms, for the test only.
+    fn libm_erf(x: f64) -> f64 {
+        // Abramowitz & Stegun 7.1.5 series converges for all x; 200 terms suffice for |x| <= 6
+        // in f64 when summed carefully near the origin; beyond 4 erf is 1 to f32 precision.
+        if x.abs() > 4.0 {
+            return x.signum() * (1.0 - erfc_asymptotic(x.abs()));
+        }
+        let mut sum = 0.0f64;
+        let mut term = x;
+        let mut n = 0.0;
+        while term.abs() > 1e-18 * sum.abs().max(1e-300) || n < 5.0 {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -x * x / n;
+            if n > 400.0 {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    fn erfc_asymptotic(x: f64) -> f64 {
+        (-x * x).exp() / (x * std::f64::consts::PI.sqrt())
+    }
+}
