@@ -5,7 +5,8 @@
 //!
 //! The attention is written here rather than taken from burn's `MultiHeadAttention`, so masking,
 //! positions and the KV cache stay under our control: `step` appends one position's keys and
-//! values per layer (burn's `MhaCache` wants the whole prefix on each call).
+//! values per layer (burn's `MhaCache` wants the whole prefix on each call). Attention runs as
+//! one fused kernel ([`kernels::attention`]) unless attention dropout is on.
 //!
 //! Shapes: b batch, l length, d d_model, h heads, k = d / h head width.
 
@@ -19,7 +20,7 @@ use burn::tensor::activation::softmax;
 
 use crate::blocks::{Dropout, rows};
 use crate::error::ConfigError;
-use crate::kernels::gelu;
+use crate::kernels::{self, gelu};
 use crate::sequence_model::SequenceModel;
 
 /// Normalisation layer of the blocks.
@@ -259,26 +260,38 @@ impl Transformer {
         }
     }
 
-    /// Scaled dot-product attention; `mask` (true = hidden) is `[lq, lk]`. Returns `[b, lq, d]`.
+    /// Scaled dot-product attention, `causal` hiding later keys (the queries are the last
+    /// positions). Returns `[b, lq, d]`. Runs the fused kernel unless attention dropout is active,
+    /// which needs the weights materialised.
     fn attend(
         &self,
         block: &Block,
         q: Tensor<4>,
         k: Tensor<4>,
         v: Tensor<4>,
-        mask: Option<Tensor<2, Bool>>,
+        causal: bool,
     ) -> Tensor<3> {
         let [b, h, lq, kw] = q.dims();
-        let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar((kw as f64).sqrt()); // [b, h, lq, lk]
-        if let Some(mask) = mask {
-            let lk = scores.dims()[3];
-            scores = scores.mask_fill(
-                mask.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]),
-                f32::NEG_INFINITY,
-            );
-        }
-        let weights = block.attention_dropout.forward(softmax(scores, 3));
-        let y = weights.matmul(v); // [b, h, lq, k]
+        let scale = 1.0 / (kw as f32).sqrt();
+        let y = if block.attention_dropout.is_active(&q.device()) {
+            let lk = k.dims()[2];
+            let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, lq, lk]
+            if causal {
+                // tril_mask(o) is true strictly above diagonal o: the future.
+                let mask =
+                    Tensor::<2, Bool>::tril_mask([lq, lk], lk as i64 - lq as i64, &scores.device());
+                scores = scores.mask_fill(
+                    mask.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]),
+                    f32::NEG_INFINITY,
+                );
+            }
+            block
+                .attention_dropout
+                .forward(softmax(scores, 3))
+                .matmul(v)
+        } else {
+            kernels::attention(q, k, v, causal, scale)
+        }; // [b, h, lq, k]
         y.swap_dims(1, 2).reshape([b, lq, h * kw])
     }
 
@@ -292,16 +305,10 @@ impl SequenceModel for Transformer {
     type State = KvCache;
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [_, l, _] = x.dims();
-        let device = x.device();
         let mut x = self.dropout.forward(self.add_positions(x, 0));
-        // tril_mask(0) is true strictly above the diagonal: the future.
-        let mask = self
-            .causal
-            .then(|| Tensor::<2, Bool>::tril_mask([l, l], 0, &device));
         for block in &self.blocks {
             let [q, k, v] = self.qkv(block, block.norm_attention.forward(x.clone()), 0);
-            let attended = self.attend(block, q, k, v, mask.clone());
+            let attended = self.attend(block, q, k, v, self.causal);
             x = x + block.dropout.forward(rows(&block.out, attended));
             x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
         }
@@ -330,7 +337,8 @@ impl SequenceModel for Transformer {
                 Some((ck, cv)) => (Tensor::cat(vec![ck, k], 2), Tensor::cat(vec![cv, v], 2)), // [b, h, t + 1, k]
                 None => (k, v),
             };
-            let attended = self.attend(block, q, k.clone(), v.clone(), None);
+            // The cache holds only the past: nothing to hide.
+            let attended = self.attend(block, q, k.clone(), v.clone(), false);
             x = x + block.dropout.forward(rows(&block.out, attended));
             x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
             layers.push(Some((k, v)));

@@ -22,10 +22,15 @@ impl Dropout {
         Self { prob }
     }
 
+    /// Whether [`Self::forward`] drops anything for tensors on `device`.
+    pub fn is_active(&self, device: &Device) -> bool {
+        self.prob > 0.0 && device.is_autodiff()
+    }
+
     /// Drop elements of `x` while training (on an autodiff device); identity otherwise.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let device = x.device();
-        if self.prob == 0.0 || !device.is_autodiff() {
+        if !self.is_active(&device) {
             return x;
         }
         let seed = draw_seed(&device);
@@ -49,22 +54,47 @@ fn draw_seed(device: &Device) -> u64 {
 /// `n` mask values: `0` with probability `prob`, else `1 / (1 − prob)`.
 fn mask(seed: u64, n: usize, prob: f64) -> Vec<f32> {
     let keep = 1.0 - prob;
-    // Keep when a uniform 32-bit draw is below keep · 2³².
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
-    let mut out = vec![0.0f32; n];
-    // Counter-based: word i is SplitMix64's i-th output, so iterations are independent.
-    for (i, pair) in out.chunks_mut(2).enumerate() {
-        let word = splitmix64_at(seed, i as u64);
-        for (value, draw) in pair.iter_mut().zip([word & 0xffff_ffff, word >> 32]) {
-            *value = if draw < threshold { scale } else { 0.0 };
+    pulp::Arch::new().dispatch(Mask {
+        seed,
+        n,
+        // Keep when a uniform 32-bit draw is below keep · 2³².
+        threshold: (keep * 4_294_967_296.0) as u64,
+        scale: (1.0 / keep) as f32,
+    })
+}
+
+/// The mask loop as a pulp SIMD operation (compiled for the CPU's widest vectors).
+struct Mask {
+    seed: u64,
+    n: usize,
+    threshold: u64,
+    scale: f32,
+}
+
+impl pulp::WithSimd for Mask {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.n];
+        // Counter-based: word i is SplitMix64's i-th output, so iterations are independent.
+        for (i, pair) in out.chunks_mut(2).enumerate() {
+            let word = splitmix64_at(self.seed, i as u64);
+            for (value, draw) in pair.iter_mut().zip([word & 0xffff_ffff, word >> 32]) {
+                *value = if draw < self.threshold {
+                    self.scale
+                } else {
+                    0.0
+                };
+            }
         }
+        out
     }
-    out
 }
 
 /// Output `i` of SplitMix64 (Steele, Lea & Flood 2014) started at `seed`: a full-period 64-bit
 /// generator that passes BigCrush.
+#[inline(always)]
 fn splitmix64_at(seed: u64, i: u64) -> u64 {
     let mut z = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

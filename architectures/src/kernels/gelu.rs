@@ -12,7 +12,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward as BackwardStep, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
@@ -40,10 +40,7 @@ pub trait GeluBackend: Backend {
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let (device, shape) = (x.device(), x.shape());
         let data = host_data::<Self>(x);
-        let y: Vec<f32> = values(&data)
-            .iter()
-            .map(|&x| 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)))
-            .collect();
+        let y = pulp::Arch::new().dispatch(Forward(values(&data)));
         Self::float_from_data(TensorData::new(y, shape), &device)
     }
 
@@ -51,16 +48,43 @@ pub trait GeluBackend: Backend {
     fn exact_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         let (device, shape) = (x.device(), x.shape());
         let (x, grad) = (host_data::<Self>(x), host_data::<Self>(grad));
-        let dx: Vec<f32> = values(&x)
+        let dx = pulp::Arch::new().dispatch(Backward(values(&x), values(&grad)));
+        Self::float_from_data(TensorData::new(dx, shape), &device)
+    }
+}
+
+/// The forward loop as a pulp SIMD operation (compiled for the CPU's widest vectors).
+struct Forward<'a>(&'a [f32]);
+
+impl pulp::WithSimd for Forward<'_> {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Vec<f32> {
+        self.0
             .iter()
-            .zip(values(&grad))
+            .map(|&x| 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)))
+            .collect()
+    }
+}
+
+/// The backward loop, `(x, grad) -> dx`, as a pulp SIMD operation.
+struct Backward<'a>(&'a [f32], &'a [f32]);
+
+impl pulp::WithSimd for Backward<'_> {
+    type Output = Vec<f32>;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Vec<f32> {
+        self.0
+            .iter()
+            .zip(self.1)
             .map(|(&x, &g)| {
                 let cdf = 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2));
                 let pdf = INV_SQRT_2PI * exp_f32(-0.5 * x * x);
                 g * (cdf + x * pdf)
             })
-            .collect();
-        Self::float_from_data(TensorData::new(dx, shape), &device)
+            .collect()
     }
 }
 
@@ -70,7 +94,7 @@ impl GeluBackend for NdArray {}
 #[derive(Debug)]
 struct GeluBackward;
 
-impl<B: Backend + GeluBackend> Backward<B, 1> for GeluBackward {
+impl<B: Backend + GeluBackend> BackwardStep<B, 1> for GeluBackward {
     /// The input `x`.
     type State = FloatTensor<B>;
 

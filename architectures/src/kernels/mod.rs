@@ -4,8 +4,10 @@
 //! (reference/burn.md §custom op). The public functions check the device and fall back to burn's
 //! composite operations elsewhere (wgpu), so every backend computes the same function.
 
+pub mod attention;
 pub mod gelu;
 
+pub use attention::{attention, reference_attention};
 pub use gelu::gelu;
 
 use burn::backend::Backend;

@@ -1,0 +1,554 @@
+//! Fused scaled dot-product attention, `softmax(scale · Q Kᵀ + mask) V`, forward and backward on
+//! the host, never materialising the `[b, h, lq, lk]` score or weight tensors.
+//!
+//! Composite attention in burn allocates and sweeps the scores four or five times (matmul, scale,
+//! mask, softmax's max/exp/sum/divide, and as many passes backward); at PatchTST's ETTh1 recipe
+//! (42 patches, head width 4) that made the exponentials and the page faults of those tensors the
+//! largest costs of a training step. Like FlashAttention (Dao et al. 2022), the forward keeps only
+//! the row log-sum-exp and the backward recomputes the weights from it:
+//!
+//! - forward, per query row `i`: `s_ij = scale · q_i·k_j`, `lse_i = log Σ_j exp(s_ij)`,
+//!   `o_i = Σ_j exp(s_ij − lse_i) v_j`;
+//! - backward: `p_ij = exp(s_ij − lse_i)`, `D_i = dO_i·o_i`, `ds_ij = p_ij (dO_i·v_j − D_i)`,
+//!   `dq_i = scale Σ_j ds_ij k_j`, `dk_j = scale Σ_i ds_ij q_i`, `dv_j = Σ_i p_ij dO_i`.
+//!
+//! With `causal`, query `i` sees keys `j ≤ i + (lk − lq)` (the queries are the last `lq`
+//! positions). Work is split over (batch, head) slabs on scoped threads, each slab compiled for
+//! the CPU's widest SIMD through pulp's run-time dispatch.
+
+#![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
+use burn::prelude::*;
+use burn::tensor::{Shape, TensorData};
+
+use super::{exp_f32, host_data, on_host_backend, values};
+
+/// Attention of `q: [b, h, lq, e]` over `k: [b, h, lk, e]`, `v: [b, h, lk, ev]` with weights
+/// `softmax(scale · q kᵀ)` (causal: query `i` sees keys up to `i + lk − lq`). Returns
+/// `[b, h, lq, ev]`. Off the CPU backends it runs the same function as composite burn ops.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool, scale: f32) -> Tensor<4> {
+    if !on_host_backend(&q.device()) {
+        return reference_attention(q, k, v, causal, scale);
+    }
+    Tensor::from_dispatch(<Dispatch as AttentionBackend>::fused_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        causal,
+        scale,
+    ))
+}
+
+/// The same attention from burn tensor operations: the reference the fused path is tested
+/// against, and the path for other backends.
+pub fn reference_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    causal: bool,
+    scale: f32,
+) -> Tensor<4> {
+    let [b, h, lq, _] = q.dims();
+    let lk = k.dims()[2];
+    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, lq, lk]
+    if causal {
+        // Query i sits at position i + lk − lq; tril_mask(offset) is true strictly above it.
+        let offset = lk as i64 - lq as i64;
+        let mask = Tensor::<2, Bool>::tril_mask([lq, lk], offset, &scores.device());
+        scores = scores.mask_fill(
+            mask.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]),
+            f32::NEG_INFINITY,
+        );
+    }
+    burn::tensor::activation::softmax(scores, 3).matmul(v)
+}
+
+/// Backend extension: fused attention on host memory.
+#[backend_extension(NdArray, Flex, Autodiff)]
+pub trait AttentionBackend: Backend {
+    /// Forward only (inference); see [`attention`].
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        causal: bool,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        forward_host::<Self>(q, k, v, causal, scale).0
+    }
+}
+
+impl AttentionBackend for Flex {}
+impl AttentionBackend for NdArray {}
+
+/// Sizes of one call: `n = b·h` slabs of `lq` queries over `lk` keys, widths `e` and `ev`.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    n: usize,
+    lq: usize,
+    lk: usize,
+    e: usize,
+    ev: usize,
+    causal: bool,
+    scale: f32,
+}
+
+impl Dims {
+    fn of(q: &Shape, v: &Shape, causal: bool, scale: f32) -> (Self, [usize; 2]) {
+        let [b, h, lq, e] = q.dims::<4>();
+        let [_, _, lk, ev] = v.dims::<4>();
+        let dims = Self {
+            n: b * h,
+            lq,
+            lk,
+            e,
+            ev,
+            causal,
+            scale,
+        };
+        (dims, [b, h])
+    }
+
+    /// Keys query `i` sees: `0..visible(i)`.
+    #[inline(always)]
+    fn visible(&self, i: usize) -> usize {
+        if self.causal {
+            (i + 1 + self.lk).saturating_sub(self.lq).min(self.lk)
+        } else {
+            self.lk
+        }
+    }
+}
+
+/// Output `[b, h, lq, ev]` and row log-sum-exp `[b, h, lq]`.
+fn forward_host<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    causal: bool,
+    scale: f32,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let device = q.device();
+    let (d, [b, h]) = Dims::of(&q.shape(), &v.shape(), causal, scale);
+    let (q, k, v) = (host_data::<B>(q), host_data::<B>(k), host_data::<B>(v));
+    let (q, k, v) = (values(&q), values(&k), values(&v));
+    let mut out = vec![0.0f32; d.n * d.lq * d.ev];
+    let mut lse = vec![0.0f32; d.n * d.lq];
+    let slabs = out
+        .chunks_mut(d.lq * d.ev)
+        .zip(lse.chunks_mut(d.lq))
+        .enumerate();
+    parallel(slabs.collect(), |(s, (out, lse))| {
+        let q = &q[s * d.lq * d.e..][..d.lq * d.e];
+        let k = &k[s * d.lk * d.e..][..d.lk * d.e];
+        let v = &v[s * d.lk * d.ev..][..d.lk * d.ev];
+        pulp::Arch::new().dispatch(ForwardSlab {
+            d,
+            q,
+            k,
+            v,
+            out,
+            lse,
+        });
+    });
+    (
+        B::float_from_data(TensorData::new(out, [b, h, d.lq, d.ev]), &device),
+        B::float_from_data(TensorData::new(lse, [b, h, d.lq]), &device),
+    )
+}
+
+/// Gradients `(dq, dk, dv)` from the saved inputs, output, log-sum-exp and `dout`.
+fn backward_host<B: Backend>(
+    state: AttentionState<B>,
+    dout: FloatTensor<B>,
+) -> [FloatTensor<B>; 3] {
+    let device = state.q.device();
+    let (q_shape, k_shape, v_shape) = (state.q.shape(), state.k.shape(), state.v.shape());
+    let (d, _) = Dims::of(&q_shape, &v_shape, state.causal, state.scale);
+    let [q, k, v, o, lse, dout] =
+        [state.q, state.k, state.v, state.out, state.lse, dout].map(host_data::<B>);
+    let (q, k, v, o, lse, dout) = (
+        values(&q),
+        values(&k),
+        values(&v),
+        values(&o),
+        values(&lse),
+        values(&dout),
+    );
+    let mut dq = vec![0.0f32; d.n * d.lq * d.e];
+    let mut dk = vec![0.0f32; d.n * d.lk * d.e];
+    let mut dv = vec![0.0f32; d.n * d.lk * d.ev];
+    let slabs = dq
+        .chunks_mut(d.lq * d.e)
+        .zip(dk.chunks_mut(d.lk * d.e))
+        .zip(dv.chunks_mut(d.lk * d.ev))
+        .enumerate();
+    parallel(slabs.collect(), |(s, ((dq, dk), dv))| {
+        let slab = Slab {
+            q: &q[s * d.lq * d.e..][..d.lq * d.e],
+            k: &k[s * d.lk * d.e..][..d.lk * d.e],
+            v: &v[s * d.lk * d.ev..][..d.lk * d.ev],
+            o: &o[s * d.lq * d.ev..][..d.lq * d.ev],
+            lse: &lse[s * d.lq..][..d.lq],
+            dout: &dout[s * d.lq * d.ev..][..d.lq * d.ev],
+        };
+        pulp::Arch::new().dispatch(BackwardSlab {
+            d,
+            x: slab,
+            dq,
+            dk,
+            dv,
+        });
+    });
+    [(dq, q_shape), (dk, k_shape), (dv, v_shape)]
+        .map(|(grad, shape)| B::float_from_data(TensorData::new(grad, shape), &device))
+}
+
+/// [`forward_slab`] as a pulp SIMD operation.
+struct ForwardSlab<'a> {
+    d: Dims,
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    out: &'a mut [f32],
+    lse: &'a mut [f32],
+}
+
+impl pulp::WithSimd for ForwardSlab<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        forward_slab(self.d, self.q, self.k, self.v, self.out, self.lse);
+    }
+}
+
+/// [`backward_slab`] as a pulp SIMD operation.
+struct BackwardSlab<'a> {
+    d: Dims,
+    x: Slab<'a>,
+    dq: &'a mut [f32],
+    dk: &'a mut [f32],
+    dv: &'a mut [f32],
+}
+
+impl pulp::WithSimd for BackwardSlab<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        backward_slab(self.d, self.x, self.dq, self.dk, self.dv);
+    }
+}
+
+/// Key rows are laid out `[width, stride]` with `stride = lk` rounded up to a whole number of
+/// 16-float vectors and zero padding, so every inner loop runs on full vectors; weights beyond
+/// the visible keys are set to exactly zero.
+const VECTOR: usize = 16;
+
+/// One (batch, head) slab's forward: `out: [lq, ev]`, `lse: [lq]`.
+#[inline(always)] // inlined into pulp's dispatch, so it compiles with the detected SIMD features
+fn forward_slab(d: Dims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32]) {
+    let stride = d.lk.next_multiple_of(VECTOR);
+    let kt = transpose_padded(k, d.lk, d.e, stride); // [e, stride]
+    let vt = transpose_padded(v, d.lk, d.ev, stride); // [ev, stride]
+    let mut p = vec![0.0f32; stride];
+    for i in 0..d.lq {
+        let seen = d.visible(i);
+        scores(&q[i * d.e..][..d.e], &kt, d.scale, &mut p);
+        let max = p[..seen].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        p.iter_mut().for_each(|x| *x = exp_f32(*x - max));
+        p[seen..].fill(0.0);
+        let sum: f32 = p.iter().sum();
+        for (c, o) in out[i * d.ev..][..d.ev].iter_mut().enumerate() {
+            *o = dot(&p, &vt[c * stride..][..stride]) / sum;
+        }
+        lse[i] = max + sum.ln();
+    }
+}
+
+/// One slab's saved forward values and output gradient.
+#[derive(Clone, Copy)]
+struct Slab<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    o: &'a [f32],
+    lse: &'a [f32],
+    dout: &'a [f32],
+}
+
+/// One slab's backward: `dq: [lq, e]`, `dk: [lk, e]`, `dv: [lk, ev]`.
+#[inline(always)] // see forward_slab
+fn backward_slab(d: Dims, x: Slab<'_>, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
+    let stride = d.lk.next_multiple_of(VECTOR);
+    let kt = transpose_padded(x.k, d.lk, d.e, stride); // [e, stride]
+    let vt = transpose_padded(x.v, d.lk, d.ev, stride); // [ev, stride]
+    let mut dkt = vec![0.0f32; d.e * stride]; // [e, stride]
+    let mut dvt = vec![0.0f32; d.ev * stride]; // [ev, stride]
+    let (mut p, mut ds) = (vec![0.0f32; stride], vec![0.0f32; stride]);
+    for i in 0..d.lq {
+        let seen = d.visible(i);
+        let (qi, doi) = (&x.q[i * d.e..][..d.e], &x.dout[i * d.ev..][..d.ev]);
+        scores(qi, &kt, d.scale, &mut p);
+        p.iter_mut().for_each(|s| *s = exp_f32(*s - x.lse[i]));
+        p[seen..].fill(0.0);
+        // ds_j = p_j (dO_i·v_j − D_i), the dot products accumulated column by column.
+        ds.fill(0.0);
+        for (c, &g) in doi.iter().enumerate() {
+            axpy(g, &vt[c * stride..][..stride], &mut ds);
+            axpy(g, &p, &mut dvt[c * stride..][..stride]);
+        }
+        let d_i = dot(doi, &x.o[i * d.ev..][..d.ev]);
+        for (ds, &p) in ds.iter_mut().zip(p.iter()) {
+            *ds = p * (*ds - d_i) * d.scale;
+        }
+        for (c, &qc) in qi.iter().enumerate() {
+            dq[i * d.e + c] = dot(&ds, &kt[c * stride..][..stride]);
+            axpy(qc, &ds, &mut dkt[c * stride..][..stride]);
+        }
+    }
+    untranspose(&dkt, d.lk, d.e, stride, dk);
+    untranspose(&dvt, d.lk, d.ev, stride, dv);
+}
+
+/// `p_j = scale · q·k_j` for every key slot; `kt` is `[e, stride]`. The inner loops run along
+/// the keys, so they vectorise whatever the head width.
+#[inline(always)]
+fn scores(q: &[f32], kt: &[f32], scale: f32, p: &mut [f32]) {
+    let stride = p.len();
+    p.fill(0.0);
+    for (c, &qc) in q.iter().enumerate() {
+        axpy(qc * scale, &kt[c * stride..][..stride], p);
+    }
+}
+
+/// Row-major `[rows, cols]` to `[cols, stride]`, zero beyond `rows`.
+#[inline(always)]
+fn transpose_padded(x: &[f32], rows: usize, cols: usize, stride: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; cols * stride];
+    for (r, row) in x.chunks_exact(cols).take(rows).enumerate() {
+        for (c, &value) in row.iter().enumerate() {
+            t[c * stride + r] = value;
+        }
+    }
+    t
+}
+
+/// `[cols, stride]` back to row-major `[rows, cols]` into `out`.
+#[inline(always)]
+fn untranspose(t: &[f32], rows: usize, cols: usize, stride: usize, out: &mut [f32]) {
+    for (r, row) in out.chunks_exact_mut(cols).take(rows).enumerate() {
+        for (c, value) in row.iter_mut().enumerate() {
+            *value = t[c * stride + r];
+        }
+    }
+}
+
+/// `a·b` over 16 independent partial sums, so the loop vectorises (a single running sum is a
+/// serial dependency the compiler may not reorder).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut partial = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            partial[lane] += a[lane] * b[lane];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
+/// `y += a · x`.
+#[inline(always)]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// Run `work` on every item, the items split in contiguous runs over the available cores.
+fn parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || items.len() < 2 {
+        items.into_iter().for_each(work);
+        return;
+    }
+    let per_thread = items.len().div_ceil(threads);
+    let mut items = items.into_iter();
+    std::thread::scope(|scope| {
+        let work = &work;
+        loop {
+            let run: Vec<T> = items.by_ref().take(per_thread).collect();
+            if run.is_empty() {
+                break;
+            }
+            scope.spawn(move || run.into_iter().for_each(work));
+        }
+    });
+}
+
+/// What the backward pass needs.
+#[derive(Clone, Debug)]
+struct AttentionState<B: Backend> {
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    out: FloatTensor<B>,
+    lse: FloatTensor<B>,
+    causal: bool,
+    scale: f32,
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: Backend> Backward<B, 3> for AttentionBackward {
+    type State = AttentionState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = grads.consume::<B>(&ops.node);
+        let [dq, dk, dv] = backward_host::<B>(ops.state, dout);
+        for (parent, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
+            if let Some(parent) = parent {
+                grads.register::<B>(parent.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: Backend + AttentionBackend, C: CheckpointStrategy> AttentionBackend for Autodiff<B, C> {
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        causal: bool,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        let prep = AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful();
+        let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (out, lse) = forward_host::<B>(q.clone(), k.clone(), v.clone(), causal, scale);
+                let state = AttentionState {
+                    q,
+                    k,
+                    v,
+                    out: out.clone(),
+                    lse,
+                    causal,
+                    scale,
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_attention(q, k, v, causal, scale)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-6);
+        a.iter()
+            .zip(b)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale
+    }
+
+    /// Fused against composite attention: values and the gradients of q, k and v.
+    fn check(b: usize, h: usize, lq: usize, lk: usize, e: usize, ev: usize, causal: bool) {
+        let device = Device::flex().autodiff();
+        device.seed((b * 1000 + lq * 10 + lk) as u64);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let q = Tensor::<4>::random([b, h, lq, e], normal, &device);
+        let k = Tensor::<4>::random([b, h, lk, e], normal, &device);
+        let v = Tensor::<4>::random([b, h, lk, ev], normal, &device);
+        let w = Tensor::<4>::random([b, h, lq, ev], normal, &device);
+        let scale = 1.0 / (e as f32).sqrt();
+        let run = |fused: bool| {
+            let (q, k, v) = (
+                q.clone().require_grad(),
+                k.clone().require_grad(),
+                v.clone().require_grad(),
+            );
+            let y = if fused {
+                attention(q.clone(), k.clone(), v.clone(), causal, scale)
+            } else {
+                reference_attention(q.clone(), k.clone(), v.clone(), causal, scale)
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            [
+                flat(y),
+                flat(q.grad(&grads).unwrap()),
+                flat(k.grad(&grads).unwrap()),
+                flat(v.grad(&grads).unwrap()),
+            ]
+        };
+        let (fused, reference) = (run(true), run(false));
+        for (name, (got, want)) in ["out", "dq", "dk", "dv"]
+            .iter()
+            .zip(fused.iter().zip(&reference))
+        {
+            let err = max_rel(got, want);
+            assert!(
+                err < 1e-4,
+                "{name}: relative error {err:e} (b{b} h{h} lq{lq} lk{lk} e{e} causal {causal})"
+            );
+        }
+    }
+
+    #[test]
+    fn fused_equals_reference_bidirectional() {
+        check(2, 3, 7, 7, 4, 4, false);
+        check(1, 2, 42, 42, 4, 4, false);
+        check(3, 1, 5, 9, 8, 6, false);
+        check(1, 1, 1, 1, 3, 3, false);
+    }
+
+    #[test]
+    fn fused_equals_reference_causal() {
+        check(2, 2, 13, 13, 8, 8, true);
+        check(1, 3, 1, 17, 4, 4, true); // one new query over a cache
+        check(2, 1, 4, 11, 5, 5, true);
+        check(1, 1, 1, 1, 16, 16, true);
+    }
+
+    #[test]
+    fn inference_matches_training_forward() {
+        let device = Device::flex();
+        device.seed(5);
+        let t = |l| Tensor::<4>::random([2, 2, l, 8], Distribution::Default, &device);
+        let (q, k, v) = (t(6), t(6), t(6));
+        let a = flat(attention(q.clone(), k.clone(), v.clone(), true, 0.3));
+        let b = flat(reference_attention(q, k, v, true, 0.3));
+        assert!(max_rel(&a, &b) < 1e-5);
+    }
+}
