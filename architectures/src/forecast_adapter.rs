@@ -13,6 +13,7 @@ use burn::prelude::*;
 
 use crate::blocks::{Dropout, RevIn, RevInConfig, rows};
 use crate::error::ConfigError;
+use crate::mamba::{Mamba, MambaConfig, MambaState};
 use crate::sequence_model::{Forecaster, SequenceModel};
 use crate::transformer::{KvCache, Transformer, TransformerConfig};
 
@@ -21,13 +22,18 @@ use crate::transformer::{KvCache, Transformer, TransformerConfig};
 pub enum BackboneConfig {
     /// Self-attention blocks.
     Transformer(TransformerConfig),
+    /// Mamba-1 selective SSM blocks.
+    Mamba(MambaConfig),
 }
 
 /// A built backbone.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one per model, never in collections: boxing buys nothing
 pub enum Backbone {
     /// Self-attention blocks.
     Transformer(Transformer),
+    /// Mamba-1 selective SSM blocks.
+    Mamba(Mamba),
 }
 
 /// Recurrent state of a backbone.
@@ -35,6 +41,8 @@ pub enum Backbone {
 pub enum BackboneState {
     /// KV cache.
     Transformer(KvCache),
+    /// Convolution inputs and SSM states.
+    Mamba(MambaState),
 }
 
 /// Hyperparameters of a [`PatchForecaster`].
@@ -78,6 +86,7 @@ impl PatchForecasterConfig {
     pub fn d_model(&self) -> usize {
         match &self.backbone {
             BackboneConfig::Transformer(c) => c.d_model,
+            BackboneConfig::Mamba(c) => c.d_model,
         }
     }
 
@@ -107,6 +116,7 @@ impl PatchForecasterConfig {
         }
         match &self.backbone {
             BackboneConfig::Transformer(c) => c.validate(),
+            BackboneConfig::Mamba(c) => c.validate(),
         }
     }
 
@@ -128,6 +138,7 @@ impl PatchForecasterConfig {
             embedding: LinearConfig::new(self.patch_len, d).init(device),
             backbone: match &self.backbone {
                 BackboneConfig::Transformer(c) => Backbone::Transformer(c.init(device)),
+                BackboneConfig::Mamba(c) => Backbone::Mamba(c.init(device)),
             },
             head_dropout: Dropout::new(self.head_dropout),
             head: LinearConfig::new(n * d, self.pred_len).init(device),
@@ -221,12 +232,14 @@ impl SequenceModel for Backbone {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         match self {
             Self::Transformer(m) => m.forward(x),
+            Self::Mamba(m) => m.forward(x),
         }
     }
 
     fn init_state(&self, batch: usize, device: &Device) -> BackboneState {
         match self {
             Self::Transformer(m) => BackboneState::Transformer(m.init_state(batch, device)),
+            Self::Mamba(m) => BackboneState::Mamba(m.init_state(batch, device)),
         }
     }
 
@@ -236,24 +249,32 @@ impl SequenceModel for Backbone {
                 let (y, s) = m.step(x, s);
                 (y, BackboneState::Transformer(s))
             }
+            (Self::Mamba(m), BackboneState::Mamba(s)) => {
+                let (y, s) = m.step(x, s);
+                (y, BackboneState::Mamba(s))
+            }
+            (backbone, state) => panic!("state {state:?} does not belong to {backbone:?}"),
         }
     }
 
     fn state_size(&self, len: usize) -> usize {
         match self {
             Self::Transformer(m) => m.state_size(len),
+            Self::Mamba(m) => m.state_size(len),
         }
     }
 
     fn width(&self) -> Option<usize> {
         match self {
             Self::Transformer(m) => m.width(),
+            Self::Mamba(m) => m.width(),
         }
     }
 
     fn is_causal(&self) -> bool {
         match self {
             Self::Transformer(m) => m.is_causal(),
+            Self::Mamba(m) => m.is_causal(),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::forecast_adapter::{
     BackboneConfig, BackboneState, PatchForecaster, PatchForecasterConfig,
 };
 use crate::linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
+use crate::mamba::MambaConfig;
 use crate::repeat::{Repeat, RepeatConfig};
 use crate::sequence_model::{Forecaster, SequenceModel, WindowState};
 use crate::transformer::{PositionKind, TransformerConfig};
@@ -33,6 +34,8 @@ pub enum ArchName {
     Repeat,
     /// Self-attention backbone behind the patch forecasting adapter (PatchTST-style).
     Transformer,
+    /// Mamba-1 selective SSM backbone behind the patch forecasting adapter.
+    Mamba,
 }
 
 /// Model hyperparameters as given on the command line; `None` means "not given".
@@ -132,13 +135,14 @@ pub struct TaskShape {
 
 impl ArchName {
     /// Every registered architecture.
-    pub const ALL: [ArchName; 6] = [
+    pub const ALL: [ArchName; 7] = [
         Self::Linear,
         Self::Nlinear,
         Self::Dlinear,
         Self::Rlinear,
         Self::Repeat,
         Self::Transformer,
+        Self::Mamba,
     ];
 
     /// The command-line spelling.
@@ -150,6 +154,7 @@ impl ArchName {
             Self::Rlinear => "rlinear",
             Self::Repeat => "repeat",
             Self::Transformer => "transformer",
+            Self::Mamba => "mamba",
         }
     }
 
@@ -163,9 +168,8 @@ impl ArchName {
             }
             Self::Rlinear => "RevIN + dropout + Linear (Li et al. 2023)",
             Self::Repeat => "repeat the last input value over the horizon; no training",
-            Self::Transformer => {
-                "pre-norm self-attention over patches (PatchTST-style adapter; work in progress)"
-            }
+            Self::Transformer => "pre-norm self-attention over patches (PatchTST-style adapter)",
+            Self::Mamba => "Mamba-1 selective SSM blocks over patches (fused scan; same adapter)",
         }
     }
 
@@ -190,6 +194,15 @@ impl ArchName {
                 "patch-len",
                 "stride",
                 "causal",
+            ],
+            Self::Mamba => &[
+                "d-model",
+                "layers",
+                "d-state",
+                "expand",
+                "dropout",
+                "patch-len",
+                "stride",
             ],
         }
     }
@@ -275,6 +288,24 @@ impl ArchName {
                 );
                 ArchConfig::Patch(adapter)
             }
+            // TSLib's MambaSimple ETTh1 script: d_model 128, 2 layers, d_state 16, expand 2,
+            // d_conv 4. Mamba has no dropout of its own; --dropout is the head's.
+            Self::Mamba => ArchConfig::Patch(
+                PatchForecasterConfig::new(
+                    task.seq_len,
+                    task.pred_len,
+                    task.channels,
+                    BackboneConfig::Mamba(
+                        MambaConfig::new(options.d_model.unwrap_or(128))
+                            .with_n_layers(options.layers.unwrap_or(2))
+                            .with_d_state(options.d_state.unwrap_or(16))
+                            .with_expand(options.expand.unwrap_or(2)),
+                    ),
+                )
+                .with_patch_len(options.patch_len.unwrap_or(16))
+                .with_stride(options.stride.unwrap_or(8))
+                .with_head_dropout(options.dropout.unwrap_or(0.0)),
+            ),
         };
         config.validate()?;
         Ok(config)
@@ -311,6 +342,7 @@ impl ArchConfig {
             Self::Repeat(_) => ArchName::Repeat,
             Self::Patch(c) => match c.backbone {
                 BackboneConfig::Transformer(_) => ArchName::Transformer,
+                BackboneConfig::Mamba(_) => ArchName::Mamba,
             },
         }
     }

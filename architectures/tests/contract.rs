@@ -37,6 +37,15 @@ fn options_for(name: ArchName) -> Vec<ModelOptions> {
             ..ModelOptions::default()
         });
     }
+    if name.accepted_options().contains(&"d-state") {
+        variants.push(ModelOptions {
+            d_model: Some(12),
+            d_state: Some(5),
+            layers: Some(3),
+            expand: Some(3),
+            ..ModelOptions::default()
+        });
+    }
     if name.accepted_options().contains(&"moving-avg") {
         variants.push(ModelOptions {
             moving_avg: Some(5),

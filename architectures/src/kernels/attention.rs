@@ -28,7 +28,7 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::{Shape, TensorData};
 
-use super::{exp_f32, host_data, on_host_backend, values};
+use super::{axpy, dot, exp_f32, host_data, on_host_backend, parallel, values};
 
 /// Attention of `q: [b, h, lq, e]` over `k: [b, h, lk, e]`, `v: [b, h, lk, ev]` with weights
 /// `softmax(scale · q kᵀ)` (causal: query `i` sees keys up to `i + lk − lq`). Returns
@@ -350,56 +350,6 @@ fn untranspose(t: &[f32], rows: usize, cols: usize, stride: usize, out: &mut [f3
             *value = t[c * stride + r];
         }
     }
-}
-
-/// `a·b` over 16 independent partial sums, so the loop vectorises (a single running sum is a
-/// serial dependency the compiler may not reorder).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut partial = [0.0f32; LANES];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    for (a, b) in a_chunks.zip(b_chunks) {
-        for lane in 0..LANES {
-            partial[lane] += a[lane] * b[lane];
-        }
-    }
-    partial.iter().sum::<f32>() + tail
-}
-
-/// `y += a · x`.
-#[inline(always)]
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
-/// Run `work` on every item, the items split in contiguous runs over the available cores.
-fn parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || items.len() < 2 {
-        items.into_iter().for_each(work);
-        return;
-    }
-    let per_thread = items.len().div_ceil(threads);
-    let mut items = items.into_iter();
-    std::thread::scope(|scope| {
-        let work = &work;
-        loop {
-            let run: Vec<T> = items.by_ref().take(per_thread).collect();
-            if run.is_empty() {
-                break;
-            }
-            scope.spawn(move || run.into_iter().for_each(work));
-        }
-    });
 }
 
 /// What the backward pass needs.

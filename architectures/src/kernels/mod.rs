@@ -6,9 +6,11 @@
 
 pub mod attention;
 pub mod gelu;
+pub mod selective_scan;
 
 pub use attention::{attention, reference_attention};
 pub use gelu::gelu;
+pub use selective_scan::{selective_scan, selective_scan_reference};
 
 use burn::backend::Backend;
 use burn::backend::tensor::FloatTensor;
@@ -33,6 +35,56 @@ pub(crate) fn host_data<B: Backend>(x: FloatTensor<B>) -> TensorData {
 /// The f32 values of data made by [`host_data`].
 pub(crate) fn values(data: &TensorData) -> &[f32] {
     data.as_slice::<f32>().expect("host_data converts to f32")
+}
+
+/// `a·b` over 16 independent partial sums, so the loop vectorises (a single running sum is a
+/// serial dependency the compiler may not reorder).
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut partial = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            partial[lane] += a[lane] * b[lane];
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
+/// `y += a · x`.
+#[inline(always)]
+pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// Run `work` on every item, the items split in contiguous runs over the available cores.
+pub(crate) fn parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || items.len() < 2 {
+        items.into_iter().for_each(work);
+        return;
+    }
+    let per_thread = items.len().div_ceil(threads);
+    let mut items = items.into_iter();
+    std::thread::scope(|scope| {
+        let work = &work;
+        loop {
+            let run: Vec<T> = items.by_ref().take(per_thread).collect();
+            if run.is_empty() {
+                break;
+            }
+            scope.spawn(move || run.into_iter().for_each(work));
+        }
+    });
 }
 
 /// `erf(x)` in f32 without branches or libm calls, so loops over it vectorise: Eigen's rational

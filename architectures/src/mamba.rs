@@ -1,0 +1,440 @@
+//! Mamba-1 backbone: residual blocks `x + Mamba(RMSNorm(x))` and a final RMSNorm (Gu & Dao 2023,
+//! <https://arxiv.org/abs/2312.00752>; reference state-spaces/mamba `modules/mamba_simple.py`
+//! class `Mamba`, `ops/selective_scan_interface.py::selective_scan_ref`, and the block order of
+//! `models/mixer_seq_simple.py`; reference/architectures.md §1).
+//!
+//! One Mamba block, `x: [b, l, d] -> [b, l, d]`, with `d_inner = expand · d`, `N = d_state`,
+//! `R = dt_rank`:
+//!
+//! 1. `[x, z] = in_proj(x)` (no bias), `[b, l, 2·d_inner]`;
+//! 2. `x = SiLU(conv(x))`, a causal depthwise convolution of width `d_conv` with bias;
+//! 3. `[dt, B, C] = x_proj(x)` (no bias), widths `R, N, N`;
+//! 4. `Δ = softplus(dt_proj(dt))` (its bias is the dt bias, added before the softplus as the
+//!    reference scan does with `delta_bias`);
+//! 5. `A = −exp(A_log)`, `[d_inner, N]`;
+//! 6. `y = selective_scan(x, Δ, A, B, C) + D ⊙ x`, then `y ⊙ SiLU(z)`;
+//! 7. `out_proj(y)` (no bias).
+//!
+//! Initialisation as the reference: `A_log = log(1..N)` per channel (S4D-real), `D = 1`,
+//! `dt_proj.weight ~ U(±R^-½)`, `dt_proj.bias = softplus⁻¹(dt)` with `dt` log-uniform in
+//! `[dt_min, dt_max]` floored at `dt_init_floor`; PyTorch's default (Kaiming-uniform) for the
+//! other weights and the convolution. The LM wrapper's `out_proj` rescaling is not applied: this is
+//! a backbone behind the forecasting adapter, not `MambaLMHeadModel`. `A_log`, `D` and the dt bias
+//! would get no weight decay; archzoo trains with Adam without weight decay, so nothing does.
+//!
+//! `forward` runs the fused selective scan ([`kernels::selective_scan`]) unless `reference_scan`
+//! asks for the per-step reference; `step` keeps the last `d_conv − 1` inputs of the
+//! convolution and the `[b, d_inner, N]` SSM state per layer, O(1) per token.
+//!
+//! Shapes: b batch, l length, d d_model, i d_inner, n d_state, r dt_rank, k d_conv.
+
+use burn::module::Param;
+use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softplus};
+use burn::tensor::{Distribution, TensorData};
+
+use crate::blocks::rows;
+use crate::error::ConfigError;
+use crate::kernels;
+use crate::sequence_model::SequenceModel;
+
+/// Hyperparameters of a [`Mamba`] backbone.
+#[derive(Config, Debug)]
+pub struct MambaConfig {
+    /// Width `d`.
+    pub d_model: usize,
+    /// Residual blocks.
+    #[config(default = 2)]
+    pub n_layers: usize,
+    /// SSM state size `N`.
+    #[config(default = 16)]
+    pub d_state: usize,
+    /// `d_inner = expand · d_model`.
+    #[config(default = 2)]
+    pub expand: usize,
+    /// Width of the causal depthwise convolution.
+    #[config(default = 4)]
+    pub d_conv: usize,
+    /// Rank of the Δ projection; `None` is the reference's `ceil(d_model / 16)`.
+    #[config(default = "None")]
+    pub dt_rank: Option<usize>,
+    /// Smallest initial Δ.
+    #[config(default = 0.001)]
+    pub dt_min: f64,
+    /// Largest initial Δ.
+    #[config(default = 0.1)]
+    pub dt_max: f64,
+    /// Floor of the initial Δ.
+    #[config(default = 1e-4)]
+    pub dt_init_floor: f64,
+    /// Run the per-time-step reference scan instead of the fused kernel (tests, benchmarks).
+    #[config(default = false)]
+    pub reference_scan: bool,
+}
+
+impl MambaConfig {
+    /// `d_inner = expand · d_model`.
+    pub fn d_inner(&self) -> usize {
+        self.expand * self.d_model
+    }
+
+    /// `dt_rank`, resolved.
+    pub fn rank(&self) -> usize {
+        self.dt_rank.unwrap_or(self.d_model.div_ceil(16))
+    }
+
+    /// Check ranges before building.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let sizes = [
+            ("d_model", self.d_model),
+            ("layers", self.n_layers),
+            ("d_state", self.d_state),
+            ("expand", self.expand),
+            ("d_conv", self.d_conv),
+            ("dt_rank", self.rank()),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return invalid(format!("{name} must be positive"));
+        }
+        if !(0.0 < self.dt_min && self.dt_min <= self.dt_max && self.dt_init_floor > 0.0) {
+            return invalid(format!(
+                "need 0 < dt_min <= dt_max and dt_init_floor > 0 (got {}, {}, {})",
+                self.dt_min, self.dt_max, self.dt_init_floor
+            ));
+        }
+        Ok(())
+    }
+
+    /// Build on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If the config does not pass [`Self::validate`].
+    pub fn init(&self, device: &Device) -> Mamba {
+        if let Err(e) = self.validate() {
+            panic!("invalid MambaConfig: {e}");
+        }
+        Mamba {
+            layers: (0..self.n_layers)
+                .map(|_| MambaLayer {
+                    norm: RmsNormConfig::new(self.d_model).init(device),
+                    mixer: self.init_block(device),
+                })
+                .collect(),
+            norm: RmsNormConfig::new(self.d_model).init(device),
+            d_model: self.d_model,
+            reference_scan: self.reference_scan,
+        }
+    }
+
+    fn init_block(&self, device: &Device) -> MambaBlock {
+        let (d, i, n, r, k) = (
+            self.d_model,
+            self.d_inner(),
+            self.d_state,
+            self.rank(),
+            self.d_conv,
+        );
+        // PyTorch Conv1d default for a depthwise kernel: U(±1/sqrt(fan_in)), fan_in = k.
+        let conv_bound = 1.0 / (k as f64).sqrt();
+        let dt_bound = 1.0 / (r as f64).sqrt();
+        // dt = exp(U(0,1)·(ln dt_max − ln dt_min) + ln dt_min), floored; bias = softplus⁻¹(dt).
+        let dt = Tensor::<1>::random([i], Distribution::Default, device)
+            .mul_scalar(self.dt_max.ln() - self.dt_min.ln())
+            .add_scalar(self.dt_min.ln())
+            .exp()
+            .clamp_min(self.dt_init_floor);
+        let inv_softplus_dt = dt.clone() + (dt.neg().exp().neg() + 1.0).log(); // dt + log(1 − e^−dt)
+        let s4d_real: Vec<f32> = (0..i)
+            .flat_map(|_| (1..=n).map(|v| (v as f32).ln()))
+            .collect();
+        let a_log = Tensor::<2>::from_data(TensorData::new(s4d_real, [i, n]), device); // [i, n]
+        let mut dt_proj = LinearConfig::new(r, i).init(device);
+        dt_proj.weight = Param::from_tensor(Tensor::random(
+            [r, i],
+            Distribution::Uniform(-dt_bound, dt_bound),
+            device,
+        ));
+        dt_proj.bias = Some(Param::from_tensor(inv_softplus_dt));
+        MambaBlock {
+            in_proj: LinearConfig::new(d, 2 * i).with_bias(false).init(device),
+            conv_weight: Param::from_tensor(Tensor::random(
+                [k, i],
+                Distribution::Uniform(-conv_bound, conv_bound),
+                device,
+            )),
+            conv_bias: Param::from_tensor(Tensor::random(
+                [i],
+                Distribution::Uniform(-conv_bound, conv_bound),
+                device,
+            )),
+            x_proj: LinearConfig::new(i, r + 2 * n)
+                .with_bias(false)
+                .init(device),
+            dt_proj,
+            a_log: Param::from_tensor(a_log),
+            d_skip: Param::from_tensor(Tensor::ones([i], device)),
+            out_proj: LinearConfig::new(i, d).with_bias(false).init(device),
+            d_inner: i,
+            d_state: n,
+            dt_rank: r,
+            d_conv: k,
+        }
+    }
+}
+
+/// One Mamba block (the mixer).
+#[derive(Module, Debug)]
+pub struct MambaBlock {
+    /// `d -> 2i`: the scan input `x` and the gate `z`.
+    in_proj: Linear,
+    /// `[k, i]`: tap `k − 1` multiplies the current input.
+    conv_weight: Param<Tensor<2>>,
+    /// `[i]`.
+    conv_bias: Param<Tensor<1>>,
+    /// `i -> r + 2n`: Δ's low-rank input, `B`, `C`.
+    x_proj: Linear,
+    /// `r -> i`, bias = the dt bias.
+    dt_proj: Linear,
+    /// `[i, n]`, `A = −exp(A_log)`.
+    a_log: Param<Tensor<2>>,
+    /// `[i]`, the skip `D`.
+    d_skip: Param<Tensor<1>>,
+    /// `i -> d`.
+    out_proj: Linear,
+    d_inner: usize,
+    d_state: usize,
+    dt_rank: usize,
+    d_conv: usize,
+}
+
+/// Pre-norm residual layer: `x + mixer(RMSNorm(x))`.
+#[derive(Module, Debug)]
+pub struct MambaLayer {
+    norm: RmsNorm,
+    mixer: MambaBlock,
+}
+
+/// Mamba backbone, `[b, l, d] -> [b, l, d]`.
+#[derive(Module, Debug)]
+pub struct Mamba {
+    layers: Vec<MambaLayer>,
+    /// Final normalisation.
+    norm: RmsNorm,
+    d_model: usize,
+    reference_scan: bool,
+}
+
+/// Recurrent state: per layer, the convolution's last `k − 1` inputs `[b, k − 1, i]` and the SSM
+/// state `[b, i, n]`.
+#[derive(Clone, Debug)]
+pub struct MambaState {
+    /// One `(conv inputs, ssm state)` per layer.
+    pub layers: Vec<(Tensor<3>, Tensor<3>)>,
+}
+
+impl MambaBlock {
+    /// `A = −exp(A_log)`, `[i, n]`.
+    fn a(&self) -> Tensor<2> {
+        self.a_log.val().exp().neg()
+    }
+
+    /// Δ, B, C from the convolved input `x: [b, l, i]`: `[b, l, i]`, `[b, l, n]`, `[b, l, n]`.
+    fn selection(&self, x: Tensor<3>) -> [Tensor<3>; 3] {
+        let (r, n) = (self.dt_rank, self.d_state);
+        let x_dbl = rows(&self.x_proj, x); // [b, l, r + 2n]
+        let dt = x_dbl.clone().narrow(2, 0, r);
+        let delta = softplus(rows(&self.dt_proj, dt), 1.0); // [b, l, i]
+        [
+            delta,
+            x_dbl.clone().narrow(2, r, n),
+            x_dbl.narrow(2, r + n, n),
+        ]
+    }
+
+    fn forward(&self, x: Tensor<3>, reference_scan: bool) -> Tensor<3> {
+        let [b, l, _] = x.dims();
+        let (i, k) = (self.d_inner, self.d_conv);
+        let xz = rows(&self.in_proj, x); // [b, l, 2i]
+        let z = xz.clone().narrow(2, i, i);
+        // Causal depthwise convolution: left-pad k − 1 zeros, tap j sees x_{t − (k − 1) + j}.
+        let padded = Tensor::cat(
+            vec![
+                Tensor::zeros([b, k - 1, i], &xz.device()),
+                xz.narrow(2, 0, i),
+            ],
+            1,
+        ); // [b, l + k − 1, i]
+        let weight = self.conv_weight.val();
+        let mut conv = self.conv_bias.val().reshape([1, 1, i]);
+        for tap in 0..k {
+            let w = weight.clone().narrow(0, tap, 1).reshape([1, 1, i]);
+            conv = conv + padded.clone().narrow(1, tap, l) * w;
+        }
+        let x = silu(conv); // [b, l, i]
+        let [delta, bm, cm] = self.selection(x.clone());
+        let scan = if reference_scan {
+            kernels::selective_scan_reference
+        } else {
+            kernels::selective_scan
+        };
+        let y = scan(x.clone(), delta, self.a(), bm, cm) + x * self.d_skip.val().reshape([1, 1, i]);
+        rows(&self.out_proj, y * silu(z))
+    }
+
+    /// One token `x: [b, d]` with this layer's `(conv inputs, ssm state)`.
+    fn step(
+        &self,
+        x: Tensor<2>,
+        state: (Tensor<3>, Tensor<3>),
+    ) -> (Tensor<2>, (Tensor<3>, Tensor<3>)) {
+        let [b, _] = x.dims();
+        let (i, n, k) = (self.d_inner, self.d_state, self.d_conv);
+        let (past, h) = state;
+        let xz = self.in_proj.forward(x); // [b, 2i]
+        let z = xz.clone().narrow(1, i, i);
+        let window = Tensor::cat(vec![past, xz.narrow(1, 0, i).reshape([b, 1, i])], 1); // [b, k, i]
+        let conv = (window.clone() * self.conv_weight.val().reshape([1, k, i]))
+            .sum_dim(1)
+            .reshape([b, i])
+            + self.conv_bias.val().reshape([1, i]);
+        let x = silu(conv); // [b, i]
+        let [delta, bm, cm] = self.selection(x.clone().reshape([b, 1, i]));
+        let delta = delta.reshape([b, i, 1]);
+        let decay = (delta.clone() * self.a().reshape([1, i, n])).exp(); // [b, i, n]
+        let h = decay * h + (delta * x.clone().reshape([b, i, 1])) * bm.reshape([b, 1, n]);
+        let y = (h.clone() * cm.reshape([b, 1, n]))
+            .sum_dim(2)
+            .reshape([b, i])
+            + x * self.d_skip.val().reshape([1, i]);
+        let out = self.out_proj.forward(y * silu(z));
+        (out, (window.narrow(1, 1, k - 1), h))
+    }
+}
+
+impl Mamba {
+    /// The same model running the reference (`true`) or the fused (`false`) scan.
+    pub fn reference(mut self, reference_scan: bool) -> Self {
+        self.reference_scan = reference_scan;
+        self
+    }
+}
+
+impl SequenceModel for Mamba {
+    type State = MambaState;
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let mut x = x;
+        for layer in &self.layers {
+            x = x.clone()
+                + layer
+                    .mixer
+                    .forward(layer.norm.forward(x), self.reference_scan);
+        }
+        self.norm.forward(x)
+    }
+
+    fn init_state(&self, batch: usize, device: &Device) -> MambaState {
+        MambaState {
+            layers: self
+                .layers
+                .iter()
+                .map(|layer| {
+                    let m = &layer.mixer;
+                    (
+                        Tensor::zeros([batch, m.d_conv - 1, m.d_inner], device),
+                        Tensor::zeros([batch, m.d_inner, m.d_state], device),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn step(&self, x: Tensor<2>, state: MambaState) -> (Tensor<2>, MambaState) {
+        let mut x = x;
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (layer, s) in self.layers.iter().zip(state.layers) {
+            let (y, s) = layer.mixer.step(layer.norm.forward(x.clone()), s);
+            x = x + y;
+            layers.push(s);
+        }
+        (self.norm.forward(x), MambaState { layers })
+    }
+
+    /// Per layer `i·(k − 1) + i·n` floats, whatever the length.
+    fn state_size(&self, _len: usize) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.mixer.d_inner * (l.mixer.d_conv - 1 + l.mixer.d_state))
+            .sum()
+    }
+
+    fn width(&self) -> Option<usize> {
+        Some(self.d_model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn initialisation_follows_the_reference() {
+        let device = Device::flex();
+        device.seed(0);
+        let config = MambaConfig::new(40).with_d_state(4);
+        assert_eq!((config.d_inner(), config.rank()), (80, 3)); // ceil(40 / 16) = 3
+        let model = config.init(&device);
+        let block = &model.layers[0].mixer;
+        assert_eq!(
+            flat(block.a()),
+            (0..80)
+                .flat_map(|_| [-1.0, -2.0, -3.0, -4.0])
+                .collect::<Vec<f32>>()
+        );
+        assert!(flat(block.d_skip.val()).iter().all(|&v| v == 1.0));
+        // softplus(dt bias) recovers dt in [dt_min, dt_max].
+        let bias = block.dt_proj.bias.as_ref().unwrap().val();
+        let dt = flat(softplus(bias, 1.0));
+        assert!(
+            dt.iter()
+                .all(|&v| (0.001 * 0.999..=0.1 * 1.001).contains(&v)),
+            "{dt:?}"
+        );
+        let w = flat(block.dt_proj.weight.val());
+        let bound = 1.0 / 3f32.sqrt();
+        assert!(w.iter().all(|v| v.abs() <= bound));
+    }
+
+    #[test]
+    fn fused_and_reference_scans_agree_in_the_block() {
+        let device = Device::flex().autodiff();
+        device.seed(4);
+        let fused = MambaConfig::new(16).with_d_state(8).init(&device);
+        let reference = fused.clone().reference(true);
+        let x = Tensor::<3>::random([2, 11, 16], Distribution::Default, &device);
+        let (a, b) = (flat(fused.forward(x.clone())), flat(reference.forward(x)));
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err < 1e-5, "{err:e}");
+    }
+
+    #[test]
+    fn state_size_is_constant() {
+        let model = MambaConfig::new(8).with_n_layers(3).init(&Device::flex());
+        // 3 layers · 16 channels · (3 conv inputs + 16 states)
+        assert_eq!(model.state_size(1), 3 * 16 * 19);
+        assert_eq!(model.state_size(10_000), model.state_size(1));
+    }
+}
