@@ -31,12 +31,11 @@
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softplus};
 use burn::tensor::{Distribution, TensorData};
 
 use crate::blocks::rows;
 use crate::error::ConfigError;
-use crate::kernels;
+use crate::kernels::{self, silu, softplus};
 use crate::sequence_model::SequenceModel;
 
 /// Hyperparameters of a [`Mamba`] backbone.
@@ -246,7 +245,7 @@ impl MambaBlock {
         let (r, n) = (self.dt_rank, self.d_state);
         let x_dbl = rows(&self.x_proj, x); // [b, l, r + 2n]
         let dt = x_dbl.clone().narrow(2, 0, r);
-        let delta = softplus(rows(&self.dt_proj, dt), 1.0); // [b, l, i]
+        let delta = softplus(rows(&self.dt_proj, dt)); // [b, l, i]
         [
             delta,
             x_dbl.clone().narrow(2, r, n),
@@ -404,7 +403,7 @@ mod tests {
         assert!(flat(block.d_skip.val()).iter().all(|&v| v == 1.0));
         // softplus(dt bias) recovers dt in [dt_min, dt_max].
         let bias = block.dt_proj.bias.as_ref().unwrap().val();
-        let dt = flat(softplus(bias, 1.0));
+        let dt = flat(softplus(bias));
         assert!(
             dt.iter()
                 .all(|&v| (0.001 * 0.999..=0.1 * 1.001).contains(&v)),

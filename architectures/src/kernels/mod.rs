@@ -4,12 +4,12 @@
 //! (reference/burn.md §custom op). The public functions check the device and fall back to burn's
 //! composite operations elsewhere (wgpu), so every backend computes the same function.
 
+pub mod activation;
 pub mod attention;
-pub mod gelu;
 pub mod selective_scan;
 
+pub use activation::{Activation, gelu, silu, softplus};
 pub use attention::{attention, reference_attention};
-pub use gelu::gelu;
 pub use selective_scan::{selective_scan, selective_scan_reference};
 
 use burn::backend::Backend;
@@ -107,6 +107,26 @@ pub(crate) fn erf_f32(x: f32) -> f32 {
     x * p / q
 }
 
+/// `ln(x)` in f32 for `x > 0` without branches or libm calls: `x = m·2ᵉ` with `m` in
+/// `[√½, √2)`, `ln m = 2 atanh(s)`, `s = (m − 1)/(m + 1)`, by its odd series to `s¹¹` (relative
+/// error ~1e-7 for |s| ≤ 0.172).
+#[inline(always)]
+pub(crate) fn ln_f32(x: f32) -> f32 {
+    let bits = x.to_bits();
+    // Exponent relative to [√½, √2): shift the mantissa boundary to √½ (0x3f3504f3).
+    let offset = bits.wrapping_sub(0x3f35_04f3);
+    let e = (offset as i32) >> 23;
+    let m = f32::from_bits(bits.wrapping_sub((e as u32) << 23));
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut p = s2 * (1.0 / 11.0) + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    p = p * s2 + 1.0;
+    2.0 * s * p + e as f32 * std::f32::consts::LN_2
+}
+
 /// `exp(x)` in f32 without branches or libm calls: Cody–Waite reduction `x = n·ln2 + r`,
 /// |r| ≤ ln2/2, a degree-6 Taylor polynomial (relative error ~2e-7), and `2ⁿ` built from its
 /// exponent bits. Inputs are clamped to [−87, 88] (the result underflows to ~1e-38 below).
@@ -143,6 +163,20 @@ mod tests {
             worst = worst.max((got - want).abs());
         }
         assert!(worst < 5e-7, "max abs error {worst:e}");
+    }
+
+    #[test]
+    fn ln_matches_std() {
+        let mut worst = 0.0f64;
+        let mut x = 1e-30f32;
+        while x < 1e30 {
+            let got = f64::from(ln_f32(x));
+            let want = f64::from(x).ln();
+            worst = worst.max((got - want).abs() / want.abs().max(1.0));
+            x *= 1.001;
+        }
+        assert!(worst < 1e-6, "max error {worst:e}");
+        assert_eq!(ln_f32(1.0), 0.0);
     }
 
     #[test]
