@@ -128,7 +128,8 @@ impl MambaConfig {
         }
     }
 
-    fn init_block(&self, device: &Device) -> MambaBlock {
+    /// One Mamba block (the mixer) on its own, as the benchmarks time it.
+    pub fn init_block(&self, device: &Device) -> MambaBlock {
         let (d, i, n, r, k) = (
             self.d_model,
             self.d_inner(),
@@ -253,7 +254,8 @@ impl MambaBlock {
         ]
     }
 
-    fn forward(&self, x: Tensor<3>, reference_scan: bool) -> Tensor<3> {
+    /// The block on `x: [b, l, d]`, with the reference or the fused scan.
+    pub fn forward(&self, x: Tensor<3>, reference_scan: bool) -> Tensor<3> {
         let [b, l, _] = x.dims();
         let (i, k) = (self.d_inner, self.d_conv);
         let xz = rows(&self.in_proj, x); // [b, l, 2i]
@@ -281,6 +283,17 @@ impl MambaBlock {
         };
         let y = scan(x.clone(), delta, self.a(), bm, cm) + x * self.d_skip.val().reshape([1, 1, i]);
         rows(&self.out_proj, y * silu(z))
+    }
+
+    /// The block's four projections alone (`in_proj`, `x_proj`, `dt_proj`, `out_proj`, chained
+    /// shape-correctly, no convolution, scan or gating): the cost floor the scan is measured
+    /// against in `archzoo bench mamba-block`.
+    pub fn projections(&self, x: Tensor<3>) -> Tensor<3> {
+        let i = self.d_inner;
+        let x = rows(&self.in_proj, x).narrow(2, 0, i); // [b, l, i]
+        let x_dbl = rows(&self.x_proj, x.clone()); // [b, l, r + 2n]
+        let delta = rows(&self.dt_proj, x_dbl.narrow(2, 0, self.dt_rank)); // [b, l, i]
+        rows(&self.out_proj, x + delta)
     }
 
     /// One token `x: [b, d]` with this layer's `(conv inputs, ssm state)`.

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use architectures::{ArchConfig, Forecaster, SequenceModel};
+use architectures::{ArchConfig, Forecaster, MambaConfig, SequenceModel};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -268,6 +268,86 @@ pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
         machine: sysinfo::machine(),
         git_commit: sysinfo::git_commit().to_string(),
         config: bench.clone(),
+    })
+}
+
+/// What `bench mamba-block` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockPath {
+    /// The block with the fused selective scan.
+    Fused,
+    /// The block with the per-time-step reference scan.
+    Reference,
+    /// The block's projections alone: the floor.
+    Projections,
+}
+
+/// Result of `bench mamba-block`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MambaBlockReport {
+    /// What was timed.
+    pub path: BlockPath,
+    /// The block's configuration.
+    pub config: MambaConfig,
+    /// Batch.
+    pub batch: usize,
+    /// Sequence length.
+    pub seq_len: usize,
+    /// Forward + backward, ms.
+    pub time: Timing,
+    /// Peak resident memory of the process, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// CPU and threads.
+    pub machine: String,
+    /// Code commit.
+    pub git_commit: String,
+}
+
+/// Time forward + backward (no optimizer) of one Mamba block on a fixed random `[batch, l, d]`.
+pub fn mamba_block(
+    path: BlockPath,
+    config: &MambaConfig,
+    batch: usize,
+    seq_len: usize,
+    (steps, warmup): (usize, usize),
+    backend: BackendName,
+) -> Result<MambaBlockReport> {
+    config.validate()?;
+    let device = backend.device()?;
+    device.seed(0);
+    let autodiff = device.clone().autodiff();
+    let block = config.init_block(&autodiff);
+    let shape = [batch, seq_len, config.d_model];
+    let x = Tensor::<3>::random(shape, Distribution::Default, &autodiff);
+    let w = Tensor::<3>::random(shape, Distribution::Default, &autodiff);
+    let mut samples = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let started = Instant::now();
+        let x = x.clone().require_grad();
+        let y = match path {
+            BlockPath::Fused => block.forward(x.clone(), false),
+            BlockPath::Reference => block.forward(x.clone(), true),
+            BlockPath::Projections => block.projections(x.clone()),
+        };
+        let grads = (y * w.clone()).sum().backward();
+        drop(x.grad(&grads));
+        device
+            .sync()
+            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        if i >= warmup {
+            samples.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(MambaBlockReport {
+        path,
+        config: config.clone(),
+        batch,
+        seq_len,
+        time: Timing::of(&samples),
+        peak_rss_bytes: sysinfo::peak_rss_bytes(),
+        machine: sysinfo::machine(),
+        git_commit: sysinfo::git_commit().to_string(),
     })
 }
 

@@ -281,8 +281,45 @@ pub enum BenchCommand {
     TrainStep(Box<TrainStepArgs>),
     /// Latency of recurrent `step` decoding (inference) against the position decoded.
     Decode(Box<DecodeArgs>),
+    /// Forward + backward of one Mamba block: fused scan, reference scan, or projections alone.
+    MambaBlock(MambaBlockArgs),
     /// f32 matmul throughput of a backend, GFLOP/s.
     Matmul(MatmulArgs),
+}
+
+/// `archzoo bench mamba-block`.
+#[derive(Debug, Args)]
+pub struct MambaBlockArgs {
+    /// What to time.
+    #[arg(long, value_enum, default_value = "fused")]
+    pub path: experiments::bench::BlockPath,
+    /// Batch.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Sequence length.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seq_len: u64,
+    /// Model width (d_inner = expand · d_model).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub d_model: u64,
+    /// SSM state size.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub d_state: u64,
+    /// Expansion factor.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub expand: u64,
+    /// Timed repetitions.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: u64,
+    /// Untimed warm-up repetitions.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `archzoo bench decode`.

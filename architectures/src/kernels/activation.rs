@@ -153,11 +153,11 @@ impl pulp::WithSimd for Forward<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> Vec<f32> {
-        let map = |f: fn(f32) -> f32| self.1.iter().map(|&x| f(x)).collect();
+        let x = self.1;
         match self.0 {
-            Activation::Gelu => map(|x| Activation::Gelu.value(x)),
-            Activation::Silu => map(|x| Activation::Silu.value(x)),
-            Activation::Softplus => map(|x| Activation::Softplus.value(x)),
+            Activation::Gelu => map(x, |x| Activation::Gelu.value(x)),
+            Activation::Silu => map(x, |x| Activation::Silu.value(x)),
+            Activation::Softplus => map(x, |x| Activation::Softplus.value(x)),
         }
     }
 }
@@ -170,13 +170,25 @@ impl pulp::WithSimd for Backward<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> Vec<f32> {
-        let map = |f: fn(f32) -> f32| self.1.iter().zip(self.2).map(|(&x, &g)| g * f(x)).collect();
+        let (x, g) = (self.1, self.2);
         match self.0 {
-            Activation::Gelu => map(|x| Activation::Gelu.derivative(x)),
-            Activation::Silu => map(|x| Activation::Silu.derivative(x)),
-            Activation::Softplus => map(|x| Activation::Softplus.derivative(x)),
+            Activation::Gelu => map_grad(x, g, |x| Activation::Gelu.derivative(x)),
+            Activation::Silu => map_grad(x, g, |x| Activation::Silu.derivative(x)),
+            Activation::Softplus => map_grad(x, g, |x| Activation::Softplus.derivative(x)),
         }
     }
+}
+
+/// `f` over `x`; generic (not a function pointer) so `f` inlines into the vector loop.
+#[inline(always)]
+fn map(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
+    x.iter().map(|&x| f(x)).collect()
+}
+
+/// `g · f'(x)` element-wise; see [`map`].
+#[inline(always)]
+fn map_grad(x: &[f32], g: &[f32], derivative: impl Fn(f32) -> f32) -> Vec<f32> {
+    x.iter().zip(g).map(|(&x, &g)| g * derivative(x)).collect()
 }
 
 impl ActivationBackend for Flex {}
