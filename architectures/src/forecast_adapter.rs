@@ -7,6 +7,13 @@
 //! (`patch_len` long, `stride` apart, after replicating the last value `stride` times at the end,
 //! as PatchTST's `padding_patch = "end"`). `patch_len = stride = 1` is point-wise embedding (one
 //! token per time step, no padding). Positions are the backbone's business.
+//!
+//! Where this differs from PatchTST's own encoder, on purpose, so that every backbone sits in
+//! the same adapter: the backbone is the zoo's pre-norm Transformer (LayerNorm, final norm),
+//! where PatchTST uses post-norm blocks with BatchNorm and `res_attention` (attention scores
+//! carried from layer to layer); the patch embedding has a bias (PatchTST's `W_P` has one too,
+//! TSLib's `value_embedding` does not); positions are learned per patch as in PatchTST
+//! (`pe = "zeros"`, learned). Measured effect on ETTh1 is in results/etth1_transformer/.
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -268,6 +275,13 @@ impl SequenceModel for Backbone {
         match self {
             Self::Transformer(m) => m.width(),
             Self::Mamba(m) => m.width(),
+        }
+    }
+
+    fn max_len(&self) -> Option<usize> {
+        match self {
+            Self::Transformer(m) => m.max_len(),
+            Self::Mamba(m) => m.max_len(),
         }
     }
 

@@ -272,7 +272,7 @@ impl ArchName {
                     1
                 };
                 let (positions, max_len) = if causal {
-                    (PositionKind::Rotary, 8192)
+                    (PositionKind::Rotary, 16_384)
                 } else {
                     (PositionKind::Learned, n_patches)
                 };
@@ -457,6 +457,14 @@ impl SequenceModel for Arch {
             Self::Linear(m) => m.width(),
             Self::Repeat(m) => m.width(),
             Self::Patch(m) => m.backbone().width(),
+        }
+    }
+
+    fn max_len(&self) -> Option<usize> {
+        match self {
+            Self::Linear(m) => m.max_len(),
+            Self::Repeat(m) => m.max_len(),
+            Self::Patch(m) => m.backbone().max_len(),
         }
     }
 

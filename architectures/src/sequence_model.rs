@@ -28,6 +28,12 @@ pub trait SequenceModel {
     /// Width `d` the model expects, or `None` when any width works (a parameter-free model).
     fn width(&self) -> Option<usize>;
 
+    /// Longest sequence the model can process (a position table's size), `None` if unbounded.
+    /// `step` beyond it is a caller error; callers check first.
+    fn max_len(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether outputs depend on earlier inputs only. Only causal models have a `step`.
     fn is_causal(&self) -> bool {
         true

@@ -139,6 +139,7 @@ impl TransformerConfig {
             d_model: self.d_model,
             n_heads: self.n_heads,
             causal: self.causal,
+            max_len: self.max_len,
         }
     }
 
@@ -212,6 +213,7 @@ pub struct Transformer {
     d_model: usize,
     n_heads: usize,
     causal: bool,
+    max_len: usize,
 }
 
 /// Keys and values of every layer so far: `[b, h, t, k]` each, `None` before the first step.
@@ -360,6 +362,11 @@ impl SequenceModel for Transformer {
 
     fn width(&self) -> Option<usize> {
         Some(self.d_model)
+    }
+
+    /// The position table's length (learned or rotary).
+    fn max_len(&self) -> Option<usize> {
+        Some(self.max_len)
     }
 
     fn is_causal(&self) -> bool {

@@ -227,6 +227,13 @@ pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
             bench.arch.name()
         )));
     }
+    if let Some(max_len) = model.max_len().filter(|&m| last >= m) {
+        return Err(RunError::Invalid(format!(
+            "position {last} is beyond `{}`'s position table ({max_len} positions, 0..{})",
+            bench.arch.name(),
+            max_len - 1
+        )));
+    }
     let width = model.width().unwrap_or(channels);
     let inputs = Tensor::<3>::random(
         [last + 1, bench.batch, width],

@@ -338,3 +338,48 @@ fn bad_transformer_config_is_rejected_before_training() {
         "a rejected config wrote results"
     );
 }
+
+#[test]
+fn decoding_beyond_what_a_model_can_step_is_an_error() {
+    let output = archzoo(
+        &[
+            "bench",
+            "decode",
+            "--arch",
+            "transformer",
+            "--causal",
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--positions",
+            "20000",
+        ],
+        None,
+    );
+    assert_clean_failure(
+        output.status.success(),
+        &stderr(&output),
+        &["position 20000 is beyond `transformer`'s position table (16384 positions"],
+    );
+    let output = archzoo(&["bench", "decode", "--arch", "transformer"], None);
+    assert_clean_failure(
+        output.status.success(),
+        &stderr(&output),
+        &["bidirectional", "--causal"],
+    );
+}
+
+#[test]
+fn bad_mamba_config_is_rejected() {
+    for (args, expected) in [
+        (vec!["--d-state", "0"], "--d-state"),
+        (vec!["--layers", "0"], "--layers"),
+        (vec!["--heads", "2"], "--heads does not apply to `mamba`"),
+    ] {
+        let mut full = vec!["train", "--arch", "mamba", "--data", "synthetic"];
+        full.extend_from_slice(&args);
+        let output = archzoo(&full, None);
+        assert_clean_failure(output.status.success(), &stderr(&output), &[expected]);
+    }
+}
