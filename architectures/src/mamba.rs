@@ -391,13 +391,7 @@ impl SequenceModel for Mamba {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
-    }
+    use crate::kernels::testing::flat;
 
     #[test]
     fn initialisation_follows_the_reference() {

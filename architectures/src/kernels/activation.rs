@@ -230,13 +230,7 @@ impl<B: Backend + ActivationBackend, C: CheckpointStrategy> ActivationBackend fo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
-    }
+    use crate::kernels::testing::flat as values;
 
     #[test]
     fn matches_burn_in_value_and_gradient() {

@@ -416,22 +416,8 @@ impl<B: Backend + AttentionBackend, C: CheckpointStrategy> AttentionBackend for 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::testing::{flat, max_rel};
     use burn::tensor::Distribution;
-
-    fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
-    }
-
-    fn max_rel(a: &[f32], b: &[f32]) -> f32 {
-        let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-6);
-        a.iter()
-            .zip(b)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-            / scale
-    }
 
     /// Fused against composite attention: values and the gradients of q, k and v.
     fn check(b: usize, h: usize, lq: usize, lk: usize, e: usize, ev: usize, causal: bool) {

@@ -149,6 +149,29 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     p * two_n
 }
 
+/// Helpers shared by the kernel and model tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use burn::prelude::*;
+
+    /// A tensor's values as f32, row-major.
+    pub(crate) fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("converted to f32")
+    }
+
+    /// Largest absolute difference relative to the largest magnitude of `want`.
+    pub(crate) fn max_rel(got: &[f32], want: &[f32]) -> f32 {
+        let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-6);
+        got.iter()
+            .zip(want)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -449,22 +449,8 @@ impl<B: Backend + ScanBackend, C: CheckpointStrategy> ScanBackend for Autodiff<B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::testing::{flat, max_rel};
     use burn::tensor::Distribution;
-
-    fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
-    }
-
-    fn max_rel(got: &[f32], want: &[f32]) -> f32 {
-        let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-6);
-        got.iter()
-            .zip(want)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-            / scale
-    }
 
     /// Fused against the per-step reference: output and the gradients of u, Δ, A, B, C.
     fn check(batch: usize, l: usize, d: usize, n: usize) {
