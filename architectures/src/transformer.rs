@@ -16,7 +16,6 @@ use burn::nn::{
     RotaryEncodingConfig,
 };
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 use crate::blocks::{Dropout, rows};
 use crate::error::ConfigError;
@@ -276,21 +275,8 @@ impl Transformer {
         let [b, h, lq, kw] = q.dims();
         let scale = 1.0 / (kw as f32).sqrt();
         let y = if block.attention_dropout.is_active(&q.device()) {
-            let lk = k.dims()[2];
-            let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, lq, lk]
-            if causal {
-                // tril_mask(o) is true strictly above diagonal o: the future.
-                let mask =
-                    Tensor::<2, Bool>::tril_mask([lq, lk], lk as i64 - lq as i64, &scores.device());
-                scores = scores.mask_fill(
-                    mask.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]),
-                    f32::NEG_INFINITY,
-                );
-            }
-            block
-                .attention_dropout
-                .forward(softmax(scores, 3))
-                .matmul(v)
+            let weights = kernels::attention_weights(q, k, causal, scale); // [b, h, lq, lk]
+            block.attention_dropout.forward(weights).matmul(v)
         } else {
             kernels::attention(q, k, v, causal, scale)
         }; // [b, h, lq, k]

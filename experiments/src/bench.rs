@@ -137,9 +137,7 @@ pub fn train_step(
             .mean();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-4, model, grads);
-        device
-            .sync()
-            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        sync(&device)?;
         if i >= bench.warmup {
             samples.push(started.elapsed().as_secs_f64() * 1e3);
         }
@@ -247,9 +245,7 @@ pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
         let x = inputs.clone().narrow(0, t, 1).reshape([bench.batch, width]);
         let started = Instant::now();
         let (y, next) = model.step(x, state);
-        device
-            .sync()
-            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        sync(&device)?;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
         drop(y);
         state = next;
@@ -339,9 +335,7 @@ pub fn mamba_block(
         };
         let grads = (y * w.clone()).sum().backward();
         drop(x.grad(&grads));
-        device
-            .sync()
-            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        sync(&device)?;
         if i >= warmup {
             samples.push(started.elapsed().as_secs_f64() * 1e3);
         }
@@ -390,9 +384,7 @@ pub fn matmul(
     for i in 0..repeats + 2 {
         let started = Instant::now();
         let c = a.clone().matmul(b.clone());
-        device
-            .sync()
-            .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))?;
+        sync(&device)?;
         drop(c);
         if i >= 2 {
             samples.push(started.elapsed().as_secs_f64() * 1e3);
@@ -408,6 +400,13 @@ pub fn matmul(
         time,
         machine: sysinfo::machine(),
     })
+}
+
+/// Wait for the device to finish queued work, so a timing covers it.
+fn sync(device: &Device) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))
 }
 
 #[cfg(test)]

@@ -84,42 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::TrainStep(args)) => bench_train_step(&args),
         Command::Bench(BenchCommand::Decode(args)) => bench_decode(&args),
-        Command::Bench(BenchCommand::MambaBlock(args)) => {
-            let config = architectures::MambaConfig::new(args.d_model as usize)
-                .with_n_layers(1)
-                .with_d_state(args.d_state as usize)
-                .with_expand(args.expand as usize);
-            let report = bench::mamba_block(
-                args.path,
-                &config,
-                args.batch as usize,
-                args.seq_len as usize,
-                (args.steps as usize, args.warmup as usize),
-                args.backend,
-            )?;
-            if args.json {
-                say(serde_json::to_string_pretty(&report)?);
-            } else {
-                say(format!(
-                    "mamba block ({:?}) fwd+bwd on {} (batch {}, L={}, d_model {}, d_inner {}, d_state {}): median {:.3} ms [p10 {:.3}, p90 {:.3}] over {} steps; peak RSS {}",
-                    report.path,
-                    args.backend,
-                    report.batch,
-                    report.seq_len,
-                    config.d_model,
-                    config.d_inner(),
-                    config.d_state,
-                    report.time.median_ms,
-                    report.time.p10_ms,
-                    report.time.p90_ms,
-                    report.time.samples,
-                    report
-                        .peak_rss_bytes
-                        .map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / 1e6)),
-                ));
-            }
-            Ok(())
-        }
+        Command::Bench(BenchCommand::MambaBlock(args)) => bench_mamba_block(&args),
         Command::Bench(BenchCommand::Matmul(args)) => {
             let report = bench::matmul(
                 args.backend,
@@ -144,6 +109,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `123.4 MB`, or `n/a` where the platform gives no peak RSS.
+fn megabytes(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
 }
 
 /// The only way this binary writes to stdout.
@@ -396,6 +366,41 @@ fn human_step(seconds: i64) -> String {
     }
 }
 
+fn bench_mamba_block(args: &cli::MambaBlockArgs) -> anyhow::Result<()> {
+    let config = architectures::MambaConfig::new(args.d_model as usize)
+        .with_n_layers(1)
+        .with_d_state(args.d_state as usize)
+        .with_expand(args.expand as usize);
+    let report = bench::mamba_block(
+        args.path,
+        &config,
+        args.batch as usize,
+        args.seq_len as usize,
+        (args.steps as usize, args.warmup as usize),
+        args.backend,
+    )?;
+    if args.json {
+        say(serde_json::to_string_pretty(&report)?);
+    } else {
+        say(format!(
+            "mamba block ({:?}) fwd+bwd on {} (batch {}, L={}, d_model {}, d_inner {}, d_state {}): median {:.3} ms [p10 {:.3}, p90 {:.3}] over {} steps; peak RSS {}",
+            report.path,
+            args.backend,
+            report.batch,
+            report.seq_len,
+            config.d_model,
+            config.d_inner(),
+            config.d_state,
+            report.time.median_ms,
+            report.time.p10_ms,
+            report.time.p90_ms,
+            report.time.samples,
+            megabytes(report.peak_rss_bytes),
+        ));
+    }
+    Ok(())
+}
+
 fn bench_decode(args: &cli::DecodeArgs) -> anyhow::Result<()> {
     let task = TaskShape {
         seq_len: args.seq_len as usize,
@@ -468,9 +473,7 @@ fn bench_train_step(args: &cli::TrainStepArgs) -> anyhow::Result<()> {
             t.min_ms,
             t.max_ms,
             t.samples,
-            report
-                .peak_rss_bytes
-                .map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / 1e6)),
+            megabytes(report.peak_rss_bytes),
         ));
     }
     Ok(())

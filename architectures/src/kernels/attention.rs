@@ -28,7 +28,9 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::{Shape, TensorData};
 
-use super::{axpy, dot, exp_f32, host_data, on_host_backend, parallel, values};
+use super::{
+    axpy, dot, exp_f32, host_data, on_host_backend, parallel, register, transpose_padded, values,
+};
 
 /// Attention of `q: [b, h, lq, e]` over `k: [b, h, lk, e]`, `v: [b, h, lk, ev]` with weights
 /// `softmax(scale · q kᵀ)` (causal: query `i` sees keys up to `i + lk − lq`). Returns
@@ -55,6 +57,12 @@ pub fn reference_attention(
     causal: bool,
     scale: f32,
 ) -> Tensor<4> {
+    attention_weights(q, k, causal, scale).matmul(v)
+}
+
+/// The attention weights `softmax(scale · q kᵀ)`, `[b, h, lq, lk]`, materialised (for the
+/// reference, and for attention dropout, which acts on them).
+pub fn attention_weights(q: Tensor<4>, k: Tensor<4>, causal: bool, scale: f32) -> Tensor<4> {
     let [b, h, lq, _] = q.dims();
     let lk = k.dims()[2];
     let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, lq, lk]
@@ -67,7 +75,7 @@ pub fn reference_attention(
             f32::NEG_INFINITY,
         );
     }
-    burn::tensor::activation::softmax(scores, 3).matmul(v)
+    burn::tensor::activation::softmax(scores, 3)
 }
 
 /// Backend extension: fused attention on host memory.
@@ -330,18 +338,6 @@ fn scores(q: &[f32], kt: &[f32], scale: f32, p: &mut [f32]) {
     }
 }
 
-/// Row-major `[rows, cols]` to `[cols, stride]`, zero beyond `rows`.
-#[inline(always)]
-fn transpose_padded(x: &[f32], rows: usize, cols: usize, stride: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; cols * stride];
-    for (r, row) in x.chunks_exact(cols).take(rows).enumerate() {
-        for (c, &value) in row.iter().enumerate() {
-            t[c * stride + r] = value;
-        }
-    }
-    t
-}
-
 /// `[cols, stride]` back to row-major `[rows, cols]` into `out`.
 #[inline(always)]
 fn untranspose(t: &[f32], rows: usize, cols: usize, stride: usize, out: &mut [f32]) {
@@ -372,12 +368,8 @@ impl<B: Backend> Backward<B, 3> for AttentionBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dout = grads.consume::<B>(&ops.node);
-        let [dq, dk, dv] = backward_host::<B>(ops.state, dout);
-        for (parent, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
-            if let Some(parent) = parent {
-                grads.register::<B>(parent.id, grad);
-            }
-        }
+        let computed = backward_host::<B>(ops.state, dout);
+        register::<B, 3>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
     }
 }
 

@@ -9,10 +9,12 @@ pub mod attention;
 pub mod selective_scan;
 
 pub use activation::{Activation, gelu, silu, softplus};
-pub use attention::{attention, reference_attention};
+pub use attention::{attention, attention_weights, reference_attention};
 pub use selective_scan::{selective_scan, selective_scan_reference};
 
 use burn::backend::Backend;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::tensor::FloatTensor;
 use burn::prelude::*;
 use burn::tensor::{TensorData, read_sync};
@@ -63,6 +65,33 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += a * x;
+    }
+}
+
+/// Row-major `[rows, cols]` (the first `rows` rows of `x`) to `[cols, stride]`, zero in columns
+/// `rows..stride`; `stride = rows` is a plain transpose.
+#[inline(always)]
+pub(crate) fn transpose_padded(x: &[f32], rows: usize, cols: usize, stride: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; cols * stride];
+    for (r, row) in x.chunks_exact(cols).take(rows).enumerate() {
+        for (c, &value) in row.iter().enumerate() {
+            t[c * stride + r] = value;
+        }
+    }
+    t
+}
+
+/// Hand a custom op's input gradients to autodiff: `computed[i]` to `parents[i]` where that input
+/// is tracked.
+pub(crate) fn register<B: Backend, const N: usize>(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; N],
+    computed: [FloatTensor<B>; N],
+) {
+    for (parent, grad) in parents.into_iter().zip(computed) {
+        if let Some(id) = parent {
+            grads.register::<B>(id, grad);
+        }
     }
 }
 

@@ -28,7 +28,9 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{axpy, dot, exp_f32, host_data, on_host_backend, parallel, values};
+use super::{
+    axpy, dot, exp_f32, host_data, on_host_backend, parallel, register, transpose_padded, values,
+};
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
 pub const CHUNK: usize = 64;
@@ -141,13 +143,7 @@ impl<'a> Sequence<'a> {
 
 /// `[rows, cols]` to `[cols, rows]`.
 fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; x.len()];
-    for (r, row) in x.chunks_exact(cols).enumerate() {
-        for (c, &value) in row.iter().enumerate() {
-            t[c * rows + r] = value;
-        }
-    }
-    t
+    transpose_padded(x, rows, cols, rows)
 }
 
 fn forward_host<B: Backend>(
@@ -414,11 +410,7 @@ impl<B: Backend> Backward<B, 5> for ScanBackward {
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
         let computed = backward_host::<B>(ops.state, dy);
-        for (parent, grad) in ops.parents.into_iter().zip(computed) {
-            if let Some(parent) = parent {
-                grads.register::<B>(parent.id, grad);
-            }
-        }
+        register::<B, 5>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
     }
 }
 
