@@ -20,6 +20,7 @@ use burn::prelude::*;
 
 use crate::blocks::{Dropout, RevIn, RevInConfig, rows};
 use crate::error::ConfigError;
+use crate::griffin::{Griffin, GriffinConfig, GriffinState};
 use crate::mamba::{Mamba, MambaConfig, MambaState};
 use crate::sequence_model::{Forecaster, SequenceModel};
 use crate::transformer::{KvCache, Transformer, TransformerConfig};
@@ -31,6 +32,8 @@ pub enum BackboneConfig {
     Transformer(TransformerConfig),
     /// Mamba-1 selective SSM blocks.
     Mamba(MambaConfig),
+    /// Griffin / Hawk residual blocks.
+    Griffin(GriffinConfig),
 }
 
 /// A built backbone.
@@ -41,6 +44,8 @@ pub enum Backbone {
     Transformer(Transformer),
     /// Mamba-1 selective SSM blocks.
     Mamba(Mamba),
+    /// Griffin / Hawk residual blocks.
+    Griffin(Griffin),
 }
 
 /// Recurrent state of a backbone.
@@ -50,6 +55,8 @@ pub enum BackboneState {
     Transformer(KvCache),
     /// Convolution inputs and SSM states.
     Mamba(MambaState),
+    /// Convolution inputs, RG-LRU states and local key/value windows.
+    Griffin(GriffinState),
 }
 
 /// Hyperparameters of a [`PatchForecaster`].
@@ -94,6 +101,7 @@ impl PatchForecasterConfig {
         match &self.backbone {
             BackboneConfig::Transformer(c) => c.d_model,
             BackboneConfig::Mamba(c) => c.d_model,
+            BackboneConfig::Griffin(c) => c.d_model,
         }
     }
 
@@ -124,6 +132,7 @@ impl PatchForecasterConfig {
         match &self.backbone {
             BackboneConfig::Transformer(c) => c.validate(),
             BackboneConfig::Mamba(c) => c.validate(),
+            BackboneConfig::Griffin(c) => c.validate(),
         }
     }
 
@@ -146,6 +155,7 @@ impl PatchForecasterConfig {
             backbone: match &self.backbone {
                 BackboneConfig::Transformer(c) => Backbone::Transformer(c.init(device)),
                 BackboneConfig::Mamba(c) => Backbone::Mamba(c.init(device)),
+                BackboneConfig::Griffin(c) => Backbone::Griffin(c.init(device)),
             },
             head_dropout: Dropout::new(self.head_dropout),
             head: LinearConfig::new(n * d, self.pred_len).init(device),
@@ -240,6 +250,7 @@ impl SequenceModel for Backbone {
         match self {
             Self::Transformer(m) => m.forward(x),
             Self::Mamba(m) => m.forward(x),
+            Self::Griffin(m) => m.forward(x),
         }
     }
 
@@ -247,6 +258,7 @@ impl SequenceModel for Backbone {
         match self {
             Self::Transformer(m) => BackboneState::Transformer(m.init_state(batch, device)),
             Self::Mamba(m) => BackboneState::Mamba(m.init_state(batch, device)),
+            Self::Griffin(m) => BackboneState::Griffin(m.init_state(batch, device)),
         }
     }
 
@@ -260,6 +272,10 @@ impl SequenceModel for Backbone {
                 let (y, s) = m.step(x, s);
                 (y, BackboneState::Mamba(s))
             }
+            (Self::Griffin(m), BackboneState::Griffin(s)) => {
+                let (y, s) = m.step(x, s);
+                (y, BackboneState::Griffin(s))
+            }
             (backbone, state) => panic!("state {state:?} does not belong to {backbone:?}"),
         }
     }
@@ -268,6 +284,7 @@ impl SequenceModel for Backbone {
         match self {
             Self::Transformer(m) => m.state_size(len),
             Self::Mamba(m) => m.state_size(len),
+            Self::Griffin(m) => m.state_size(len),
         }
     }
 
@@ -275,6 +292,7 @@ impl SequenceModel for Backbone {
         match self {
             Self::Transformer(m) => m.width(),
             Self::Mamba(m) => m.width(),
+            Self::Griffin(m) => m.width(),
         }
     }
 
@@ -282,6 +300,7 @@ impl SequenceModel for Backbone {
         match self {
             Self::Transformer(m) => m.max_len(),
             Self::Mamba(m) => m.max_len(),
+            Self::Griffin(m) => m.max_len(),
         }
     }
 
@@ -289,6 +308,7 @@ impl SequenceModel for Backbone {
         match self {
             Self::Transformer(m) => m.is_causal(),
             Self::Mamba(m) => m.is_causal(),
+            Self::Griffin(m) => m.is_causal(),
         }
     }
 }

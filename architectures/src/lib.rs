@@ -27,6 +27,7 @@
 pub mod blocks;
 pub mod error;
 pub mod forecast_adapter;
+pub mod griffin;
 pub mod kernels;
 pub mod linear;
 pub mod mamba;
@@ -37,6 +38,7 @@ pub mod transformer;
 
 pub use error::ConfigError;
 pub use forecast_adapter::{Backbone, BackboneConfig, PatchForecaster, PatchForecasterConfig};
+pub use griffin::{Griffin, GriffinConfig, GriffinState, TemporalKind};
 pub use linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 pub use mamba::{Mamba, MambaConfig, MambaState};
 pub use registry::{Arch, ArchConfig, ArchName, ArchState, ModelOptions, TaskShape};

@@ -33,7 +33,7 @@ use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 
-use crate::blocks::rows;
+use crate::blocks::{CausalConv1d, rows};
 use crate::error::ConfigError;
 use crate::kernels::{self, silu, softplus};
 use crate::sequence_model::SequenceModel;
@@ -160,16 +160,14 @@ impl MambaConfig {
         dt_proj.bias = Some(Param::from_tensor(inv_softplus_dt));
         MambaBlock {
             in_proj: LinearConfig::new(d, 2 * i).with_bias(false).init(device),
-            conv_weight: Param::from_tensor(Tensor::random(
-                [k, i],
-                Distribution::Uniform(-conv_bound, conv_bound),
-                device,
-            )),
-            conv_bias: Param::from_tensor(Tensor::random(
-                [i],
-                Distribution::Uniform(-conv_bound, conv_bound),
-                device,
-            )),
+            conv: CausalConv1d::new(
+                Tensor::random(
+                    [k, i],
+                    Distribution::Uniform(-conv_bound, conv_bound),
+                    device,
+                ),
+                Tensor::random([i], Distribution::Uniform(-conv_bound, conv_bound), device),
+            ),
             x_proj: LinearConfig::new(i, r + 2 * n)
                 .with_bias(false)
                 .init(device),
@@ -180,7 +178,6 @@ impl MambaConfig {
             d_inner: i,
             d_state: n,
             dt_rank: r,
-            d_conv: k,
         }
     }
 }
@@ -190,10 +187,8 @@ impl MambaConfig {
 pub struct MambaBlock {
     /// `d -> 2i`: the scan input `x` and the gate `z`.
     in_proj: Linear,
-    /// `[k, i]`: tap `k − 1` multiplies the current input.
-    conv_weight: Param<Tensor<2>>,
-    /// `[i]`.
-    conv_bias: Param<Tensor<1>>,
+    /// Depthwise causal convolution, width `k`, over the scan input.
+    conv: CausalConv1d,
     /// `i -> r + 2n`: Δ's low-rank input, `B`, `C`.
     x_proj: Linear,
     /// `r -> i`, bias = the dt bias.
@@ -207,7 +202,6 @@ pub struct MambaBlock {
     d_inner: usize,
     d_state: usize,
     dt_rank: usize,
-    d_conv: usize,
 }
 
 /// Pre-norm residual layer: `x + mixer(RMSNorm(x))`.
@@ -227,12 +221,15 @@ pub struct Mamba {
     reference_scan: bool,
 }
 
-/// Recurrent state: per layer, the convolution's last `k − 1` inputs `[b, k − 1, i]` and the SSM
-/// state `[b, i, n]`.
+/// One layer's state: the convolution's last `k − 1` inputs `[b, k − 1, i]` (`None` when
+/// `k = 1`) and the SSM state `[b, i, n]`.
+pub type MambaLayerState = (Option<Tensor<3>>, Tensor<3>);
+
+/// Recurrent state: one [`MambaLayerState`] per layer.
 #[derive(Clone, Debug)]
 pub struct MambaState {
     /// One `(conv inputs, ssm state)` per layer.
-    pub layers: Vec<(Tensor<3>, Tensor<3>)>,
+    pub layers: Vec<MambaLayerState>,
 }
 
 impl MambaBlock {
@@ -256,25 +253,10 @@ impl MambaBlock {
 
     /// The block on `x: [b, l, d]`, with the reference or the fused scan.
     pub fn forward(&self, x: Tensor<3>, reference_scan: bool) -> Tensor<3> {
-        let [b, l, _] = x.dims();
-        let (i, k) = (self.d_inner, self.d_conv);
+        let i = self.d_inner;
         let xz = rows(&self.in_proj, x); // [b, l, 2i]
         let z = xz.clone().narrow(2, i, i);
-        // Causal depthwise convolution: left-pad k − 1 zeros, tap j sees x_{t − (k − 1) + j}.
-        let padded = Tensor::cat(
-            vec![
-                Tensor::zeros([b, k - 1, i], &xz.device()),
-                xz.narrow(2, 0, i),
-            ],
-            1,
-        ); // [b, l + k − 1, i]
-        let weight = self.conv_weight.val();
-        let mut conv = self.conv_bias.val().reshape([1, 1, i]);
-        for tap in 0..k {
-            let w = weight.clone().narrow(0, tap, 1).reshape([1, 1, i]);
-            conv = conv + padded.clone().narrow(1, tap, l) * w;
-        }
-        let x = silu(conv); // [b, l, i]
+        let x = silu(self.conv.forward(xz.narrow(2, 0, i))); // [b, l, i]
         let [delta, bm, cm] = self.selection(x.clone());
         let scan = if reference_scan {
             kernels::selective_scan_reference
@@ -297,21 +279,13 @@ impl MambaBlock {
     }
 
     /// One token `x: [b, d]` with this layer's `(conv inputs, ssm state)`.
-    fn step(
-        &self,
-        x: Tensor<2>,
-        state: (Tensor<3>, Tensor<3>),
-    ) -> (Tensor<2>, (Tensor<3>, Tensor<3>)) {
+    fn step(&self, x: Tensor<2>, state: MambaLayerState) -> (Tensor<2>, MambaLayerState) {
         let [b, _] = x.dims();
-        let (i, n, k) = (self.d_inner, self.d_state, self.d_conv);
+        let (i, n) = (self.d_inner, self.d_state);
         let (past, h) = state;
         let xz = self.in_proj.forward(x); // [b, 2i]
         let z = xz.clone().narrow(1, i, i);
-        let window = Tensor::cat(vec![past, xz.narrow(1, 0, i).reshape([b, 1, i])], 1); // [b, k, i]
-        let conv = (window.clone() * self.conv_weight.val().reshape([1, k, i]))
-            .sum_dim(1)
-            .reshape([b, i])
-            + self.conv_bias.val().reshape([1, i]);
+        let (conv, past) = self.conv.step(xz.narrow(1, 0, i), past);
         let x = silu(conv); // [b, i]
         let [delta, bm, cm] = self.selection(x.clone().reshape([b, 1, i]));
         let delta = delta.reshape([b, i, 1]);
@@ -322,7 +296,7 @@ impl MambaBlock {
             .reshape([b, i])
             + x * self.d_skip.val().reshape([1, i]);
         let out = self.out_proj.forward(y * silu(z));
-        (out, (window.narrow(1, 1, k - 1), h))
+        (out, (past, h))
     }
 }
 
@@ -356,7 +330,7 @@ impl SequenceModel for Mamba {
                 .map(|layer| {
                     let m = &layer.mixer;
                     (
-                        Tensor::zeros([batch, m.d_conv - 1, m.d_inner], device),
+                        m.conv.init_state(batch, device),
                         Tensor::zeros([batch, m.d_inner, m.d_state], device),
                     )
                 })
@@ -379,7 +353,7 @@ impl SequenceModel for Mamba {
     fn state_size(&self, _len: usize) -> usize {
         self.layers
             .iter()
-            .map(|l| l.mixer.d_inner * (l.mixer.d_conv - 1 + l.mixer.d_state))
+            .map(|l| l.mixer.d_inner * (l.mixer.conv.width() - 1 + l.mixer.d_state))
             .sum()
     }
 

@@ -11,6 +11,7 @@ use crate::error::ConfigError;
 use crate::forecast_adapter::{
     BackboneConfig, BackboneState, PatchForecaster, PatchForecasterConfig,
 };
+use crate::griffin::{GriffinConfig, TemporalKind};
 use crate::linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 use crate::mamba::MambaConfig;
 use crate::repeat::{Repeat, RepeatConfig};
@@ -36,6 +37,10 @@ pub enum ArchName {
     Transformer,
     /// Mamba-1 selective SSM backbone behind the patch forecasting adapter.
     Mamba,
+    /// Griffin (RG-LRU recurrent blocks and local attention, 2:1) behind the same adapter.
+    Griffin,
+    /// Hawk (Griffin with recurrent blocks only) behind the same adapter.
+    Hawk,
 }
 
 /// Model hyperparameters as given on the command line; `None` means "not given".
@@ -67,6 +72,8 @@ pub struct ModelOptions {
     pub mean_init: Option<bool>,
     /// Causal backbone (attention to earlier positions only); forecasting default: bidirectional.
     pub causal: Option<bool>,
+    /// `--window`.
+    pub window: Option<usize>,
 }
 
 impl ModelOptions {
@@ -95,6 +102,7 @@ impl ModelOptions {
             moving_avg: pick(self.moving_avg, defaults.moving_avg, "moving-avg", accepted),
             mean_init: self.mean_init.or(defaults.mean_init),
             causal: pick(self.causal, defaults.causal, "causal", accepted),
+            window: pick(self.window, defaults.window, "window", accepted),
         }
     }
 
@@ -118,6 +126,7 @@ impl ModelOptions {
         push(self.individual.is_some(), "individual");
         push(self.moving_avg.is_some(), "moving-avg");
         push(self.causal.is_some(), "causal");
+        push(self.window.is_some(), "window");
         given
     }
 }
@@ -135,7 +144,7 @@ pub struct TaskShape {
 
 impl ArchName {
     /// Every registered architecture.
-    pub const ALL: [ArchName; 7] = [
+    pub const ALL: [ArchName; 9] = [
         Self::Linear,
         Self::Nlinear,
         Self::Dlinear,
@@ -143,6 +152,8 @@ impl ArchName {
         Self::Repeat,
         Self::Transformer,
         Self::Mamba,
+        Self::Griffin,
+        Self::Hawk,
     ];
 
     /// The command-line spelling.
@@ -155,6 +166,8 @@ impl ArchName {
             Self::Repeat => "repeat",
             Self::Transformer => "transformer",
             Self::Mamba => "mamba",
+            Self::Griffin => "griffin",
+            Self::Hawk => "hawk",
         }
     }
 
@@ -170,6 +183,10 @@ impl ArchName {
             Self::Repeat => "repeat the last input value over the horizon; no training",
             Self::Transformer => "pre-norm self-attention over patches (PatchTST-style adapter)",
             Self::Mamba => "Mamba-1 selective SSM blocks over patches (fused scan; same adapter)",
+            Self::Griffin => {
+                "Griffin: RG-LRU, RG-LRU, local MQA blocks over patches (fused scan; same adapter)"
+            }
+            Self::Hawk => "Hawk: RG-LRU recurrent blocks only over patches (same adapter)",
         }
     }
 
@@ -200,6 +217,24 @@ impl ArchName {
                 "layers",
                 "d-state",
                 "expand",
+                "dropout",
+                "patch-len",
+                "stride",
+            ],
+            Self::Griffin => &[
+                "d-model",
+                "layers",
+                "heads",
+                "window",
+                "dropout",
+                "patch-len",
+                "stride",
+            ],
+            // Heads are the RG-LRU gates' diagonal blocks.
+            Self::Hawk => &[
+                "d-model",
+                "layers",
+                "heads",
                 "dropout",
                 "patch-len",
                 "stride",
@@ -306,6 +341,31 @@ impl ArchName {
                 .with_stride(options.stride.unwrap_or(8))
                 .with_head_dropout(options.dropout.unwrap_or(0.0)),
             ),
+            // Griffin and Hawk at the Mamba default's width and three residual blocks (one full
+            // pattern); no dropout of their own, as in the paper; --dropout is the head's.
+            Self::Griffin | Self::Hawk => {
+                let d_model = options.d_model.unwrap_or(128);
+                let backbone = if self == Self::Hawk {
+                    GriffinConfig::hawk(d_model)
+                } else {
+                    GriffinConfig::new(d_model).with_window(options.window.unwrap_or(1024))
+                };
+                ArchConfig::Patch(
+                    PatchForecasterConfig::new(
+                        task.seq_len,
+                        task.pred_len,
+                        task.channels,
+                        BackboneConfig::Griffin(
+                            backbone
+                                .with_n_layers(options.layers.unwrap_or(3))
+                                .with_n_heads(options.heads.unwrap_or(4)),
+                        ),
+                    )
+                    .with_patch_len(options.patch_len.unwrap_or(16))
+                    .with_stride(options.stride.unwrap_or(8))
+                    .with_head_dropout(options.dropout.unwrap_or(0.0)),
+                )
+            }
         };
         config.validate()?;
         Ok(config)
@@ -343,6 +403,10 @@ impl ArchConfig {
             Self::Patch(c) => match c.backbone {
                 BackboneConfig::Transformer(_) => ArchName::Transformer,
                 BackboneConfig::Mamba(_) => ArchName::Mamba,
+                BackboneConfig::Griffin(ref g) if g.pattern.contains(&TemporalKind::Attention) => {
+                    ArchName::Griffin
+                }
+                BackboneConfig::Griffin(_) => ArchName::Hawk,
             },
         }
     }

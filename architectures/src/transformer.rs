@@ -19,7 +19,7 @@ use burn::prelude::*;
 
 use crate::blocks::{Dropout, rows};
 use crate::error::ConfigError;
-use crate::kernels::{self, gelu};
+use crate::kernels::{self, Mask, gelu};
 use crate::sequence_model::SequenceModel;
 
 /// Normalisation layer of the blocks.
@@ -274,11 +274,12 @@ impl Transformer {
     ) -> Tensor<3> {
         let [b, h, lq, kw] = q.dims();
         let scale = 1.0 / (kw as f32).sqrt();
+        let mask = if causal { Mask::Causal } else { Mask::Full };
         let y = if block.attention_dropout.is_active(&q.device()) {
-            let weights = kernels::attention_weights(q, k, causal, scale); // [b, h, lq, lk]
+            let weights = kernels::attention_weights(q, k, mask, scale); // [b, h, lq, lk]
             block.attention_dropout.forward(weights).matmul(v)
         } else {
-            kernels::attention(q, k, v, causal, scale)
+            kernels::attention(q, k, v, mask, scale)
         }; // [b, h, lq, k]
         y.swap_dims(1, 2).reshape([b, lq, h * kw])
     }

@@ -80,6 +80,9 @@ pub struct ModelArgs {
     /// Causal backbone: attention to earlier positions only (forecasting default: bidirectional).
     #[arg(long)]
     pub causal: bool,
+    /// Local-attention window: earlier positions each query sees (Griffin).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub window: Option<u64>,
 }
 
 impl ModelArgs {
@@ -100,6 +103,7 @@ impl ModelArgs {
             moving_avg: u(self.moving_avg),
             mean_init: None,
             causal: self.causal.then_some(true),
+            window: u(self.window),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Pieces shared by several architectures.
 
+pub mod causal_conv;
 pub mod dropout;
 pub mod revin;
 pub mod time_linear;
 
+pub use causal_conv::CausalConv1d;
 pub use dropout::Dropout;
 pub use revin::{RevIn, RevInConfig, RevInStats};
 pub use time_linear::{TimeLinear, TimeLinearConfig};

@@ -12,8 +12,10 @@
 //! - backward: `p_ij = exp(s_ij − lse_i)`, `D_i = dO_i·o_i`, `ds_ij = p_ij (dO_i·v_j − D_i)`,
 //!   `dq_i = scale Σ_j ds_ij k_j`, `dk_j = scale Σ_i ds_ij q_i`, `dv_j = Σ_i p_ij dO_i`.
 //!
-//! With `causal`, query `i` sees keys `j ≤ i + (lk − lq)` (the queries are the last `lq`
-//! positions). Work is split over (batch, head) slabs on scoped threads, each slab compiled for
+//! Query `i` sits at position `i + lk − lq` (the queries are the last `lq` positions). With a
+//! causal [`Mask`] it sees keys `j ≤ i + lk − lq`; a local mask (Griffin's sliding window) also
+//! hides keys more than `window` positions back, and the loops then touch only the visible keys,
+//! so local attention costs `O(l · window)`, not `O(l²)`. Work is split over (batch, head) slabs on scoped threads, each slab compiled for
 //! the CPU's widest SIMD through pulp's run-time dispatch.
 
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
@@ -32,18 +34,43 @@ use super::{
     axpy, dot, exp_f32, host_data, on_host_backend, parallel, register, transpose_padded, values,
 };
 
-/// Attention of `q: [b, h, lq, e]` over `k: [b, h, lk, e]`, `v: [b, h, lk, ev]` with weights
-/// `softmax(scale · q kᵀ)` (causal: query `i` sees keys up to `i + lk − lq`). Returns
-/// `[b, h, lq, ev]`. Off the CPU backends it runs the same function as composite burn ops.
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool, scale: f32) -> Tensor<4> {
-    if !on_host_backend(&q.device()) {
-        return reference_attention(q, k, v, causal, scale);
+/// Which keys each query sees. Query `i` of `lq` sits at position `p = i + lk − lq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// Every key (a bidirectional encoder).
+    Full,
+    /// Keys at positions `≤ p`.
+    Causal,
+    /// Keys at positions in `[p − window, p]`: `window + 1` keys with the query's own, as
+    /// recurrentgemma's local attention (`q_pos ≥ k_pos` and `q_pos ≤ k_pos + window`).
+    Local(usize),
+}
+
+impl Mask {
+    /// `(causal, window)` as the backend extension carries them; `usize::MAX` is no window.
+    fn encode(self) -> (bool, usize) {
+        match self {
+            Self::Full => (false, usize::MAX),
+            Self::Causal => (true, usize::MAX),
+            Self::Local(window) => (true, window),
+        }
     }
+}
+
+/// Attention of `q: [b, h, lq, e]` over `k: [b, h, lk, e]`, `v: [b, h, lk, ev]` with weights
+/// `softmax(scale · q kᵀ)` under `mask`. Returns `[b, h, lq, ev]`. Off the CPU backends it runs
+/// the same function as composite burn ops.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Mask, scale: f32) -> Tensor<4> {
+    if !on_host_backend(&q.device()) {
+        return reference_attention(q, k, v, mask, scale);
+    }
+    let (causal, window) = mask.encode();
     Tensor::from_dispatch(<Dispatch as AttentionBackend>::fused_attention(
         q.into_dispatch(),
         k.into_dispatch(),
         v.into_dispatch(),
         causal,
+        window,
         scale,
     ))
 }
@@ -54,27 +81,33 @@ pub fn reference_attention(
     q: Tensor<4>,
     k: Tensor<4>,
     v: Tensor<4>,
-    causal: bool,
+    mask: Mask,
     scale: f32,
 ) -> Tensor<4> {
-    attention_weights(q, k, causal, scale).matmul(v)
+    attention_weights(q, k, mask, scale).matmul(v)
 }
 
 /// The attention weights `softmax(scale · q kᵀ)`, `[b, h, lq, lk]`, materialised (for the
 /// reference, and for attention dropout, which acts on them).
-pub fn attention_weights(q: Tensor<4>, k: Tensor<4>, causal: bool, scale: f32) -> Tensor<4> {
+pub fn attention_weights(q: Tensor<4>, k: Tensor<4>, mask: Mask, scale: f32) -> Tensor<4> {
     let [b, h, lq, _] = q.dims();
     let lk = k.dims()[2];
-    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, lq, lk]
-    if causal {
-        // Query i sits at position i + lk − lq; tril_mask(offset) is true strictly above it.
-        let offset = lk as i64 - lq as i64;
-        let mask = Tensor::<2, Bool>::tril_mask([lq, lk], offset, &scores.device());
-        scores = scores.mask_fill(
-            mask.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]),
-            f32::NEG_INFINITY,
-        );
-    }
+    let device = q.device();
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, lq, lk]
+    // Query i sits at position i + lk − lq: tril_mask(offset) is true for keys strictly after
+    // it, triu_mask(offset − w) for keys more than w before it.
+    let offset = lk as i64 - lq as i64;
+    let hidden = match mask {
+        Mask::Full => return burn::tensor::activation::softmax(scores, 3),
+        Mask::Causal => Tensor::<2, Bool>::tril_mask([lq, lk], offset, &device),
+        Mask::Local(window) => Tensor::<2, Bool>::tril_mask([lq, lk], offset, &device).bool_or(
+            Tensor::<2, Bool>::triu_mask([lq, lk], offset - window as i64, &device),
+        ),
+    };
+    let scores = scores.mask_fill(
+        hidden.reshape([1, 1, lq, lk]).expand([b, h, lq, lk]),
+        f32::NEG_INFINITY,
+    );
     burn::tensor::activation::softmax(scores, 3)
 }
 
@@ -87,16 +120,18 @@ pub trait AttentionBackend: Backend {
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
         causal: bool,
+        window: usize,
         scale: f32,
     ) -> FloatTensor<Self> {
-        forward_host::<Self>(q, k, v, causal, scale).0
+        forward_host::<Self>(q, k, v, (causal, window), scale).0
     }
 }
 
 impl AttentionBackend for Flex {}
 impl AttentionBackend for NdArray {}
 
-/// Sizes of one call: `n = b·h` slabs of `lq` queries over `lk` keys, widths `e` and `ev`.
+/// Sizes of one call: `n = b·h` slabs of `lq` queries over `lk` keys, widths `e` and `ev`, and
+/// the mask as [`Mask::encode`] gives it.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
     n: usize,
@@ -105,11 +140,12 @@ struct Dims {
     e: usize,
     ev: usize,
     causal: bool,
+    window: usize,
     scale: f32,
 }
 
 impl Dims {
-    fn of(q: &Shape, v: &Shape, causal: bool, scale: f32) -> (Self, [usize; 2]) {
+    fn of(q: &Shape, v: &Shape, (causal, window): (bool, usize), scale: f32) -> (Self, [usize; 2]) {
         let [b, h, lq, e] = q.dims::<4>();
         let [_, _, lk, ev] = v.dims::<4>();
         let dims = Self {
@@ -119,19 +155,30 @@ impl Dims {
             e,
             ev,
             causal,
+            window,
             scale,
         };
         (dims, [b, h])
     }
 
-    /// Keys query `i` sees: `0..visible(i)`.
+    /// Keys query `i` sees: `lo..hi`.
     #[inline(always)]
-    fn visible(&self, i: usize) -> usize {
-        if self.causal {
+    fn visible(&self, i: usize) -> (usize, usize) {
+        let hi = if self.causal {
             (i + 1 + self.lk).saturating_sub(self.lq).min(self.lk)
         } else {
             self.lk
-        }
+        };
+        (hi.saturating_sub(self.window.saturating_add(1)), hi)
+    }
+
+    /// The visible keys of query `i` widened to whole vectors: `(lo, hi, a, z)` with
+    /// `a ≤ lo ≤ hi ≤ z`, `a` and `z` multiples of [`VECTOR`] (or `z` the padded length).
+    #[inline(always)]
+    fn span(&self, i: usize, stride: usize) -> (usize, usize, usize, usize) {
+        let (lo, hi) = self.visible(i);
+        let a = lo / VECTOR * VECTOR;
+        (lo, hi, a, hi.next_multiple_of(VECTOR).clamp(a, stride))
     }
 }
 
@@ -140,11 +187,11 @@ fn forward_host<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,
     v: FloatTensor<B>,
-    causal: bool,
+    mask: (bool, usize),
     scale: f32,
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let device = q.device();
-    let (d, [b, h]) = Dims::of(&q.shape(), &v.shape(), causal, scale);
+    let (d, [b, h]) = Dims::of(&q.shape(), &v.shape(), mask, scale);
     let (q, k, v) = (host_data::<B>(q), host_data::<B>(k), host_data::<B>(v));
     let (q, k, v) = (values(&q), values(&k), values(&v));
     let mut out = vec![0.0f32; d.n * d.lq * d.ev];
@@ -179,7 +226,7 @@ fn backward_host<B: Backend>(
 ) -> [FloatTensor<B>; 3] {
     let device = state.q.device();
     let (q_shape, k_shape, v_shape) = (state.q.shape(), state.k.shape(), state.v.shape());
-    let (d, _) = Dims::of(&q_shape, &v_shape, state.causal, state.scale);
+    let (d, _) = Dims::of(&q_shape, &v_shape, state.mask, state.scale);
     let [q, k, v, o, lse, dout] =
         [state.q, state.k, state.v, state.out, state.lse, dout].map(host_data::<B>);
     let (q, k, v, o, lse, dout) = (
@@ -267,16 +314,20 @@ fn forward_slab(d: Dims, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: 
     let stride = d.lk.next_multiple_of(VECTOR);
     let kt = transpose_padded(k, d.lk, d.e, stride); // [e, stride]
     let vt = transpose_padded(v, d.lk, d.ev, stride); // [ev, stride]
-    let mut p = vec![0.0f32; stride];
+    let mut buffer = vec![0.0f32; stride];
     for i in 0..d.lq {
-        let seen = d.visible(i);
-        scores(&q[i * d.e..][..d.e], &kt, d.scale, &mut p);
-        let max = p[..seen].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let (lo, hi, a, z) = d.span(i, stride);
+        let p = &mut buffer[a..z];
+        scores(&q[i * d.e..][..d.e], &kt, (a, stride), d.scale, p);
+        let max = p[lo - a..hi - a]
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         p.iter_mut().for_each(|x| *x = exp_f32(*x - max));
-        p[seen..].fill(0.0);
+        p[..lo - a].fill(0.0);
+        p[hi - a..].fill(0.0);
         let sum: f32 = p.iter().sum();
         for (c, o) in out[i * d.ev..][..d.ev].iter_mut().enumerate() {
-            *o = dot(&p, &vt[c * stride..][..stride]) / sum;
+            *o = dot(p, &vt[c * stride + a..c * stride + z]) / sum;
         }
         lse[i] = max + sum.ln();
     }
@@ -301,40 +352,41 @@ fn backward_slab(d: Dims, x: Slab<'_>, dq: &mut [f32], dk: &mut [f32], dv: &mut 
     let vt = transpose_padded(x.v, d.lk, d.ev, stride); // [ev, stride]
     let mut dkt = vec![0.0f32; d.e * stride]; // [e, stride]
     let mut dvt = vec![0.0f32; d.ev * stride]; // [ev, stride]
-    let (mut p, mut ds) = (vec![0.0f32; stride], vec![0.0f32; stride]);
+    let (mut p_buffer, mut ds_buffer) = (vec![0.0f32; stride], vec![0.0f32; stride]);
     for i in 0..d.lq {
-        let seen = d.visible(i);
+        let (lo, hi, a, z) = d.span(i, stride);
+        let (p, ds) = (&mut p_buffer[a..z], &mut ds_buffer[a..z]);
         let (qi, doi) = (&x.q[i * d.e..][..d.e], &x.dout[i * d.ev..][..d.ev]);
-        scores(qi, &kt, d.scale, &mut p);
+        scores(qi, &kt, (a, stride), d.scale, p);
         p.iter_mut().for_each(|s| *s = exp_f32(*s - x.lse[i]));
-        p[seen..].fill(0.0);
+        p[..lo - a].fill(0.0);
+        p[hi - a..].fill(0.0);
         // ds_j = p_j (dO_i·v_j − D_i), the dot products accumulated column by column.
         ds.fill(0.0);
         for (c, &g) in doi.iter().enumerate() {
-            axpy(g, &vt[c * stride..][..stride], &mut ds);
-            axpy(g, &p, &mut dvt[c * stride..][..stride]);
+            axpy(g, &vt[c * stride + a..c * stride + z], ds);
+            axpy(g, p, &mut dvt[c * stride + a..c * stride + z]);
         }
         let d_i = dot(doi, &x.o[i * d.ev..][..d.ev]);
         for (ds, &p) in ds.iter_mut().zip(p.iter()) {
             *ds = p * (*ds - d_i) * d.scale;
         }
         for (c, &qc) in qi.iter().enumerate() {
-            dq[i * d.e + c] = dot(&ds, &kt[c * stride..][..stride]);
-            axpy(qc, &ds, &mut dkt[c * stride..][..stride]);
+            dq[i * d.e + c] = dot(ds, &kt[c * stride + a..c * stride + z]);
+            axpy(qc, ds, &mut dkt[c * stride + a..c * stride + z]);
         }
     }
     untranspose(&dkt, d.lk, d.e, stride, dk);
     untranspose(&dvt, d.lk, d.ev, stride, dv);
 }
 
-/// `p_j = scale · q·k_j` for every key slot; `kt` is `[e, stride]`. The inner loops run along
-/// the keys, so they vectorise whatever the head width.
+/// `p_j = scale · q·k_{a+j}` for the key slots `a..a + p.len()`; `kt` is `[e, stride]`. The
+/// inner loops run along the keys, so they vectorise whatever the head width.
 #[inline(always)]
-fn scores(q: &[f32], kt: &[f32], scale: f32, p: &mut [f32]) {
-    let stride = p.len();
+fn scores(q: &[f32], kt: &[f32], (a, stride): (usize, usize), scale: f32, p: &mut [f32]) {
     p.fill(0.0);
     for (c, &qc) in q.iter().enumerate() {
-        axpy(qc * scale, &kt[c * stride..][..stride], p);
+        axpy(qc * scale, &kt[c * stride + a..][..p.len()], p);
     }
 }
 
@@ -356,7 +408,7 @@ struct AttentionState<B: Backend> {
     v: FloatTensor<B>,
     out: FloatTensor<B>,
     lse: FloatTensor<B>,
-    causal: bool,
+    mask: (bool, usize),
     scale: f32,
 }
 
@@ -379,6 +431,7 @@ impl<B: Backend + AttentionBackend, C: CheckpointStrategy> AttentionBackend for 
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
         causal: bool,
+        window: usize,
         scale: f32,
     ) -> FloatTensor<Self> {
         let prep = AttentionBackward
@@ -388,19 +441,22 @@ impl<B: Backend + AttentionBackend, C: CheckpointStrategy> AttentionBackend for 
         let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
         match prep {
             OpsKind::Tracked(prep) => {
-                let (out, lse) = forward_host::<B>(q.clone(), k.clone(), v.clone(), causal, scale);
+                let mask = (causal, window);
+                let (out, lse) = forward_host::<B>(q.clone(), k.clone(), v.clone(), mask, scale);
                 let state = AttentionState {
                     q,
                     k,
                     v,
                     out: out.clone(),
                     lse,
-                    causal,
+                    mask,
                     scale,
                 };
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_attention(q, k, v, causal, scale)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_attention(q, k, v, causal, window, scale))
+            }
         }
     }
 }
@@ -412,7 +468,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     /// Fused against composite attention: values and the gradients of q, k and v.
-    fn check(b: usize, h: usize, lq: usize, lk: usize, e: usize, ev: usize, causal: bool) {
+    fn check(b: usize, h: usize, lq: usize, lk: usize, e: usize, ev: usize, mask: Mask) {
         let device = Device::flex().autodiff();
         device.seed((b * 1000 + lq * 10 + lk) as u64);
         let normal = Distribution::Normal(0.0, 1.0);
@@ -428,9 +484,9 @@ mod tests {
                 v.clone().require_grad(),
             );
             let y = if fused {
-                attention(q.clone(), k.clone(), v.clone(), causal, scale)
+                attention(q.clone(), k.clone(), v.clone(), mask, scale)
             } else {
-                reference_attention(q.clone(), k.clone(), v.clone(), causal, scale)
+                reference_attention(q.clone(), k.clone(), v.clone(), mask, scale)
             };
             let grads = (y.clone() * w.clone()).sum().backward();
             [
@@ -448,25 +504,50 @@ mod tests {
             let err = max_rel(got, want);
             assert!(
                 err < 1e-4,
-                "{name}: relative error {err:e} (b{b} h{h} lq{lq} lk{lk} e{e} causal {causal})"
+                "{name}: relative error {err:e} (b{b} h{h} lq{lq} lk{lk} e{e} {mask:?})"
             );
         }
     }
 
     #[test]
     fn fused_equals_reference_bidirectional() {
-        check(2, 3, 7, 7, 4, 4, false);
-        check(1, 2, 42, 42, 4, 4, false);
-        check(3, 1, 5, 9, 8, 6, false);
-        check(1, 1, 1, 1, 3, 3, false);
+        check(2, 3, 7, 7, 4, 4, Mask::Full);
+        check(1, 2, 42, 42, 4, 4, Mask::Full);
+        check(3, 1, 5, 9, 8, 6, Mask::Full);
+        check(1, 1, 1, 1, 3, 3, Mask::Full);
     }
 
     #[test]
     fn fused_equals_reference_causal() {
-        check(2, 2, 13, 13, 8, 8, true);
-        check(1, 3, 1, 17, 4, 4, true); // one new query over a cache
-        check(2, 1, 4, 11, 5, 5, true);
-        check(1, 1, 1, 1, 16, 16, true);
+        check(2, 2, 13, 13, 8, 8, Mask::Causal);
+        check(1, 3, 1, 17, 4, 4, Mask::Causal); // one new query over a cache
+        check(2, 1, 4, 11, 5, 5, Mask::Causal);
+        check(1, 1, 1, 1, 16, 16, Mask::Causal);
+    }
+
+    #[test]
+    fn fused_equals_reference_local() {
+        check(2, 2, 13, 13, 8, 8, Mask::Local(3));
+        check(1, 2, 70, 70, 4, 4, Mask::Local(20)); // windows crossing vector boundaries
+        check(1, 1, 40, 40, 6, 6, Mask::Local(0)); // each query sees only itself
+        check(2, 1, 5, 12, 4, 4, Mask::Local(4)); // queries over a longer cache
+        check(1, 1, 9, 9, 4, 4, Mask::Local(100)); // window longer than the sequence
+    }
+
+    /// A local mask means what it says: the last query equals full attention over exactly the
+    /// `window + 1` latest keys, checked against an independent slice rather than a mask.
+    #[test]
+    fn local_window_sees_exactly_the_latest_keys() {
+        let device = Device::flex();
+        device.seed(11);
+        let (l, window) = (37, 9);
+        let t = |e| Tensor::<4>::random([1, 2, l, e], Distribution::Default, &device);
+        let (q, k, v) = (t(8), t(8), t(5));
+        let last = q.clone().narrow(2, l - 1, 1);
+        let got = attention(q, k.clone(), v.clone(), Mask::Local(window), 0.4).narrow(2, l - 1, 1);
+        let recent = |x: Tensor<4>| x.narrow(2, l - 1 - window, window + 1);
+        let want = reference_attention(last, recent(k), recent(v), Mask::Full, 0.4);
+        assert!(max_rel(&flat(got), &flat(want)) < 1e-5);
     }
 
     #[test]
@@ -475,8 +556,14 @@ mod tests {
         device.seed(5);
         let t = |l| Tensor::<4>::random([2, 2, l, 8], Distribution::Default, &device);
         let (q, k, v) = (t(6), t(6), t(6));
-        let a = flat(attention(q.clone(), k.clone(), v.clone(), true, 0.3));
-        let b = flat(reference_attention(q, k, v, true, 0.3));
+        let a = flat(attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            Mask::Causal,
+            0.3,
+        ));
+        let b = flat(reference_attention(q, k, v, Mask::Causal, 0.3));
         assert!(max_rel(&a, &b) < 1e-5);
     }
 }

@@ -6,10 +6,12 @@
 
 pub mod activation;
 pub mod attention;
+pub mod rg_lru;
 pub mod selective_scan;
 
-pub use activation::{Activation, gelu, silu, softplus};
-pub use attention::{attention, attention_weights, reference_attention};
+pub use activation::{Activation, gelu, gelu_tanh, silu, softplus};
+pub use attention::{Mask, attention, attention_weights, reference_attention};
+pub use rg_lru::{rg_lru, rg_lru_reference, rg_lru_step};
 pub use selective_scan::{selective_scan, selective_scan_reference};
 
 use burn::backend::Backend;
