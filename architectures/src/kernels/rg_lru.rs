@@ -44,6 +44,9 @@ pub const C: f32 = 8.0;
 /// `SqrtBoundDerivative`'s bound on the square root's derivative (`_MAX_SQRT_GRADIENT`).
 const MAX_SQRT_GRADIENT: f32 = 1000.0;
 
+/// The smallest `4w` the bounded derivative `1/sqrt(4w)` divides by: `1/1000²`.
+const MIN_SQRT_ARGUMENT: f32 = 1.0 / (MAX_SQRT_GRADIENT * MAX_SQRT_GRADIENT);
+
 /// RG-LRU output `y: [b, l, c]` of `x`, the gate logits `gate_x`, `gate_a` (all `[b, l, c]`) and
 /// `a_param: [c]`, on the fused path (host kernel on the CPU backends, the reference elsewhere).
 pub fn rg_lru(x: Tensor<3>, gate_x: Tensor<3>, gate_a: Tensor<3>, a_param: Tensor<1>) -> Tensor<3> {
@@ -127,7 +130,7 @@ fn sqrt_bounded<const D: usize>(w: Tensor<D>) -> Tensor<D> {
     let slope = w
         .clone()
         .mul_scalar(4.0)
-        .clamp_min(1.0 / (MAX_SQRT_GRADIENT * MAX_SQRT_GRADIENT))
+        .clamp_min(MIN_SQRT_ARGUMENT)
         .sqrt()
         .recip()
         .detach();
@@ -196,15 +199,16 @@ impl<'a> Sequence<'a> {
     }
 }
 
-/// The gates at one element: `(i, r, a, a², m)`.
+/// The gates at one element: `(i, r, a, a², m)`. `later` is 0 at a segment start (`m = 1`) and 1
+/// after it: a factor rather than a branch, so the channel loops stay branch-free and vectorise.
 #[inline(always)]
-fn gates(gate_x: f32, gate_a: f32, rate: f32, first: bool) -> (f32, f32, f32, f32, f32) {
+fn gates(gate_x: f32, gate_a: f32, rate: f32, later: f32) -> (f32, f32, f32, f32, f32) {
     let i = 1.0 / (1.0 + exp_f32(-gate_x));
     let r = 1.0 / (1.0 + exp_f32(-gate_a));
     let log_a = rate * r;
     let a = exp_f32(log_a);
     let a2 = exp_f32(2.0 * log_a);
-    let m = if first { 1.0 } else { (1.0 - a2).sqrt() };
+    let m = (1.0 - later * a2).sqrt();
     (i, r, a, a2, m)
 }
 
@@ -240,23 +244,101 @@ impl pulp::WithSimd for ForwardSequence<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
-        let c = self.dims.c;
+        let (c, seq) = (self.dims.c, self.seq);
         let mut h = vec![0.0f32; c];
         for t in 0..self.dims.l {
-            let row = t * c..(t + 1) * c;
-            let lanes = h
-                .iter_mut()
-                .zip(&mut self.y[row.clone()])
-                .zip(&self.seq.x[row.clone()])
-                .zip(&self.seq.gate_x[row.clone()])
-                .zip(&self.seq.gate_a[row])
-                .zip(self.seq.rate);
-            for (((((h, y), &x), &gx), &ga), &rate) in lanes {
-                let (i, _, a, _, m) = gates(gx, ga, rate, t == 0);
-                *h = a * *h + m * i * x;
-                *y = *h;
-            }
+            let row = Row::at(seq, t, c);
+            forward_row(
+                row,
+                if t == 0 { 0.0 } else { 1.0 },
+                &mut h,
+                &mut self.y[t * c..][..c],
+            );
         }
+    }
+}
+
+/// One time step's inputs, `[c]` each.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    x: &'a [f32],
+    gate_x: &'a [f32],
+    gate_a: &'a [f32],
+    rate: &'a [f32],
+}
+
+impl<'a> Row<'a> {
+    fn at(seq: Sequence<'a>, t: usize, c: usize) -> Self {
+        Self {
+            x: &seq.x[t * c..][..c],
+            gate_x: &seq.gate_x[t * c..][..c],
+            gate_a: &seq.gate_a[t * c..][..c],
+            rate: &seq.rate[..c],
+        }
+    }
+}
+
+/// `h ← a ⊙ h + m ⊙ i ⊙ x`, `y = h` over one row. The outputs are separate `&mut` arguments so
+/// the compiler knows they alias nothing and vectorises the channel loop (slices carried inside
+/// one struct lose that and the loop stays scalar: measured 3x slower).
+#[inline(always)]
+fn forward_row(row: Row<'_>, later: f32, h: &mut [f32], y: &mut [f32]) {
+    let c = h.len();
+    let (x, gate_x, gate_a, rate, y) = (
+        &row.x[..c],
+        &row.gate_x[..c],
+        &row.gate_a[..c],
+        &row.rate[..c],
+        &mut y[..c],
+    );
+    for j in 0..c {
+        let (i, _, a, _, m) = gates(gate_x[j], gate_a[j], rate[j], later);
+        h[j] = a * h[j] + m * i * x[j];
+        y[j] = h[j];
+    }
+}
+
+/// One reverse step over one row (see the module doc): reads `h_{t−1}` and `dy_t`, turns
+/// `carry = a_{t+1} G_{t+1}` into `a_t G_t`, writes `dx, dgate_x, dgate_a` and accumulates
+/// `drate`. Separate `&mut` arguments for the reason given at [`forward_row`].
+#[inline(always)]
+fn backward_row(
+    (row, later): (Row<'_>, f32),
+    (h_prev, dy): (&[f32], &[f32]),
+    carry: &mut [f32],
+    dx: &mut [f32],
+    dgate_x: &mut [f32],
+    dgate_a: &mut [f32],
+    drate: &mut [f32],
+) {
+    let c = carry.len();
+    let (x, gate_x, gate_a, rate) = (
+        &row.x[..c],
+        &row.gate_x[..c],
+        &row.gate_a[..c],
+        &row.rate[..c],
+    );
+    let (h_prev, dy) = (&h_prev[..c], &dy[..c]);
+    let (dx, dgate_x, dgate_a, drate) = (
+        &mut dx[..c],
+        &mut dgate_x[..c],
+        &mut dgate_a[..c],
+        &mut drate[..c],
+    );
+    for j in 0..c {
+        let (i, r, a, a2, m) = gates(gate_x[j], gate_a[j], rate[j], later);
+        let g = dy[j] + carry[j];
+        dx[j] = g * i * m;
+        let di = g * x[j] * m;
+        // Through a_t h_{t−1}, and (after the first position) through m = sqrt(1 − a²) with
+        // its bounded derivative: d(a²)/d log a = 2a².
+        let bound = (4.0 * (1.0 - a2)).max(MIN_SQRT_ARGUMENT);
+        let through_m = later * g * x[j] * i / bound.sqrt() * 2.0 * a2;
+        let dlog_a = g * h_prev[j] * a - through_m;
+        dgate_x[j] = di * i * (1.0 - i);
+        dgate_a[j] = dlog_a * rate[j] * r * (1.0 - r);
+        drate[j] += dlog_a * r;
+        carry[j] = a * g;
     }
 }
 
@@ -295,44 +377,20 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         // a_{t+1} G_{t+1}: what dL/dh_t receives from the next step.
         let mut carry = vec![0.0f32; c];
         for t in (0..dims.l).rev() {
-            let row = t * c..(t + 1) * c;
-            let h_prev = if t > 0 {
-                &y[row.start - c..row.start]
+            let h_prev = if t == 0 {
+                &zeros[..]
             } else {
-                &zeros
+                &y[(t - 1) * c..][..c]
             };
-            let first = t == 0;
-            let inputs = seq.x[row.clone()]
-                .iter()
-                .zip(&seq.gate_x[row.clone()])
-                .zip(&seq.gate_a[row.clone()])
-                .zip(seq.rate)
-                .zip(h_prev.iter().zip(&dy[row.clone()]));
-            let outputs = carry
-                .iter_mut()
-                .zip(&mut grads.dx[row.clone()])
-                .zip(&mut grads.dgate_x[row.clone()])
-                .zip(&mut grads.dgate_a[row])
-                .zip(grads.drate.iter_mut());
-            for (((((&x, &gx), &ga), &rate), (&hp, &dy)), ((((carry, dx), dgx), dga), drate)) in
-                inputs.zip(outputs)
-            {
-                let (i, r, a, a2, m) = gates(gx, ga, rate, first);
-                let g = dy + *carry;
-                *dx = g * i * m;
-                let di = g * x * m;
-                let mut dlog_a = g * hp * a;
-                if !first {
-                    let dm = g * x * i;
-                    let bound =
-                        (4.0 * (1.0 - a2)).max(1.0 / (MAX_SQRT_GRADIENT * MAX_SQRT_GRADIENT));
-                    dlog_a -= dm / bound.sqrt() * 2.0 * a2;
-                }
-                *dgx = di * i * (1.0 - i);
-                *dga = dlog_a * rate * r * (1.0 - r);
-                *drate += dlog_a * r;
-                *carry = a * g;
-            }
+            backward_row(
+                (Row::at(seq, t, c), if t == 0 { 0.0 } else { 1.0 }),
+                (h_prev, &dy[t * c..][..c]),
+                &mut carry,
+                &mut grads.dx[t * c..][..c],
+                &mut grads.dgate_x[t * c..][..c],
+                &mut grads.dgate_a[t * c..][..c],
+                grads.drate,
+            );
         }
     }
 }
