@@ -11,8 +11,16 @@ from collections import defaultdict
 from pathlib import Path
 
 runs_dir, dest = Path(sys.argv[1]), Path(sys.argv[2])
-rows = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/summary.json"))]
-fields = ["run_id", "arch", "dataset", "seq_len", "pred_len", "features", "preset", "seed",
+def load(summary):
+    row = json.loads(summary.read_text())
+    config = summary.with_name("config.json")
+    # The learning rate actually used (a preset's, or --lr): runs at another rate are their own group.
+    row["lr"] = json.loads(config.read_text())["train"]["lr"] if config.exists() else None
+    return row
+
+
+rows = [load(p) for p in sorted(runs_dir.glob("*/summary.json"))]
+fields = ["run_id", "arch", "dataset", "seq_len", "pred_len", "features", "preset", "lr", "seed",
           "test_mse", "test_mae", "val_mse", "n_test_windows", "params", "epochs_run",
           "best_epoch", "wall_seconds", "peak_rss_bytes", "backend", "git_commit"]
 with open(dest / "runs.csv", "w", newline="") as f:
@@ -22,19 +30,20 @@ with open(dest / "runs.csv", "w", newline="") as f:
 
 groups = defaultdict(list)
 for r in rows:
-    groups[(r["arch"], r["preset"], r["seq_len"], r["pred_len"])].append(r)
+    groups[(r["arch"], r["preset"], r["seq_len"], r["pred_len"], r["lr"] or 0.0)].append(r)
 
 def ms(values):
     if len(values) == 1:
         return f"{values[0]:.4f}"
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
-lines = ["| arch | preset | L | H | seeds | test MSE | test MAE | wall s (median) | peak RSS MB (max) |",
-         "|---|---|---|---|---|---|---|---|---|"]
-for (arch, preset, l, h), rs in sorted(groups.items()):
+lines = ["| arch | preset | L | H | lr | seeds | test MSE | test MAE | epochs | wall s (median) | peak RSS MB (max) |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+for (arch, preset, l, h, lr), rs in sorted(groups.items()):
     lines.append(
-        f"| {arch} | {preset} | {l} | {h} | {', '.join(str(r['seed']) for r in rs)} | "
+        f"| {arch} | {preset} | {l} | {h} | {lr:g} | {', '.join(str(r['seed']) for r in rs)} | "
         f"{ms([r['test_mse'] for r in rs])} | {ms([r['test_mae'] for r in rs])} | "
+        f"{', '.join(str(r['epochs_run']) for r in rs)} | "
         f"{statistics.median(r['wall_seconds'] for r in rs):.1f} | "
         f"{max(r['peak_rss_bytes'] or 0 for r in rs) / 1e6:.0f} |")
 (dest / "table.md").write_text("\n".join(lines) + "\n")
