@@ -344,6 +344,14 @@ impl ArchName {
             // Griffin and Hawk at the Mamba default's width and three residual blocks (one full
             // pattern); no dropout of their own, as in the paper; --dropout is the head's.
             Self::Griffin | Self::Hawk => {
+                let layers = options.layers.unwrap_or(3);
+                if self == Self::Griffin && (1..3).contains(&layers) {
+                    // The pattern [rec, rec, att] cycles over the layers: fewer than 3 would be
+                    // Hawk under Griffin's name.
+                    return Err(ConfigError::Invalid(format!(
+                        "griffin with {layers} layer(s) has no attention block (its pattern is recurrent, recurrent, attention); use --layers 3 or more, or --arch hawk"
+                    )));
+                }
                 let d_model = options.d_model.unwrap_or(128);
                 let backbone = if self == Self::Hawk {
                     GriffinConfig::hawk(d_model)
@@ -357,7 +365,7 @@ impl ArchName {
                         task.channels,
                         BackboneConfig::Griffin(
                             backbone
-                                .with_n_layers(options.layers.unwrap_or(3))
+                                .with_n_layers(layers)
                                 .with_n_heads(options.heads.unwrap_or(4)),
                         ),
                     )

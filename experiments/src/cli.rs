@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Train one model on one dataset and test its best-validation weights.
     Train(Box<TrainArgs>),
+    /// Run a grid of runs from a TOML file: resumable, shardable, failures recorded.
+    Sweep(SweepArgs),
     /// List architectures, datasets, presets and backends.
     List(ListArgs),
     /// Inspect or download data.
@@ -31,6 +33,27 @@ pub enum Command {
     /// Measure the cost of training steps and of matmuls.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `archzoo sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file (TOML; every key a run setting, one value or a list to sweep).
+    pub file: PathBuf,
+    /// List the expanded runs, their ids and states, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only this machine's share `i/n` (0-based): shards are disjoint and cover the sweep.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Output folder (default: runs/<file stem>); completed runs there are skipped.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run again the runs recorded as failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
 }
 
 /// Where known datasets live.
@@ -122,14 +145,20 @@ pub enum SplitArg {
 }
 
 impl SplitArg {
+    /// The rule, `None` for `auto` (the protocol's rule for the dataset).
+    pub fn rule(self) -> Option<SplitRule> {
+        match self {
+            Self::Auto => None,
+            Self::EttHour => Some(SplitRule::EttHour),
+            Self::EttMinute => Some(SplitRule::EttMinute),
+            Self::Ratio => Some(SplitRule::Ratio),
+        }
+    }
+
     /// The rule for `dataset`.
     pub fn resolve(self, dataset: &str) -> SplitRule {
-        match self {
-            Self::Auto => SplitRule::for_dataset(dataset),
-            Self::EttHour => SplitRule::EttHour,
-            Self::EttMinute => SplitRule::EttMinute,
-            Self::Ratio => SplitRule::Ratio,
-        }
+        self.rule()
+            .unwrap_or_else(|| SplitRule::for_dataset(dataset))
     }
 }
 

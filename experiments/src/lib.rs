@@ -9,8 +9,10 @@ pub mod config;
 pub mod error;
 pub mod preset;
 pub mod progress;
+pub mod request;
 pub mod results;
 pub mod runner;
+pub mod sweep;
 pub mod sysinfo;
 pub mod train;
 
@@ -18,3 +20,4 @@ pub use backend::BackendName;
 pub use config::{DataConfig, RunConfig, TrainConfig};
 pub use error::{Result, RunError};
 pub use preset::Preset;
+pub use request::RunRequest;

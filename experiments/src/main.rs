@@ -28,11 +28,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use architectures::{ArchName, TaskShape};
 use clap::Parser;
-use datasets::{DataSource, ForecastData, ForecastSpec, KNOWN_DATASETS};
+use datasets::{ForecastData, ForecastSpec, KNOWN_DATASETS};
+use experiments::RunRequest;
 use experiments::bench::{self, DecodeBench, TrainStepBench};
 use experiments::progress::Bars;
 use experiments::runner::{self, RunStatus};
-use experiments::{BackendName, DataConfig, Preset, RunConfig, TrainConfig};
+use experiments::sweep::{self, Outcome, Plan, RunState, Shard, SweepFile, SweepOptions};
+use experiments::{BackendName, Preset, RunConfig};
 
 use crate::cli::{BenchCommand, Cli, Command, DataCommand, InspectArgs, TrainArgs};
 
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train(*args),
+        Command::Sweep(args) => sweep(&args),
         Command::List(args) => {
             list(&args.data_dir.data_dir);
             Ok(())
@@ -116,36 +119,11 @@ fn megabytes(bytes: Option<u64>) -> String {
     bytes.map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
 }
 
-/// The only way this binary writes to stdout.
-#[allow(clippy::print_stdout)]
+/// The only way this binary writes to stdout. A closed stdout (`archzoo ... | head`) is not an
+/// error of the command: the work goes on and its results are still written to disk (`println!`
+/// would panic on the broken pipe).
 fn say(line: impl AsRef<str>) {
-    println!("{}", line.as_ref());
-}
-
-/// Load a data source, with a hint when a known dataset is missing from the data folder.
-fn load_source(
-    value: &str,
-    data_dir: &Path,
-    target: &str,
-) -> anyhow::Result<(DataSource, datasets::TimeSeries)> {
-    let source = DataSource::parse(value)?;
-    if let (DataSource::Known(known), Some(path)) = (&source, source.path(data_dir))
-        && !path.exists()
-    {
-        bail!(
-            "dataset `{}` not found at {} (set ARCHZOO_DATA or --data-dir to the folder holding `{}`{})",
-            known.name,
-            path.display(),
-            known.path,
-            if known.name.starts_with("ETT") {
-                ", or fetch it with `archzoo data download ett --dir data`"
-            } else {
-                ""
-            }
-        );
-    }
-    let series = source.load(data_dir, target)?;
-    Ok((source, series))
+    let _ = writeln!(std::io::stdout().lock(), "{}", line.as_ref());
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<()> {
@@ -159,74 +137,114 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         report(&status, &args.out);
         return Ok(());
     }
-    let (source, series) = load_source(&args.data, data_dir, &args.data_args.target)?;
-    let name = source.name();
-    let pred_len = args.pred_len as usize;
-    let preset = args.preset.values(&name, pred_len);
-    let seq_len = args.seq_len.map_or(preset.seq_len, |l| l as usize);
-    if !args.arch.trainable() {
-        for (given, flag) in [
-            (args.lr.is_some(), "lr"),
-            (args.epochs.is_some(), "epochs"),
-            (args.batch.is_some(), "batch"),
-            (args.patience.is_some(), "patience"),
-        ] {
-            if given {
-                bail!(
-                    "--{flag} does not apply to `{}`: it has nothing to train",
-                    args.arch
-                );
-            }
-        }
-    }
-    let lr = args.lr.unwrap_or(preset.lr);
-    if !(lr.is_finite() && lr > 0.0) {
-        bail!("--lr must be a positive number (got {lr})");
-    }
-    let spec = ForecastSpec {
-        seq_len,
-        pred_len,
+    let (source, series) = runner::load_series(&args.data, data_dir, &args.data_args.target)?;
+    let request = RunRequest {
+        arch: args.arch,
+        data: args.data.clone(),
+        target: args.data_args.target.clone(),
         features: args.data_args.features.into(),
-        split: args.data_args.split.resolve(&name),
-    };
-    let data = ForecastData::new(&series, spec.clone())?;
-    let mut options = args
-        .model
-        .options()
-        .with_defaults(&preset.model, args.arch.accepted_options());
-    options.mean_init = Some(preset.dlinear_mean_init);
-    let task = TaskShape {
-        seq_len,
-        pred_len,
-        channels: data.input_channels(),
-    };
-    let arch = args.arch.config(task, &options)?;
-    let config = RunConfig {
-        arch,
-        data: DataConfig {
-            data: args.data.clone(),
-            target: args.data_args.target.clone(),
-            features: spec.features,
-            split: spec.split,
-            seq_len,
-            pred_len,
-        },
-        train: TrainConfig {
-            preset: args.preset,
-            lr,
-            schedule: preset.schedule,
-            batch_size: args.batch.map_or(preset.batch_size, |b| b as usize),
-            eval_batch_size: 256,
-            epochs: args.epochs.map_or(preset.epochs, |e| e as usize),
-            patience: args.patience.map_or(preset.patience, |p| p as usize),
-            adam_epsilon: 1e-8,
-        },
+        split: args.data_args.split.rule(),
+        seq_len: args.seq_len.map(|l| l as usize),
+        pred_len: args.pred_len as usize,
+        preset: args.preset,
+        lr: args.lr,
+        batch: args.batch.map(|b| b as usize),
+        epochs: args.epochs.map(|e| e as usize),
+        patience: args.patience.map(|p| p as usize),
         seed: args.seed,
+        model: args.model.options(),
         backend: args.backend,
     };
+    let (config, data) = request.resolve(&source.name(), &series)?;
     let status = runner::run_prepared(&config, &data, &args.out, args.force, &mut bars, started)
         .with_context(|| format!("run {} failed", config.run_id()))?;
     report(&status, &args.out);
+    Ok(())
+}
+
+fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
+    let file = SweepFile::load(&args.file)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args.file.file_stem().unwrap_or_default();
+        Path::new("runs").join(stem)
+    });
+    let shard = match &args.shard {
+        Some(text) => Shard::parse(text)?,
+        None => Shard::ALL,
+    };
+    let plan = Plan::new(&file, &args.data_dir.data_dir)?;
+    let mine = plan.shard(shard);
+    say(format!(
+        "sweep {}: {} runs{}, {} in shard {}/{} -> {}",
+        args.file.display(),
+        plan.runs.len(),
+        file.description
+            .as_ref()
+            .map_or(String::new(), |d| format!(" ({d})")),
+        mine.len(),
+        shard.index,
+        shard.count,
+        out.display()
+    ));
+    if args.dry_run {
+        for (index, run) in plan.runs.iter().enumerate() {
+            let state = match sweep::state(&out, run)? {
+                RunState::Done(s) => format!("done (test MSE {:.4})", s.test_mse),
+                RunState::Failed(reason) => format!("failed: {reason}"),
+                RunState::Pending => "pending".into(),
+            };
+            let here = if shard.owns(&run.run_id) { "*" } else { " " };
+            say(format!("{here} {index:>4}  {}  {state}", run.run_id));
+        }
+        say("(* = in this shard)");
+        return Ok(());
+    }
+    let options = SweepOptions {
+        shard,
+        retry_failed: args.retry_failed,
+    };
+    let total = mine.len();
+    let mut position = 0;
+    let mut bars = Bars::new();
+    let outcomes = sweep::run(&plan, options, &out, &mut bars, |run, outcome| {
+        position += 1;
+        let line = match outcome {
+            Outcome::Completed(s) => format!(
+                "done     test MSE {:.4} MAE {:.4}, {} epochs, {:.1} s",
+                s.test_mse, s.test_mae, s.epochs_run, s.wall_seconds
+            ),
+            Outcome::Skipped(RunState::Done(s)) => {
+                format!("skipped  already done (test MSE {:.4})", s.test_mse)
+            }
+            Outcome::Skipped(RunState::Failed(reason)) => {
+                format!("skipped  failed before ({reason}; --retry-failed to rerun)")
+            }
+            Outcome::Skipped(RunState::Pending) => "skipped".into(),
+            Outcome::Failed(reason) => format!("FAILED   {reason}"),
+        };
+        say(format!("[{position}/{total}] {}  {line}", run.run_id));
+    })?;
+    let failed = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Outcome::Failed(_) | Outcome::Skipped(RunState::Failed(_))
+            )
+        })
+        .count();
+    let completed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Completed(_)))
+        .count();
+    say(format!(
+        "{completed} trained, {} skipped, {failed} failed; ledger {}",
+        outcomes.len() - completed - failed,
+        out.join("ledger.csv").display()
+    ));
+    if failed > 0 {
+        bail!("{failed} of {total} runs failed (reasons in the ledger and each run's failed.json)");
+    }
     Ok(())
 }
 
@@ -303,7 +321,7 @@ fn list(data_dir: &Path) {
 
 fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     let data_dir = &args.data_dir.data_dir;
-    let (source, series) = load_source(&args.file, data_dir, &args.data_args.target)?;
+    let (source, series) = runner::load_series(&args.file, data_dir, &args.data_args.target)?;
     let name = source.name();
     match source.path(data_dir) {
         Some(path) => say(format!(

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use architectures::SequenceModel;
-use datasets::{DataSource, ForecastData, ForecastSpec};
+use datasets::{DataSource, ForecastData, ForecastSpec, TimeSeries};
 
 use crate::config::RunConfig;
-use crate::error::Result;
+use crate::error::{Result, RunError};
 use crate::progress::Progress;
 use crate::results::{RunDir, Summary};
 use crate::sysinfo;
@@ -23,10 +23,33 @@ pub enum RunStatus {
     Skipped(Summary),
 }
 
+/// Load the series `data` names (`synthetic`, a known dataset under `data_dir`, or a CSV path)
+/// with `target` last. A known dataset missing from `data_dir` is an error that says where it
+/// was looked for and how to get it.
+pub fn load_series(data: &str, data_dir: &Path, target: &str) -> Result<(DataSource, TimeSeries)> {
+    let source = DataSource::parse(data)?;
+    if let (DataSource::Known(known), Some(path)) = (&source, source.path(data_dir))
+        && !path.exists()
+    {
+        return Err(RunError::Invalid(format!(
+            "dataset `{}` not found at {} (set ARCHZOO_DATA or --data-dir to the folder holding `{}`{})",
+            known.name,
+            path.display(),
+            known.path,
+            if known.name.starts_with("ETT") {
+                ", or fetch it with `archzoo data download ett --dir data`"
+            } else {
+                ""
+            }
+        )));
+    }
+    let series = source.load(data_dir, target)?;
+    Ok((source, series))
+}
+
 /// Load the data a config names and apply the protocol.
 pub fn prepare_data(config: &RunConfig, data_dir: &Path) -> Result<ForecastData> {
-    let source = DataSource::parse(&config.data.data)?;
-    let series = source.load(data_dir, &config.data.target)?;
+    let (_, series) = load_series(&config.data.data, data_dir, &config.data.target)?;
     let spec = ForecastSpec {
         seq_len: config.data.seq_len,
         pred_len: config.data.pred_len,

@@ -1,0 +1,197 @@
+//! `archzoo sweep`: resuming after SIGKILL, shards that partition the sweep, failed runs recorded
+//! while the others finish. All on the synthetic series (no download).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{archzoo, stderr, stdout};
+
+/// Write `text` as a sweep file under `dir`.
+fn sweep_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("sweep.toml");
+    std::fs::write(&path, text).expect("writable");
+    path.to_str().unwrap().to_string()
+}
+
+/// `ledger.csv` as rows of fields (the header first); fields may be quoted (RFC 4180).
+fn ledger(out: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(out.join("ledger.csv")).expect("ledger written");
+    text.lines().map(fields).collect()
+}
+
+fn fields(line: &str) -> Vec<String> {
+    let (mut out, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}
+
+/// Run ids of a `--dry-run` listing that are marked as in the shard.
+fn marked(listing: &str) -> BTreeSet<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.strip_prefix("* "))
+        .map(|rest| rest.split_whitespace().nth(1).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn shards_are_disjoint_and_cover_the_sweep() {
+    let tmp = common::tempdir();
+    let file = sweep_file(
+        tmp.path(),
+        "arch = [\"dlinear\", \"nlinear\", \"rlinear\", \"linear\"]\n\
+         pred_len = [24, 48]\nseq_len = 96\nseed = [1, 2, 3]\n",
+    );
+    let out = tmp.path().join("out");
+    let listing = |shard: &str| {
+        let mut args = vec!["sweep", &file, "--dry-run", "--out", out.to_str().unwrap()];
+        if !shard.is_empty() {
+            args.extend(["--shard", shard]);
+        }
+        let output = archzoo(&args, None);
+        assert!(output.status.success(), "{}", stderr(&output));
+        marked(&stdout(&output))
+    };
+    let all = listing("");
+    assert_eq!(all.len(), 4 * 2 * 3);
+    for n in [2, 3] {
+        let shards: Vec<BTreeSet<String>> = (0..n).map(|i| listing(&format!("{i}/{n}"))).collect();
+        let union: BTreeSet<String> = shards.iter().flatten().cloned().collect();
+        assert_eq!(union, all, "n = {n}: union differs from the sweep");
+        let total: usize = shards.iter().map(BTreeSet::len).sum();
+        assert_eq!(total, all.len(), "n = {n}: shards overlap");
+    }
+    // Nothing ran.
+    assert!(!out.join("ledger.csv").exists());
+}
+
+#[test]
+fn a_sweep_killed_mid_run_completes_only_the_missing_runs() {
+    let tmp = common::tempdir();
+    // Mamba runs take seconds each here, long enough to be killed in the middle of one.
+    let file = sweep_file(
+        tmp.path(),
+        "arch = \"mamba\"\nd_model = 16\nlayers = 1\nseq_len = 48\npred_len = 24\n\
+         epochs = 2\nseed = [1, 2, 3]\n",
+    );
+    let out = tmp.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_archzoo"))
+        .args(["sweep", &file, "--out", out.to_str().unwrap()])
+        .env_remove("ARCHZOO_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("archzoo starts");
+    // Kill (SIGKILL) once one run is complete and the next has started writing.
+    let started = Instant::now();
+    loop {
+        let summaries = count_files(&out, "summary.json");
+        let begun = count_files(&out, "config.json");
+        if summaries >= 1 && begun > summaries {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "sweep made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL delivered");
+    child.wait().expect("reaped");
+    let done_before = count_files(&out, "summary.json");
+    assert!(done_before < 3, "killed too late to test resuming");
+
+    let output = archzoo(&["sweep", &file, "--out", out.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(
+        text.matches("skipped  already done").count(),
+        done_before,
+        "{text}"
+    );
+    assert_eq!(text.matches("] ").count(), 3, "{text}");
+    assert!(
+        text.contains(&format!("{} trained", 3 - done_before)),
+        "{text}"
+    );
+
+    // The ledger: one header, one row per run, each done, no duplicates, no temporary files.
+    let rows = ledger(&out);
+    assert_eq!(rows[0][0], "run_id");
+    let ids: BTreeSet<&String> = rows[1..].iter().map(|r| &r[0]).collect();
+    assert_eq!((rows.len() - 1, ids.len()), (3, 3));
+    assert!(rows[1..].iter().all(|r| r[1] == "done"), "{rows:?}");
+    assert_eq!(count_files(&out, "summary.json"), 3);
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_diverging_run_is_recorded_and_the_others_finish() {
+    let tmp = common::tempdir();
+    let file = sweep_file(
+        tmp.path(),
+        "arch = [\"dlinear\", \"rlinear\"]\nseq_len = 48\npred_len = 24\nepochs = 2\n\
+         lr = [1e-3, 1e30]\nseed = 1\n",
+    );
+    let out = tmp.path().join("out");
+    let output = archzoo(&["sweep", &file, "--out", out.to_str().unwrap()], None);
+    assert!(!output.status.success(), "a failed run must fail the sweep");
+    assert!(
+        stderr(&output).contains("2 of 4 runs failed"),
+        "{}",
+        stderr(&output)
+    );
+    let rows = ledger(&out);
+    let states: Vec<(&str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[1].as_str(), r[7].as_str()))
+        .collect();
+    for (state, lr) in &states {
+        let diverging = lr.parse::<f64>().unwrap() > 1.0;
+        assert_eq!(
+            *state,
+            if diverging { "failed" } else { "done" },
+            "{states:?}"
+        );
+    }
+    let failed = rows[1..].iter().find(|r| r[1] == "failed").unwrap();
+    assert!(
+        failed.last().unwrap().contains("diverged"),
+        "reason recorded: {failed:?}"
+    );
+    // Failed runs are not retried by default; the sweep still reports them.
+    let again = archzoo(&["sweep", &file, "--out", out.to_str().unwrap()], None);
+    assert!(!again.status.success());
+    assert!(stdout(&again).contains("0 trained"), "{}", stdout(&again));
+}
+
+/// Files named `name` one level under `out`.
+fn count_files(out: &Path, name: &str) -> usize {
+    std::fs::read_dir(out).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join(name).exists())
+            .count()
+    })
+}
