@@ -25,6 +25,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Run a grid of runs from a TOML file: resumable, shardable, failures recorded.
     Sweep(SweepArgs),
+    /// Leaderboard (leaderboard.md, leaderboard.csv) from the runs stored under a folder.
+    Report(ReportArgs),
     /// List architectures, datasets, presets and backends.
     List(ListArgs),
     /// Inspect or download data.
@@ -54,6 +56,16 @@ pub struct SweepArgs {
     pub retry_failed: bool,
     #[command(flatten)]
     pub data_dir: DataDirArg,
+}
+
+/// `archzoo report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Folder of run directories (each with summary.json and config.json), e.g. a sweep's.
+    pub dir: PathBuf,
+    /// Where to write leaderboard.md and leaderboard.csv (default: DIR).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Where known datasets live.

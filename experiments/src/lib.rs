@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod preset;
 pub mod progress;
+pub mod report;
 pub mod request;
 pub mod results;
 pub mod runner;

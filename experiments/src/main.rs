@@ -35,6 +35,7 @@ use experiments::progress::Bars;
 use experiments::runner::{self, RunStatus};
 use experiments::sweep::{self, Outcome, Plan, RunState, Shard, SweepFile, SweepOptions};
 use experiments::{BackendName, Preset, RunConfig};
+use experiments::{report, results};
 
 use crate::cli::{BenchCommand, Cli, Command, DataCommand, InspectArgs, TrainArgs};
 
@@ -58,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train(*args),
         Command::Sweep(args) => sweep(&args),
+        Command::Report(args) => report_dir(&args),
         Command::List(args) => {
             list(&args.data_dir.data_dir);
             Ok(())
@@ -245,6 +247,32 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} of {total} runs failed (reasons in the ledger and each run's failed.json)");
     }
+    Ok(())
+}
+
+fn report_dir(args: &cli::ReportArgs) -> anyhow::Result<()> {
+    let runs = report::load_runs(&args.dir)?;
+    if runs.is_empty() {
+        bail!(
+            "no completed runs under {} (each run directory needs a summary.json)",
+            args.dir.display()
+        );
+    }
+    let board = report::leaderboard(&runs);
+    let out = args.out.as_ref().unwrap_or(&args.dir);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let markdown = report::markdown(&board, &args.dir);
+    results::write_text_atomic(&out.join("leaderboard.md"), &markdown)?;
+    results::write_text_atomic(&out.join("leaderboard.csv"), &report::csv(&board))?;
+    say(markdown.trim_end());
+    say(format!(
+        "\n{} runs in {} rows over {} settings -> {}, {}",
+        runs.len(),
+        board.values().map(Vec::len).sum::<usize>(),
+        board.len(),
+        out.join("leaderboard.md").display(),
+        out.join("leaderboard.csv").display()
+    ));
     Ok(())
 }
 

@@ -142,8 +142,18 @@ impl MetricsLog {
 
 /// Serialize `value` to `path` through a temporary file and a rename.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("serializable value");
-    let tmp = path.with_extension("json.tmp");
+    let mut text = serde_json::to_string_pretty(value).expect("serializable value");
+    text.push('\n');
+    write_text_atomic(path, &text)
+}
+
+/// Write `text` to `path` through a temporary file (named for this process, so concurrent
+/// writers never share one) and a rename: readers see the old file or the new one, never a part.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -151,7 +161,6 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         .open(&tmp)
         .map_err(io_at(&tmp))?;
     file.write_all(text.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
         .map_err(io_at(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_at(path))

@@ -29,8 +29,6 @@
 //!   from the run directories after each run, so it never holds duplicate or partial rows.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -45,7 +43,7 @@ use crate::error::{Result, RunError, io_at};
 use crate::preset::Preset;
 use crate::progress::Progress;
 use crate::request::RunRequest;
-use crate::results::{RunDir, Summary, write_json_atomic};
+use crate::results::{RunDir, Summary, write_json_atomic, write_text_atomic};
 use crate::runner::{self, RunStatus};
 
 /// One value or a list of values.
@@ -538,19 +536,7 @@ pub fn write_ledger(plan: &Plan, out: &Path) -> Result<()> {
         text.push_str(&row.join(","));
         text.push('\n');
     }
-    let path = out.join("ledger.csv");
-    // A name of our own, so shards sharing `out` never write the same temporary file.
-    let tmp = out.join(format!(".ledger.csv.{}.tmp", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(io_at(&tmp))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io_at(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_at(&path))
+    write_text_atomic(&out.join("ledger.csv"), &text)
 }
 
 /// Quote a CSV field when it holds a comma, a quote or a line break.

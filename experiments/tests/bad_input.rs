@@ -389,9 +389,21 @@ fn bad_griffin_config_is_rejected() {
     for (arch, args, expected) in [
         ("griffin", vec!["--layers", "2"], "no attention block"),
         ("griffin", vec!["--heads", "3"], "divisible by heads"),
-        ("griffin", vec!["--d-model", "20", "--heads", "2"], "divisible by 4"),
-        ("hawk", vec!["--window", "8"], "--window does not apply to `hawk`"),
-        ("mamba", vec!["--window", "8"], "--window does not apply to `mamba`"),
+        (
+            "griffin",
+            vec!["--d-model", "20", "--heads", "2"],
+            "divisible by 4",
+        ),
+        (
+            "hawk",
+            vec!["--window", "8"],
+            "--window does not apply to `hawk`",
+        ),
+        (
+            "mamba",
+            vec!["--window", "8"],
+            "--window does not apply to `mamba`",
+        ),
     ] {
         let mut full = vec!["train", "--arch", arch, "--data", "synthetic"];
         full.extend_from_slice(&args);
@@ -404,17 +416,31 @@ fn bad_griffin_config_is_rejected() {
 fn bad_sweep_files_are_rejected_before_any_run() {
     let tmp = common::tempdir();
     for (text, expected) in [
-        ("arch = \"dlinear\"\nlearning_rate = 1e-3\n", "unknown field `learning_rate`"),
+        (
+            "arch = \"dlinear\"\nlearning_rate = 1e-3\n",
+            "unknown field `learning_rate`",
+        ),
         ("seed = 1\n", "a sweep needs `arch`"),
-        ("arch = \"dlinear\"\nd_model = [16]\nseed = \"x\"\n", "sweep.toml"),
-        ("arch = \"mamba\"\nd_state = 0\n", "d_state must be positive"),
+        (
+            "arch = \"dlinear\"\nd_model = [16]\nseed = \"x\"\n",
+            "sweep.toml",
+        ),
+        (
+            "arch = \"mamba\"\nd_state = 0\n",
+            "d_state must be positive",
+        ),
         ("arch = [\"dlinear\"\n", "sweep.toml"),
     ] {
         let path = tmp.path().join("sweep.toml");
         std::fs::write(&path, text).unwrap();
         let out = tmp.path().join("out");
         let output = archzoo(
-            &["sweep", path.to_str().unwrap(), "--out", out.to_str().unwrap()],
+            &[
+                "sweep",
+                path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
             None,
         );
         assert_clean_failure(output.status.success(), &stderr(&output), &[expected]);
@@ -423,5 +449,9 @@ fn bad_sweep_files_are_rejected_before_any_run() {
     let path = tmp.path().join("sweep.toml");
     std::fs::write(&path, "arch = \"dlinear\"\n").unwrap();
     let output = archzoo(&["sweep", path.to_str().unwrap(), "--shard", "2/2"], None);
-    assert_clean_failure(output.status.success(), &stderr(&output), &["--shard must be i/n"]);
+    assert_clean_failure(
+        output.status.success(),
+        &stderr(&output),
+        &["--shard must be i/n"],
+    );
 }

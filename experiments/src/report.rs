@@ -1,0 +1,466 @@
+//! Leaderboards from stored results only: `archzoo report DIR` reads every `DIR/*/summary.json`
+//! (and its `config.json`) and writes `leaderboard.md` and `leaderboard.csv`.
+//!
+//! Runs are grouped into tables by setting (dataset, features, L, H) and, within a table, into
+//! rows by their whole config except the seed: one row per architecture and size, with test
+//! MSE and MAE as mean ± sample std over its seeds, parameters, the median training time, the
+//! best mean per metric marked, and the published numbers (reference/forecasting.md §3, the
+//! papers' own tables, as PROTOCOL.md lists them) for the settings that match.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::config::RunConfig;
+use crate::error::{Result, RunError, io_at};
+use crate::results::Summary;
+
+/// A published result: `model` at lookback `seq_len` on `dataset` (M) at horizon `pred_len`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Published {
+    /// The paper's model name.
+    pub model: &'static str,
+    /// The archzoo architecture that reproduces it.
+    pub arch: &'static str,
+    /// Dataset.
+    pub dataset: &'static str,
+    /// Lookback.
+    pub seq_len: usize,
+    /// Horizon.
+    pub pred_len: usize,
+    /// Test MSE.
+    pub mse: f64,
+    /// Test MAE.
+    pub mae: f64,
+}
+
+const fn published(
+    model: &'static str,
+    arch: &'static str,
+    dataset: &'static str,
+    (seq_len, pred_len): (usize, usize),
+    (mse, mae): (f64, f64),
+) -> Published {
+    Published {
+        model,
+        arch,
+        dataset,
+        seq_len,
+        pred_len,
+        mse,
+        mae,
+    }
+}
+
+/// ETTh1 at every horizon and ETTh2/ETTm1/ETTm2 at H = 96, M, from reference/forecasting.md §3
+/// (LTSF-Linear Table 2, PatchTST Table 3, iTransformer Table 10, S-Mamba). PatchTST is matched
+/// to `transformer` and S-Mamba to `mamba`: the zoo's backbones behind the patch adapter, not
+/// the papers' exact models.
+pub const PUBLISHED: &[Published] = &[
+    published("DLinear", "dlinear", "ETTh1", (336, 96), (0.375, 0.399)),
+    published("DLinear", "dlinear", "ETTh1", (336, 192), (0.405, 0.416)),
+    published("DLinear", "dlinear", "ETTh1", (336, 336), (0.439, 0.443)),
+    published("DLinear", "dlinear", "ETTh1", (336, 720), (0.472, 0.490)),
+    published("NLinear", "nlinear", "ETTh1", (336, 96), (0.374, 0.394)),
+    published("NLinear", "nlinear", "ETTh1", (336, 192), (0.408, 0.415)),
+    published("NLinear", "nlinear", "ETTh1", (336, 336), (0.429, 0.427)),
+    published("NLinear", "nlinear", "ETTh1", (336, 720), (0.440, 0.453)),
+    published("Linear", "linear", "ETTh1", (336, 96), (0.375, 0.397)),
+    published("Linear", "linear", "ETTh1", (336, 192), (0.418, 0.429)),
+    published("Linear", "linear", "ETTh1", (336, 336), (0.479, 0.476)),
+    published("Linear", "linear", "ETTh1", (336, 720), (0.624, 0.592)),
+    published(
+        "PatchTST/42",
+        "transformer",
+        "ETTh1",
+        (336, 96),
+        (0.375, 0.399),
+    ),
+    published(
+        "PatchTST/42",
+        "transformer",
+        "ETTh1",
+        (336, 192),
+        (0.414, 0.421),
+    ),
+    published(
+        "PatchTST/42",
+        "transformer",
+        "ETTh1",
+        (336, 336),
+        (0.431, 0.436),
+    ),
+    published(
+        "PatchTST/42",
+        "transformer",
+        "ETTh1",
+        (336, 720),
+        (0.449, 0.466),
+    ),
+    published("RLinear", "rlinear", "ETTh1", (336, 96), (0.366, 0.391)),
+    published("RLinear", "rlinear", "ETTh1", (336, 192), (0.404, 0.412)),
+    published("RLinear", "rlinear", "ETTh1", (336, 336), (0.420, 0.423)),
+    published("RLinear", "rlinear", "ETTh1", (336, 720), (0.442, 0.456)),
+    published("RLinear", "rlinear", "ETTh1", (96, 96), (0.386, 0.395)),
+    published("RLinear", "rlinear", "ETTh1", (96, 192), (0.437, 0.424)),
+    published("RLinear", "rlinear", "ETTh1", (96, 336), (0.479, 0.446)),
+    published("RLinear", "rlinear", "ETTh1", (96, 720), (0.481, 0.470)),
+    published("PatchTST", "transformer", "ETTh1", (96, 96), (0.414, 0.419)),
+    published(
+        "PatchTST",
+        "transformer",
+        "ETTh1",
+        (96, 192),
+        (0.460, 0.445),
+    ),
+    published(
+        "PatchTST",
+        "transformer",
+        "ETTh1",
+        (96, 336),
+        (0.501, 0.466),
+    ),
+    published(
+        "PatchTST",
+        "transformer",
+        "ETTh1",
+        (96, 720),
+        (0.500, 0.488),
+    ),
+    published("DLinear", "dlinear", "ETTh1", (96, 96), (0.386, 0.400)),
+    published("DLinear", "dlinear", "ETTh1", (96, 192), (0.437, 0.432)),
+    published("DLinear", "dlinear", "ETTh1", (96, 336), (0.481, 0.459)),
+    published("DLinear", "dlinear", "ETTh1", (96, 720), (0.519, 0.516)),
+    published("S-Mamba", "mamba", "ETTh1", (96, 96), (0.386, 0.405)),
+    published("S-Mamba", "mamba", "ETTh1", (96, 192), (0.443, 0.437)),
+    published("S-Mamba", "mamba", "ETTh1", (96, 336), (0.489, 0.468)),
+    published("S-Mamba", "mamba", "ETTh1", (96, 720), (0.502, 0.489)),
+    published("DLinear", "dlinear", "ETTh2", (336, 96), (0.289, 0.353)),
+    published("NLinear", "nlinear", "ETTh2", (336, 96), (0.277, 0.338)),
+    published(
+        "PatchTST/42",
+        "transformer",
+        "ETTh2",
+        (336, 96),
+        (0.274, 0.336),
+    ),
+    published("DLinear", "dlinear", "ETTh2", (96, 96), (0.333, 0.387)),
+    published("PatchTST", "transformer", "ETTh2", (96, 96), (0.302, 0.348)),
+    published("S-Mamba", "mamba", "ETTh2", (96, 96), (0.296, 0.348)),
+    published("DLinear", "dlinear", "ETTm1", (336, 96), (0.299, 0.343)),
+    published("NLinear", "nlinear", "ETTm1", (336, 96), (0.306, 0.348)),
+    published(
+        "PatchTST/42",
+        "transformer",
+        "ETTm1",
+        (336, 96),
+        (0.290, 0.342),
+    ),
+    published("DLinear", "dlinear", "ETTm1", (96, 96), (0.345, 0.372)),
+    published("PatchTST", "transformer", "ETTm1", (96, 96), (0.329, 0.367)),
+    published("S-Mamba", "mamba", "ETTm1", (96, 96), (0.333, 0.368)),
+    published("DLinear", "dlinear", "ETTm2", (336, 96), (0.167, 0.260)),
+    published("NLinear", "nlinear", "ETTm2", (336, 96), (0.167, 0.255)),
+    published(
+        "PatchTST/42",
+        "transformer",
+        "ETTm2",
+        (336, 96),
+        (0.165, 0.255),
+    ),
+    published("DLinear", "dlinear", "ETTm2", (96, 96), (0.193, 0.292)),
+    published("PatchTST", "transformer", "ETTm2", (96, 96), (0.175, 0.259)),
+    published("S-Mamba", "mamba", "ETTm2", (96, 96), (0.179, 0.263)),
+];
+
+/// One stored run.
+#[derive(Clone, Debug)]
+pub struct StoredRun {
+    /// Its summary.
+    pub summary: Summary,
+    /// Its config (for the learning rate and the seed-free grouping).
+    pub config: RunConfig,
+}
+
+/// Read every `dir/*/summary.json` with its `config.json`, sorted by run id. Incomplete or
+/// failed runs (no summary) are left out.
+pub fn load_runs(dir: &Path) -> Result<Vec<StoredRun>> {
+    let entries = std::fs::read_dir(dir).map_err(io_at(dir))?;
+    let mut runs = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_at(dir))?.path();
+        let summary_path = path.join("summary.json");
+        if !summary_path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&summary_path).map_err(io_at(&summary_path))?;
+        let summary: Summary = serde_json::from_str(&text).map_err(|source| RunError::Json {
+            path: summary_path.clone(),
+            source,
+        })?;
+        let config = RunConfig::load(&path.join("config.json"))?;
+        runs.push(StoredRun { summary, config });
+    }
+    runs.sort_by(|a, b| a.summary.run_id.cmp(&b.summary.run_id));
+    Ok(runs)
+}
+
+/// The setting a table is for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Setting {
+    /// Dataset name.
+    pub dataset: String,
+    /// Feature mode.
+    pub features: String,
+    /// Lookback.
+    pub seq_len: usize,
+    /// Horizon.
+    pub pred_len: usize,
+}
+
+/// Mean and sample standard deviation (0 for one value).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation.
+    pub std: f64,
+}
+
+impl Spread {
+    /// Of `values` (non-empty).
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = if values.len() > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        Self { mean, std }
+    }
+}
+
+/// One row: a config (all but the seed) and its seeds.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Architecture.
+    pub arch: String,
+    /// Parameters.
+    pub params: usize,
+    /// Preset.
+    pub preset: String,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seeds, ascending.
+    pub seeds: Vec<u64>,
+    /// Test MSE over the seeds.
+    pub mse: Spread,
+    /// Test MAE over the seeds.
+    pub mae: Spread,
+    /// Median training seconds.
+    pub train_seconds: f64,
+    /// Whether this row has the table's lowest mean MSE / MAE.
+    pub best: (bool, bool),
+    /// The matching published result, if any.
+    pub published: Option<Published>,
+}
+
+/// Leaderboard tables, one per setting.
+pub type Leaderboard = BTreeMap<Setting, Vec<Row>>;
+
+/// Group `runs` into tables and rows (see the module doc); rows sorted by mean MSE.
+pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
+    let mut groups: BTreeMap<(Setting, String), Vec<&StoredRun>> = BTreeMap::new();
+    for run in runs {
+        let s = &run.summary;
+        let setting = Setting {
+            dataset: s.dataset.clone(),
+            features: s.features.clone(),
+            seq_len: s.seq_len,
+            pred_len: s.pred_len,
+        };
+        let mut seedless = run.config.clone();
+        seedless.seed = 0;
+        let key = serde_json::to_string(&seedless).expect("RunConfig serializes");
+        groups.entry((setting, key)).or_default().push(run);
+    }
+    let mut board = Leaderboard::new();
+    for ((setting, _), members) in groups {
+        let first = &members[0].summary;
+        let mut seeds: Vec<u64> = members.iter().map(|r| r.summary.seed).collect();
+        seeds.sort_unstable();
+        let mut times: Vec<f64> = members.iter().map(|r| r.summary.train_seconds).collect();
+        times.sort_by(f64::total_cmp);
+        let published = PUBLISHED.iter().copied().find(|p| {
+            p.arch == first.arch
+                && p.dataset == setting.dataset
+                && p.seq_len == setting.seq_len
+                && p.pred_len == setting.pred_len
+                && setting.features == "M"
+        });
+        let row = Row {
+            arch: first.arch.clone(),
+            params: first.params,
+            preset: first.preset.clone(),
+            lr: members[0].config.train.lr,
+            seeds,
+            mse: Spread::of(
+                &members
+                    .iter()
+                    .map(|r| r.summary.test_mse)
+                    .collect::<Vec<_>>(),
+            ),
+            mae: Spread::of(
+                &members
+                    .iter()
+                    .map(|r| r.summary.test_mae)
+                    .collect::<Vec<_>>(),
+            ),
+            train_seconds: times[times.len() / 2],
+            best: (false, false),
+            published,
+        };
+        board.entry(setting).or_default().push(row);
+    }
+    for rows in board.values_mut() {
+        rows.sort_by(|a, b| a.mse.mean.total_cmp(&b.mse.mean));
+        let best_mse = rows
+            .iter()
+            .map(|r| r.mse.mean)
+            .fold(f64::INFINITY, f64::min);
+        let best_mae = rows
+            .iter()
+            .map(|r| r.mae.mean)
+            .fold(f64::INFINITY, f64::min);
+        for row in rows.iter_mut() {
+            row.best = (row.mse.mean == best_mse, row.mae.mean == best_mae);
+        }
+    }
+    board
+}
+
+/// `0.3824 ± 0.0010` (just the mean for one seed), bold when best.
+fn cell(spread: Spread, seeds: usize, best: bool) -> String {
+    let text = if seeds > 1 {
+        format!("{:.4} ± {:.4}", spread.mean, spread.std)
+    } else {
+        format!("{:.4}", spread.mean)
+    };
+    if best { format!("**{text}**") } else { text }
+}
+
+/// The leaderboard as Markdown.
+pub fn markdown(board: &Leaderboard, source: &Path) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Leaderboard\n");
+    let _ = writeln!(
+        md,
+        "From the runs under `{}` (`archzoo report`). Test MSE / MAE on the normalised scale, mean ± sample std over seeds; **bold**: best mean in the table. Published: the papers' own numbers for the same dataset, L and H (reference/forecasting.md §3; PatchTST is matched to `transformer`, S-Mamba to `mamba`).\n",
+        source.display()
+    );
+    for (setting, rows) in board {
+        let _ = writeln!(
+            md,
+            "## {} ({}), L = {}, H = {}\n",
+            setting.dataset, setting.features, setting.seq_len, setting.pred_len
+        );
+        let _ = writeln!(
+            md,
+            "| arch | params | preset | lr | seeds | test MSE | test MAE | train s (median) | published MSE / MAE |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+        for r in rows {
+            let published = r.published.map_or("–".to_string(), |p| {
+                format!("{:.3} / {:.3} ({})", p.mse, p.mae, p.model)
+            });
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:e} | {} | {} | {} | {:.1} | {} |",
+                r.arch,
+                r.params,
+                r.preset,
+                r.lr,
+                r.seeds
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cell(r.mse, r.seeds.len(), r.best.0),
+                cell(r.mae, r.seeds.len(), r.best.1),
+                r.train_seconds,
+                published
+            );
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// The leaderboard as CSV, one line per row.
+pub fn csv(board: &Leaderboard) -> String {
+    let mut text = String::from(
+        "dataset,features,seq_len,pred_len,arch,params,preset,lr,n_seeds,seeds,test_mse_mean,test_mse_std,test_mae_mean,test_mae_std,train_seconds_median,best_mse,best_mae,published_model,published_mse,published_mae\n",
+    );
+    for (s, rows) in board {
+        for r in rows {
+            let (model, mse, mae) = r
+                .published
+                .map_or((String::new(), String::new(), String::new()), |p| {
+                    (p.model.to_string(), p.mse.to_string(), p.mae.to_string())
+                });
+            let seeds: Vec<String> = r.seeds.iter().map(u64::to_string).collect();
+            let _ = writeln!(
+                text,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                s.dataset,
+                s.features,
+                s.seq_len,
+                s.pred_len,
+                r.arch,
+                r.params,
+                r.preset,
+                r.lr,
+                r.seeds.len(),
+                seeds.join(" "),
+                r.mse.mean,
+                r.mse.std,
+                r.mae.mean,
+                r.mae.std,
+                r.train_seconds,
+                r.best.0,
+                r.best.1,
+                model,
+                mse,
+                mae
+            );
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_mean_and_sample_std() {
+        let s = Spread::of(&[1.0, 2.0, 3.0]);
+        assert_eq!(s.mean, 2.0);
+        assert!((s.std - 1.0).abs() < 1e-12);
+        assert_eq!(Spread::of(&[0.5]).std, 0.0);
+    }
+
+    #[test]
+    fn published_rows_are_unique_per_setting() {
+        for (i, a) in PUBLISHED.iter().enumerate() {
+            for b in &PUBLISHED[i + 1..] {
+                assert!(
+                    (a.arch, a.dataset, a.seq_len, a.pred_len)
+                        != (b.arch, b.dataset, b.seq_len, b.pred_len),
+                    "{a:?} and {b:?} match the same runs"
+                );
+            }
+        }
+    }
+}
