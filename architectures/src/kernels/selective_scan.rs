@@ -10,8 +10,9 @@
 //! burn tensor ops (autodiff builds a graph per step); [`selective_scan`] is one backend
 //! extension whose forward and hand-written backward scan on host memory, parallel over the
 //! batch, the channels in SIMD lanes (states laid out `[N, d]`). Following the paper's
-//! hardware-aware scan, the backward does not keep `[b, l, d, N]` states from the forward: it
-//! recomputes them chunk by chunk from checkpoints every [`CHUNK`] steps, then runs the reverse recurrence
+//! hardware-aware scan, the backward does not keep `[b, l, d, N]` states from the forward: the
+//! forward saves the state every [`CHUNK`] steps (`[b, l/CHUNK, N, d]`), and the backward
+//! recomputes the states chunk by chunk from those checkpoints, then runs the reverse recurrence
 //! `g_t = C_t dy_t + exp(Δ_{t+1} A) ⊙ g_{t+1}` with
 //! `dA = Σ_t g_t Δ_t exp(Δ_t A) h_{t−1}`, `dΔ_t = Σ_n g_t (A exp(Δ_t A) h_{t−1} + B_t u_t)`,
 //! `dB_t = Σ_d g_t Δ_t u_t`, `du_t = Σ_n g_t Δ_t B_t`, `dC_t = Σ_d dy_t h_t`.
@@ -91,7 +92,7 @@ pub trait ScanBackend: Backend {
         b: FloatTensor<Self>,
         c: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        forward_host::<Self>(u, delta, a, b, c)
+        forward_host::<Self>(u, delta, a, b, c, false).0
     }
 }
 
@@ -112,6 +113,11 @@ impl Dims {
         let [batch, l, d] = u.shape().dims::<3>();
         let [_, n] = a.shape().dims::<2>();
         Self { batch, l, d, n }
+    }
+
+    /// Checkpointed chunks of the sequence.
+    fn chunks(&self) -> usize {
+        self.l.div_ceil(CHUNK)
     }
 }
 
@@ -146,32 +152,64 @@ fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     transpose_padded(x, rows, cols, rows)
 }
 
+/// The scan's output and, when `keep_checkpoints`, the states before every [`CHUNK`]-th step,
+/// `[b, chunks, n, d]` (what the backward recomputes from, so it need not rescan to find them).
 fn forward_host<B: Backend>(
     u: FloatTensor<B>,
     delta: FloatTensor<B>,
     a: FloatTensor<B>,
     b: FloatTensor<B>,
     c: FloatTensor<B>,
-) -> FloatTensor<B> {
+    keep_checkpoints: bool,
+) -> (FloatTensor<B>, Option<FloatTensor<B>>) {
     let device = u.device();
     let dims = Dims::of::<B>(&u, &a);
     let data = [u, delta, b, c].map(host_data::<B>);
     let all = [0, 1, 2, 3].map(|i| values(&data[i]));
     let at = transpose(values(&host_data::<B>(a)), dims.d, dims.n); // [n, d]
     let mut y = vec![0.0f32; dims.batch * dims.l * dims.d];
-    let items = y.chunks_mut(dims.l * dims.d).enumerate().collect();
-    parallel(items, |(index, y)| {
+    let per_sequence = dims.chunks() * dims.n * dims.d;
+    let mut checkpoints = vec![
+        0.0f32;
+        if keep_checkpoints {
+            dims.batch * per_sequence
+        } else {
+            0
+        }
+    ];
+    let mut slots: Vec<Option<&mut [f32]>> = if keep_checkpoints {
+        checkpoints.chunks_mut(per_sequence).map(Some).collect()
+    } else {
+        (0..dims.batch).map(|_| None).collect()
+    };
+    let items = y
+        .chunks_mut(dims.l * dims.d)
+        .zip(slots.drain(..))
+        .enumerate()
+        .collect();
+    parallel(items, |(index, (y, checkpoints))| {
         let seq = Sequence::of(dims, index, all, &at);
-        pulp::Arch::new().dispatch(ForwardSequence { dims, seq, y });
+        pulp::Arch::new().dispatch(ForwardSequence {
+            dims,
+            seq,
+            y,
+            checkpoints,
+        });
     });
-    B::float_from_data(TensorData::new(y, [dims.batch, dims.l, dims.d]), &device)
+    let y = B::float_from_data(TensorData::new(y, [dims.batch, dims.l, dims.d]), &device);
+    let shape = [dims.batch, dims.chunks(), dims.n, dims.d];
+    let checkpoints =
+        keep_checkpoints.then(|| B::float_from_data(TensorData::new(checkpoints, shape), &device));
+    (y, checkpoints)
 }
 
-/// The forward scan over one sequence as a pulp SIMD operation.
+/// The forward scan over one sequence as a pulp SIMD operation; `checkpoints`, when given,
+/// receives the state before every [`CHUNK`]-th step, `[chunks, n, d]`.
 struct ForwardSequence<'a> {
     dims: Dims,
     seq: Sequence<'a>,
     y: &'a mut [f32],
+    checkpoints: Option<&'a mut [f32]>,
 }
 
 impl pulp::WithSimd for ForwardSequence<'_> {
@@ -182,7 +220,13 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         let (d, n) = (self.dims.d, self.dims.n);
         let mut h = vec![0.0f32; n * d]; // [n, d]
         let mut x = vec![0.0f32; d];
+        let mut checkpoints = self.checkpoints;
         for t in 0..self.dims.l {
+            if let Some(saved) = checkpoints.as_deref_mut()
+                && t % CHUNK == 0
+            {
+                saved[t / CHUNK * n * d..][..n * d].copy_from_slice(&h);
+            }
             scan_step(self.dims, self.seq, t, &mut h, &mut x);
             let y = &mut self.y[t * d..][..d];
             for (k, &c) in self.seq.c[t * n..][..n].iter().enumerate() {
@@ -217,11 +261,13 @@ struct SequenceGrads<'a> {
     da: &'a mut [f32],
 }
 
-/// The backward of one sequence as a pulp SIMD operation.
+/// The backward of one sequence as a pulp SIMD operation, from the forward's checkpoints
+/// (`[chunks, n, d]`).
 struct BackwardSequence<'a> {
     dims: Dims,
     seq: Sequence<'a>,
     dy: &'a [f32],
+    checkpoints: &'a [f32],
     grads: SequenceGrads<'a>,
 }
 
@@ -234,20 +280,14 @@ impl pulp::WithSimd for BackwardSequence<'_> {
             dims,
             seq,
             dy,
+            checkpoints,
             mut grads,
         } = self;
         let state = dims.d * dims.n;
         let mut x = vec![0.0f32; dims.d];
         // States before each chunk: checkpoints[k] = h_{k·CHUNK − 1} (zero before t = 0).
-        let chunks = dims.l.div_ceil(CHUNK);
-        let mut checkpoints = vec![0.0f32; chunks * state];
+        let chunks = dims.chunks();
         let mut h = vec![0.0f32; state];
-        for t in 0..dims.l {
-            if t % CHUNK == 0 {
-                checkpoints[t / CHUNK * state..][..state].copy_from_slice(&h);
-            }
-            scan_step(dims, seq, t, &mut h, &mut x);
-        }
         // g carries exp(Δ_{t+1} A) ⊙ dL/dh_{t+1} backwards; reverse_step adds C_t dy_t.
         let mut g = vec![0.0f32; state];
         let mut scratch = vec![0.0f32; 3 * dims.d];
@@ -343,9 +383,19 @@ fn reverse_step(
 fn backward_host<B: Backend>(state: ScanState<B>, dy: FloatTensor<B>) -> [FloatTensor<B>; 5] {
     let device = state.u.device();
     let dims = Dims::of::<B>(&state.u, &state.a);
-    let data = [state.u, state.delta, state.b, state.c, dy].map(host_data::<B>);
+    let data = [
+        state.u,
+        state.delta,
+        state.b,
+        state.c,
+        dy,
+        state.checkpoints,
+    ]
+    .map(host_data::<B>);
     let all = [0, 1, 2, 3].map(|i| values(&data[i]));
     let dy = values(&data[4]);
+    let checkpoints = values(&data[5]);
+    let per_sequence = dims.chunks() * dims.n * dims.d;
     let at = transpose(values(&host_data::<B>(state.a)), dims.d, dims.n); // [n, d]
     let (ld, ln, dn) = (dims.l * dims.d, dims.l * dims.n, dims.d * dims.n);
     let mut du = vec![0.0f32; dims.batch * ld];
@@ -365,6 +415,7 @@ fn backward_host<B: Backend>(state: ScanState<B>, dy: FloatTensor<B>) -> [FloatT
             dims,
             seq: Sequence::of(dims, index, all, &at),
             dy: &dy[index * ld..][..ld],
+            checkpoints: &checkpoints[index * per_sequence..][..per_sequence],
             grads: SequenceGrads {
                 du,
                 ddelta,
@@ -391,7 +442,8 @@ fn backward_host<B: Backend>(state: ScanState<B>, dy: FloatTensor<B>) -> [FloatT
     ]
 }
 
-/// What the backward pass needs: the inputs (the states are recomputed).
+/// What the backward pass needs: the inputs and the forward's state checkpoints (the states in
+/// between are recomputed).
 #[derive(Clone, Debug)]
 struct ScanState<B: Backend> {
     u: FloatTensor<B>,
@@ -399,6 +451,7 @@ struct ScanState<B: Backend> {
     a: FloatTensor<B>,
     b: FloatTensor<B>,
     c: FloatTensor<B>,
+    checkpoints: FloatTensor<B>,
 }
 
 #[derive(Debug)]
@@ -429,9 +482,24 @@ impl<B: Backend + ScanBackend, C: CheckpointStrategy> ScanBackend for Autodiff<B
         let [u, delta, a, b, c] = [u, delta, a, b, c].map(|t| t.into_primitive());
         match prep {
             OpsKind::Tracked(prep) => {
-                let y =
-                    forward_host::<B>(u.clone(), delta.clone(), a.clone(), b.clone(), c.clone());
-                prep.finish(ScanState { u, delta, a, b, c }, y)
+                let (y, checkpoints) = forward_host::<B>(
+                    u.clone(),
+                    delta.clone(),
+                    a.clone(),
+                    b.clone(),
+                    c.clone(),
+                    true,
+                );
+                let checkpoints = checkpoints.expect("asked for");
+                let state = ScanState {
+                    u,
+                    delta,
+                    a,
+                    b,
+                    c,
+                    checkpoints,
+                };
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::selective_scan(u, delta, a, b, c)),
         }
