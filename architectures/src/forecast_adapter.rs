@@ -105,6 +105,24 @@ impl PatchForecasterConfig {
         }
     }
 
+    /// Forward FLOPs for one window (see [`crate::flops`]): per channel, the patch embedding
+    /// `2·n·patch_len·d`, the backbone over `n` tokens, and the flatten head `2·n·d·H`.
+    pub fn forward_flops(&self) -> u64 {
+        let (n, d) = (self.n_patches(), self.d_model());
+        let backbone = match &self.backbone {
+            BackboneConfig::Transformer(c) => c.forward_flops(n),
+            BackboneConfig::Mamba(c) => c.forward_flops(n),
+            BackboneConfig::Griffin(c) => c.forward_flops(n),
+        };
+        let (n, d, p, h) = (
+            n as u64,
+            d as u64,
+            self.patch_len as u64,
+            self.pred_len as u64,
+        );
+        self.channels as u64 * (2 * n * p * d + backbone + 2 * n * d * h)
+    }
+
     /// Check ranges before building.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.seq_len == 0 || self.pred_len == 0 || self.channels == 0 {

@@ -117,6 +117,38 @@ impl GriffinConfig {
         self.pattern[index % self.pattern.len()]
     }
 
+    /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]), with
+    /// `c = lru_width`, `h` heads, `e = d/h`, `m = mlp_expansion·d`, `k = conv_width`. Every
+    /// block has the gated MLP, `2·d·2m + 2·m·d` per token. A recurrent block adds, per token,
+    /// the branches `2·d·2c`, the convolution `2·k·c`, the block-diagonal gates `2·2·c·c/h`,
+    /// the recurrence `2·c` (`a·h + x`) and `linear_out` `2·c·d`. An attention block adds, per
+    /// token, `2·d·d` (q) `+ 2·d·2e` (k, v) `+ 2·d·d` (final), and `2·2·d` per visible
+    /// query-key pair (each query sees itself and up to `window` earlier positions).
+    pub fn forward_flops(&self, tokens: usize) -> u64 {
+        let (l, d, c) = (tokens as u64, self.d_model as u64, self.lru() as u64);
+        let (h, k, w) = (
+            self.n_heads as u64,
+            self.conv_width as u64,
+            self.window as u64,
+        );
+        let (e, m) = (d / h, self.mlp_expansion as u64 * d);
+        let mlp = l * (2 * d * 2 * m + 2 * m * d);
+        // Visible keys: position t sees min(t, w) earlier ones and itself.
+        let pairs: u64 = (0..l).map(|t| t.min(w) + 1).sum();
+        (0..self.n_layers)
+            .map(|index| {
+                mlp + match self.kind(index) {
+                    TemporalKind::Recurrent => {
+                        l * (2 * d * 2 * c + 2 * k * c + 2 * 2 * c * c / h + 2 * c + 2 * c * d)
+                    }
+                    TemporalKind::Attention => {
+                        l * (2 * d * d + 2 * d * 2 * e + 2 * d * d) + 2 * 2 * d * pairs
+                    }
+                }
+            })
+            .sum()
+    }
+
     /// Check ranges before building.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));

@@ -26,6 +26,7 @@
 
 pub mod blocks;
 pub mod error;
+pub mod flops;
 pub mod forecast_adapter;
 pub mod griffin;
 pub mod kernels;

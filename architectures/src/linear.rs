@@ -94,6 +94,18 @@ pub struct LinearForecaster {
 }
 
 impl LinearForecasterConfig {
+    /// Forward FLOPs for one window (multiply-adds count 2; see [`crate::flops`]): one `L -> H`
+    /// map per channel, `2·L·H·c`; DLinear has two (seasonal and trend), `4·L·H·c` (its moving
+    /// average and the folding of both maps into one are not counted).
+    pub fn forward_flops(&self) -> u64 {
+        let maps = if self.kind == LinearKind::DLinear {
+            2
+        } else {
+            1
+        };
+        (maps * 2 * self.seq_len * self.pred_len * self.channels) as u64
+    }
+
     /// Check ranges before building.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.seq_len == 0 || self.pred_len == 0 || self.channels == 0 {

@@ -83,6 +83,24 @@ impl MambaConfig {
         self.dt_rank.unwrap_or(self.d_model.div_ceil(16))
     }
 
+    /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]). Per block
+    /// and token, with `i = d_inner`, `n = d_state`, `r = dt_rank`, `k = d_conv`: the projections
+    /// `2·d·2i` (in) `+ 2·i·(r + 2n)` (x) `+ 2·r·i` (dt) `+ 2·i·d` (out), the convolution `2·k·i`,
+    /// and the selective scan `8·i·n` (per state: `Δ·A`, its exponential, the decay product, the
+    /// input term `Δu·B` and its add, `C·h` and its add).
+    pub fn forward_flops(&self, tokens: usize) -> u64 {
+        let (d, i, n, r, k) = (
+            self.d_model as u64,
+            self.d_inner() as u64,
+            self.d_state as u64,
+            self.rank() as u64,
+            self.d_conv as u64,
+        );
+        let per_token =
+            2 * d * 2 * i + 2 * i * (r + 2 * n) + 2 * r * i + 2 * i * d + 2 * k * i + 8 * i * n;
+        self.n_layers as u64 * tokens as u64 * per_token
+    }
+
     /// Check ranges before building.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));

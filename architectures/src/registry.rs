@@ -419,6 +419,15 @@ impl ArchConfig {
         }
     }
 
+    /// Forward FLOPs for one input window (see [`crate::flops`]); 0 for the repeat baseline.
+    pub fn forward_flops(&self) -> u64 {
+        match self {
+            Self::Linear(c) => c.forward_flops(),
+            Self::Repeat(_) => 0,
+            Self::Patch(c) => c.forward_flops(),
+        }
+    }
+
     /// Check every value before anything is built.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self {

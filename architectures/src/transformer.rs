@@ -76,6 +76,17 @@ pub struct TransformerConfig {
 }
 
 impl TransformerConfig {
+    /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]). Per block:
+    /// the projections `2·l·d·3d` (q, k, v) `+ 2·l·d·d` (out), the MLP `2·2·l·d·d_ff`, and the
+    /// attention products `2·2·d·p` (scores and the weighted sum over the `p` visible query-key
+    /// pairs: `l²` bidirectional, `l(l+1)/2` causal).
+    pub fn forward_flops(&self, tokens: usize) -> u64 {
+        let (l, d, f) = (tokens as u64, self.d_model as u64, self.d_ff as u64);
+        let pairs = if self.causal { l * (l + 1) / 2 } else { l * l };
+        let per_block = 2 * l * d * 3 * d + 2 * l * d * d + 2 * 2 * l * d * f + 2 * 2 * d * pairs;
+        self.n_layers as u64 * per_block
+    }
+
     /// Check ranges before building.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));

@@ -260,6 +260,8 @@ pub struct Row {
     pub mae: Spread,
     /// Median training seconds.
     pub train_seconds: f64,
+    /// Median analytic training FLOPs (`None` for runs that predate the count).
+    pub train_flops: Option<f64>,
     /// Whether this row has the table's lowest mean MSE / MAE.
     pub best: (bool, bool),
     /// The matching published result, if any.
@@ -292,6 +294,12 @@ pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
         seeds.sort_unstable();
         let mut times: Vec<f64> = members.iter().map(|r| r.summary.train_seconds).collect();
         times.sort_by(f64::total_cmp);
+        let mut flops: Vec<f64> = members
+            .iter()
+            .filter_map(|r| r.summary.train_flops)
+            .collect();
+        flops.sort_by(f64::total_cmp);
+        let train_flops = (flops.len() == members.len()).then(|| flops[flops.len() / 2]);
         let published = PUBLISHED.iter().copied().find(|p| {
             p.arch == first.arch
                 && p.dataset == setting.dataset
@@ -318,6 +326,7 @@ pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
                     .collect::<Vec<_>>(),
             ),
             train_seconds: times[times.len() / 2],
+            train_flops,
             best: (false, false),
             published,
         };
@@ -367,16 +376,16 @@ pub fn markdown(board: &Leaderboard, source: &Path) -> String {
         );
         let _ = writeln!(
             md,
-            "| arch | params | preset | lr | seeds | test MSE | test MAE | train s (median) | published MSE / MAE |"
+            "| arch | params | preset | lr | seeds | test MSE | test MAE | train s (median) | train FLOPs | published MSE / MAE |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
         for r in rows {
             let published = r.published.map_or("–".to_string(), |p| {
                 format!("{:.3} / {:.3} ({})", p.mse, p.mae, p.model)
             });
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:e} | {} | {} | {} | {:.1} | {} |",
+                "| {} | {} | {} | {:e} | {} | {} | {} | {:.1} | {} | {} |",
                 r.arch,
                 r.params,
                 r.preset,
@@ -389,6 +398,8 @@ pub fn markdown(board: &Leaderboard, source: &Path) -> String {
                 cell(r.mse, r.seeds.len(), r.best.0),
                 cell(r.mae, r.seeds.len(), r.best.1),
                 r.train_seconds,
+                r.train_flops
+                    .map_or("–".to_string(), |f| format!("{f:.2e}")),
                 published
             );
         }
@@ -400,7 +411,7 @@ pub fn markdown(board: &Leaderboard, source: &Path) -> String {
 /// The leaderboard as CSV, one line per row.
 pub fn csv(board: &Leaderboard) -> String {
     let mut text = String::from(
-        "dataset,features,seq_len,pred_len,arch,params,preset,lr,n_seeds,seeds,test_mse_mean,test_mse_std,test_mae_mean,test_mae_std,train_seconds_median,best_mse,best_mae,published_model,published_mse,published_mae\n",
+        "dataset,features,seq_len,pred_len,arch,params,preset,lr,n_seeds,seeds,test_mse_mean,test_mse_std,test_mae_mean,test_mae_std,train_seconds_median,train_flops_median,best_mse,best_mae,published_model,published_mse,published_mae\n",
     );
     for (s, rows) in board {
         for r in rows {
@@ -412,7 +423,7 @@ pub fn csv(board: &Leaderboard) -> String {
             let seeds: Vec<String> = r.seeds.iter().map(u64::to_string).collect();
             let _ = writeln!(
                 text,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 s.dataset,
                 s.features,
                 s.seq_len,
@@ -428,6 +439,7 @@ pub fn csv(board: &Leaderboard) -> String {
                 r.mae.mean,
                 r.mae.std,
                 r.train_seconds,
+                r.train_flops.map_or(String::new(), |f| f.to_string()),
                 r.best.0,
                 r.best.1,
                 model,

@@ -51,6 +51,13 @@ pub struct Summary {
     pub params: usize,
     /// Floats of recurrent state per sequence at inference (the window for linear models).
     pub state_size: usize,
+    /// Analytic forward FLOPs for one input window (architectures::flops); absent in runs
+    /// written before it was recorded.
+    #[serde(default)]
+    pub forward_flops: Option<u64>,
+    /// Analytic training FLOPs: 3 · forward · training windows · epochs run.
+    #[serde(default)]
+    pub train_flops: Option<f64>,
     /// Epochs trained.
     pub epochs_run: usize,
     /// Epoch whose weights were tested.

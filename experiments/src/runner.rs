@@ -116,6 +116,12 @@ pub fn run_prepared(
         n_test_windows: test_split.windows,
         params: outcome.params,
         state_size: outcome.model.state_size(config.data.seq_len),
+        forward_flops: Some(config.arch.forward_flops()),
+        train_flops: Some(architectures::flops::train_flops(
+            config.arch.forward_flops(),
+            train_split.windows,
+            outcome.epochs_run,
+        )),
         epochs_run: outcome.epochs_run,
         best_epoch: outcome.best_epoch,
         train_seconds: outcome.train_seconds,

@@ -467,7 +467,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Columns of `ledger.csv`.
-pub const LEDGER_COLUMNS: [&str; 15] = [
+pub const LEDGER_COLUMNS: [&str; 16] = [
     "run_id",
     "state",
     "arch",
@@ -478,6 +478,7 @@ pub const LEDGER_COLUMNS: [&str; 15] = [
     "lr",
     "seed",
     "params",
+    "train_flops",
     "test_mse",
     "test_mae",
     "epochs_run",
@@ -509,6 +510,7 @@ pub fn write_ledger(plan: &Plan, out: &Path) -> Result<()> {
                 "done",
                 [
                     s.params.to_string(),
+                    s.train_flops.map_or(String::new(), |f| f.to_string()),
                     s.test_mse.to_string(),
                     s.test_mae.to_string(),
                     s.epochs_run.to_string(),
@@ -519,6 +521,7 @@ pub fn write_ledger(plan: &Plan, out: &Path) -> Result<()> {
             RunState::Failed(reason) => (
                 "failed",
                 [
+                    String::new(),
                     String::new(),
                     String::new(),
                     String::new(),
