@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +75,8 @@ pub struct ModelOptions {
     pub causal: Option<bool>,
     /// `--window`.
     pub window: Option<usize>,
+    /// `--params`: a target parameter count; width and depth come from the size ladder.
+    pub params: Option<usize>,
 }
 
 impl ModelOptions {
@@ -103,6 +106,7 @@ impl ModelOptions {
             mean_init: self.mean_init.or(defaults.mean_init),
             causal: pick(self.causal, defaults.causal, "causal", accepted),
             window: pick(self.window, defaults.window, "window", accepted),
+            params: self.params,
         }
     }
 
@@ -127,6 +131,7 @@ impl ModelOptions {
         push(self.moving_avg.is_some(), "moving-avg");
         push(self.causal.is_some(), "causal");
         push(self.window.is_some(), "window");
+        push(self.params.is_some(), "params");
         given
     }
 }
@@ -203,6 +208,7 @@ impl ArchName {
             Self::Rlinear => &["individual", "dropout"],
             Self::Repeat => &[],
             Self::Transformer => &[
+                "params",
                 "d-model",
                 "layers",
                 "heads",
@@ -213,6 +219,7 @@ impl ArchName {
                 "causal",
             ],
             Self::Mamba => &[
+                "params",
                 "d-model",
                 "layers",
                 "d-state",
@@ -222,6 +229,7 @@ impl ArchName {
                 "stride",
             ],
             Self::Griffin => &[
+                "params",
                 "d-model",
                 "layers",
                 "heads",
@@ -232,6 +240,7 @@ impl ArchName {
             ],
             // Heads are the RG-LRU gates' diagonal blocks.
             Self::Hawk => &[
+                "params",
                 "d-model",
                 "layers",
                 "heads",
@@ -266,6 +275,9 @@ impl ArchName {
                 option,
                 accepted: self.accepted_flags(),
             });
+        }
+        if let Some(target) = options.params {
+            return self.sized(task, options, target);
         }
         let linear = |kind| {
             LinearForecasterConfig::new(kind, task.seq_len, task.pred_len, task.channels)
@@ -377,6 +389,76 @@ impl ArchName {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// Widths of the size ladder (multiples of 16, so 4 heads keep a head width divisible by 4).
+pub const LADDER_WIDTHS: [usize; 9] = [16, 32, 64, 96, 128, 192, 256, 384, 512];
+
+impl ArchName {
+    /// Depths of the size ladder: Griffin in whole `[rec, rec, att]` patterns, the others 1 to 6.
+    pub fn ladder_depths(self) -> &'static [usize] {
+        match self {
+            Self::Griffin => &[3, 6],
+            _ => &[1, 2, 3, 4, 6],
+        }
+    }
+
+    /// The configuration with the parameter count closest to `target` (in ratio) among the
+    /// ladder's widths × depths ([`LADDER_WIDTHS`], [`Self::ladder_depths`]), the other options
+    /// as given (the Transformer's `d_ff` is 2·width unless given; 4 heads unless given). Ties go
+    /// to the shallower model. Width and depth come from the ladder, so `--d-model` and
+    /// `--layers` cannot be given with it. Counted exactly, by building each candidate (widths
+    /// past twice the target are not tried).
+    pub fn sized(
+        self,
+        task: TaskShape,
+        options: &ModelOptions,
+        target: usize,
+    ) -> Result<ArchConfig, ConfigError> {
+        if options.d_model.is_some() || options.layers.is_some() {
+            return Err(ConfigError::Invalid(
+                "--params picks width and depth from the size ladder: give it without --d-model and --layers".into(),
+            ));
+        }
+        if target == 0 {
+            return Err(ConfigError::Invalid("--params must be positive".into()));
+        }
+        let device = Device::flex();
+        let mut best: Option<(f64, ArchConfig)> = None;
+        let mut first_error = None;
+        for &depth in self.ladder_depths() {
+            for &width in &LADDER_WIDTHS {
+                let mut candidate = options.clone();
+                candidate.params = None;
+                candidate.d_model = Some(width);
+                candidate.layers = Some(depth);
+                if self == Self::Transformer && options.d_ff.is_none() {
+                    candidate.d_ff = Some(2 * width);
+                }
+                let config = match self.config(task, &candidate) {
+                    Ok(config) => config,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                };
+                let params = config.init(&device).num_params();
+                let distance = (params as f64 / target as f64).ln().abs();
+                if best.as_ref().is_none_or(|(d, _)| distance < *d) {
+                    best = Some((distance, config));
+                }
+                // Counts grow with the width: wider ones at this depth are only farther.
+                if params > 2 * target {
+                    break;
+                }
+            }
+        }
+        match (best, first_error) {
+            (Some((_, config)), _) => Ok(config),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(ConfigError::Invalid(format!("`{self}` has no size ladder"))),
+        }
     }
 }
 
@@ -555,5 +637,65 @@ impl SequenceModel for Arch {
             Self::Repeat(m) => m.is_causal(),
             Self::Patch(m) => m.backbone().is_causal(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TASK: TaskShape = TaskShape {
+        seq_len: 96,
+        pred_len: 24,
+        channels: 7,
+    };
+
+    fn params_of(config: &ArchConfig) -> usize {
+        config.init(&Device::flex()).num_params()
+    }
+
+    #[test]
+    fn size_ladder_picks_the_closest_count_and_grows_with_the_target() {
+        for arch in [
+            ArchName::Transformer,
+            ArchName::Mamba,
+            ArchName::Griffin,
+            ArchName::Hawk,
+        ] {
+            let ask = |params| ModelOptions {
+                params: Some(params),
+                ..ModelOptions::default()
+            };
+            let mut previous = 0;
+            for target in [20_000, 200_000, 2_000_000] {
+                let chosen = params_of(&arch.config(TASK, &ask(target)).unwrap());
+                assert!(chosen >= previous, "{arch}: {chosen} after {previous}");
+                previous = chosen;
+                // Asking for exactly the chosen count returns the same model.
+                let again = params_of(&arch.config(TASK, &ask(chosen)).unwrap());
+                assert_eq!(again, chosen, "{arch}");
+            }
+            // Within the ladder's reach the pick lands within a factor of 2 of the target.
+            let chosen = params_of(&arch.config(TASK, &ask(200_000)).unwrap()) as f64;
+            assert!((chosen / 200_000.0 - 1.0).abs() < 1.0, "{arch}: {chosen}");
+        }
+    }
+
+    #[test]
+    fn size_ladder_rejects_explicit_sizes_and_sizeless_models() {
+        let both = ModelOptions {
+            params: Some(10_000),
+            d_model: Some(32),
+            ..ModelOptions::default()
+        };
+        assert!(ArchName::Mamba.config(TASK, &both).is_err());
+        let linear = ModelOptions {
+            params: Some(10_000),
+            ..ModelOptions::default()
+        };
+        assert!(matches!(
+            ArchName::Dlinear.config(TASK, &linear),
+            Err(ConfigError::NotApplicable { .. })
+        ));
     }
 }

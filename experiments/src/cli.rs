@@ -118,6 +118,10 @@ pub struct ModelArgs {
     /// Local-attention window: earlier positions each query sees (Griffin).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub window: Option<u64>,
+    /// Target parameter count: width and depth from the architecture's size ladder (the closest
+    /// count; see `archzoo list`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub params: Option<u64>,
 }
 
 impl ModelArgs {
@@ -139,6 +143,7 @@ impl ModelArgs {
             mean_init: None,
             causal: self.causal.then_some(true),
             window: u(self.window),
+            params: u(self.params),
         }
     }
 }

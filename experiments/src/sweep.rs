@@ -99,6 +99,8 @@ pub struct SweepFile {
     pub seed: Option<OneOrMany<u64>>,
     /// Backend. Default `flex`.
     pub backend: Option<OneOrMany<BackendName>>,
+    /// Target parameter counts (the size ladder picks width and depth).
+    pub params: Option<OneOrMany<usize>>,
     /// Model width.
     pub d_model: Option<OneOrMany<usize>>,
     /// Layers.
@@ -170,6 +172,9 @@ impl SweepFile {
             &mut r.model
         }
         let mut runs = runs;
+        runs = expand(runs, &self.params, accepts("params"), |r, v| {
+            model(r).params = Some(v)
+        });
         runs = expand(runs, &self.d_model, accepts("d-model"), |r, v| {
             model(r).d_model = Some(v)
         });
