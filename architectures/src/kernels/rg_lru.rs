@@ -177,7 +177,8 @@ fn channel_constants(a_param: &[f32]) -> (Vec<f32>, Vec<f32>) {
     (rate, slope)
 }
 
-/// One sequence's inputs, `[l, c]` each, and the channel constants.
+/// Inputs `x, gate_x, gate_a` of one sequence (`[l, c]` each) or, after [`Sequence::row`], of
+/// one time step (`[c]` each), with the channel constants `rate: [c]`.
 #[derive(Clone, Copy)]
 struct Sequence<'a> {
     x: &'a [f32],
@@ -195,6 +196,16 @@ impl<'a> Sequence<'a> {
             gate_x,
             gate_a,
             rate,
+        }
+    }
+
+    /// Time step `t` of a sequence with `c` channels.
+    fn row(self, t: usize, c: usize) -> Self {
+        Self {
+            x: &self.x[t * c..][..c],
+            gate_x: &self.gate_x[t * c..][..c],
+            gate_a: &self.gate_a[t * c..][..c],
+            rate: &self.rate[..c],
         }
     }
 }
@@ -247,7 +258,7 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         let (c, seq) = (self.dims.c, self.seq);
         let mut h = vec![0.0f32; c];
         for t in 0..self.dims.l {
-            let row = Row::at(seq, t, c);
+            let row = seq.row(t, c);
             forward_row(
                 row,
                 if t == 0 { 0.0 } else { 1.0 },
@@ -258,31 +269,11 @@ impl pulp::WithSimd for ForwardSequence<'_> {
     }
 }
 
-/// One time step's inputs, `[c]` each.
-#[derive(Clone, Copy)]
-struct Row<'a> {
-    x: &'a [f32],
-    gate_x: &'a [f32],
-    gate_a: &'a [f32],
-    rate: &'a [f32],
-}
-
-impl<'a> Row<'a> {
-    fn at(seq: Sequence<'a>, t: usize, c: usize) -> Self {
-        Self {
-            x: &seq.x[t * c..][..c],
-            gate_x: &seq.gate_x[t * c..][..c],
-            gate_a: &seq.gate_a[t * c..][..c],
-            rate: &seq.rate[..c],
-        }
-    }
-}
-
 /// `h ← a ⊙ h + m ⊙ i ⊙ x`, `y = h` over one row. The outputs are separate `&mut` arguments so
 /// the compiler knows they alias nothing and vectorises the channel loop (slices carried inside
 /// one struct lose that and the loop stays scalar: measured 3x slower).
 #[inline(always)]
-fn forward_row(row: Row<'_>, later: f32, h: &mut [f32], y: &mut [f32]) {
+fn forward_row(row: Sequence<'_>, later: f32, h: &mut [f32], y: &mut [f32]) {
     let c = h.len();
     let (x, gate_x, gate_a, rate, y) = (
         &row.x[..c],
@@ -303,7 +294,7 @@ fn forward_row(row: Row<'_>, later: f32, h: &mut [f32], y: &mut [f32]) {
 /// `drate`. Separate `&mut` arguments for the reason given at [`forward_row`].
 #[inline(always)]
 fn backward_row(
-    (row, later): (Row<'_>, f32),
+    (row, later): (Sequence<'_>, f32),
     (h_prev, dy): (&[f32], &[f32]),
     carry: &mut [f32],
     dx: &mut [f32],
@@ -383,7 +374,7 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                 &y[(t - 1) * c..][..c]
             };
             backward_row(
-                (Row::at(seq, t, c), if t == 0 { 0.0 } else { 1.0 }),
+                (seq.row(t, c), if t == 0 { 0.0 } else { 1.0 }),
                 (h_prev, &dy[t * c..][..c]),
                 &mut carry,
                 &mut grads.dx[t * c..][..c],
