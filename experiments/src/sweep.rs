@@ -26,7 +26,8 @@
 //! - `--shard i/n` keeps the runs whose id hashes to `i` modulo `n`: shards are disjoint, cover the
 //!   sweep, and do not depend on run order, so `n` machines share one output folder or merge theirs;
 //! - `ledger.csv` lists every run of the sweep with its state and metrics, rewritten atomically
-//!   from the run directories after each run, so it never holds duplicate or partial rows.
+//!   from the run directories after each run that trains or fails and at the end, so it never
+//!   holds duplicate or partial rows.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -451,10 +452,15 @@ pub fn run(
                 }
             }
         };
-        write_ledger(plan, out)?;
+        // A skipped run changed nothing on disk: rewriting the ledger (which reads every run
+        // directory) only after a run that trained or failed keeps a resumed sweep linear.
+        if !matches!(outcome, Outcome::Skipped(_)) {
+            write_ledger(plan, out)?;
+        }
         event(planned, &outcome);
         outcomes.push(outcome);
     }
+    // Once more at the end, for a sweep that only skipped (or whose other shards progressed).
     write_ledger(plan, out)?;
     Ok(outcomes)
 }
