@@ -1,5 +1,5 @@
-//! A run's directory: `config.json` before training, `metrics.jsonl` during, `summary.json` at the
-//! end. Whole files are written atomically (temporary file + rename), so an interrupted run never
+//! A run's directory: `config.json` before training, `metrics.jsonl` during, `forecasts.json`
+//! (sampled test forecasts) and `summary.json` at the end. Whole files are written atomically (temporary file + rename), so an interrupted run never
 //! leaves a truncated `summary.json`, and a completed run is recognised by its summary alone.
 
 use std::fs::{File, OpenOptions};
@@ -101,6 +101,11 @@ impl RunDir {
     /// `metrics.jsonl`.
     pub fn metrics_path(&self) -> PathBuf {
         self.path.join("metrics.jsonl")
+    }
+
+    /// `forecasts.json`: sampled test forecasts ([`crate::train::ForecastSamples`]).
+    pub fn forecasts_path(&self) -> PathBuf {
+        self.path.join("forecasts.json")
     }
 
     /// The summary of a completed run, if there is one.

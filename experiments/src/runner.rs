@@ -10,7 +10,7 @@ use datasets::{DataSource, ForecastData, ForecastSpec, TimeSeries};
 use crate::config::RunConfig;
 use crate::error::{Result, RunError};
 use crate::progress::Progress;
-use crate::results::{RunDir, Summary};
+use crate::results::{RunDir, Summary, write_json_atomic};
 use crate::sysinfo;
 use crate::train;
 
@@ -132,6 +132,9 @@ pub fn run_prepared(
         machine: sysinfo::machine(),
         archzoo_version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    let windows = train::sampled_windows(test_split.windows, train::STORED_FORECASTS);
+    let forecasts = train::sample_forecasts(&outcome.model, data, test_split, &windows, &device);
+    write_json_atomic(&dir.forecasts_path(), &forecasts)?;
     dir.finish(&summary)?;
     Ok(RunStatus::Completed(summary))
 }

@@ -91,6 +91,32 @@ fn a_run_writes_config_metrics_and_summary() {
             .unwrap()
             .starts_with("dlinear-synthetic-L48-H24-s2021-")
     );
+    // Sampled test forecasts for charts: 8 windows spread over the test split, first and last
+    // included, each with L lookback values and H truth and forecast values.
+    let forecasts = read_json(&run.join("forecasts.json"));
+    assert_eq!(forecasts["split"], "test");
+    let samples = forecasts["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 8);
+    let n_test = summary["n_test_windows"].as_u64().unwrap();
+    assert_eq!(samples[0]["window"], 0);
+    assert_eq!(samples[7]["window"], n_test - 1);
+    for sample in samples {
+        let values = |key: &str| sample[key].as_array().unwrap().clone();
+        assert_eq!(values("lookback").len(), 48);
+        assert_eq!(values("truth").len(), 24);
+        assert_eq!(values("forecast").len(), 24);
+        assert!(
+            values("forecast")
+                .iter()
+                .all(|v| v.as_f64().unwrap().is_finite())
+        );
+    }
+    // Consecutive windows overlap: the truth of window w is the series after its lookback.
+    let first = samples[0]["first_row"].as_u64().unwrap();
+    assert_eq!(
+        samples[1]["first_row"].as_u64().unwrap() - first,
+        samples[1]["window"].as_u64().unwrap()
+    );
 }
 
 #[test]
