@@ -14,7 +14,7 @@ fi
 bin="${BIN:-target/release/archzoo}"
 dest="results/etth1_scaling"
 started=$(date +%s)
-"$bin" sweep experiments/configs/etth1_scaling.toml --out "$dest/runs" ${SHARD:+--shard "$SHARD"}
+"$bin" sweep experiments/configs/etth1_scaling.toml --no-report --out "$dest/runs" ${SHARD:+--shard "$SHARD"}
 echo "sweep wall time: $(( $(date +%s) - started )) s"
 "$bin" report "$dest/runs" --out "$dest"
 "$bin" plot "$dest/runs" --out "$dest"

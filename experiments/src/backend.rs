@@ -8,10 +8,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 /// Backends selectable with `--backend`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendName {
     /// burn-flex: pure-Rust CPU (gemm, rayon, SIMD). The default: fastest measured on CPU.
+    #[default]
     Flex,
     /// burn-ndarray: the CPU backend named in the design card (deprecated upstream).
     Ndarray,

@@ -23,10 +23,14 @@ pub struct Cli {
 pub enum Command {
     /// Train one model on one dataset and test its best-validation weights.
     Train(Box<TrainArgs>),
-    /// Run a grid of runs from a TOML file: resumable, shardable, failures recorded.
+    /// Run a grid of runs from a TOML file: resumable, shardable, failures recorded; ends with
+    /// the leaderboard and charts of the output folder.
     Sweep(SweepArgs),
     /// Leaderboard (leaderboard.md, leaderboard.csv) from the runs stored under a folder.
     Report(ReportArgs),
+    /// Charts (SVG and PNG) from stored results: accuracy against parameters, FLOPs and time,
+    /// sampled forecasts against the truth, and `bench scaling` cost curves.
+    Plot(PlotArgs),
     /// List architectures, datasets, presets and backends.
     List(ListArgs),
     /// Inspect or download data.
@@ -54,6 +58,9 @@ pub struct SweepArgs {
     /// Run again the runs recorded as failed.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Do not end with the leaderboard and charts of the runs in the output folder.
+    #[arg(long)]
+    pub no_report: bool,
     #[command(flatten)]
     pub data_dir: DataDirArg,
 }
@@ -324,6 +331,26 @@ pub struct DownloadArgs {
     pub base_url: String,
 }
 
+/// The stored test forecast drawn unless `--forecast` says otherwise (a window in the middle).
+pub const DEFAULT_FORECAST: usize = 3;
+
+/// `archzoo plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Folder of run directories (each with summary.json, config.json, forecasts.json), e.g. a
+    /// sweep's output; a `scaling.csv` in it is drawn too.
+    pub dir: PathBuf,
+    /// A `bench scaling` CSV to draw (default: DIR/scaling.csv when present).
+    #[arg(long)]
+    pub scaling: Option<PathBuf>,
+    /// Which stored test forecast to draw (0 = the first test window, 7 = the last).
+    #[arg(long, default_value_t = DEFAULT_FORECAST)]
+    pub forecast: usize,
+    /// Where to write the charts (default: DIR).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// `archzoo bench ...`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -335,6 +362,63 @@ pub enum BenchCommand {
     MambaBlock(MambaBlockArgs),
     /// f32 matmul throughput of a backend, GFLOP/s.
     Matmul(MatmulArgs),
+    /// Cost against sequence length at a matched parameter count: training and inference
+    /// throughput, their peak heap, and `step` decoding latency, one CSV row per arch and length.
+    Scaling(Box<ScalingArgs>),
+}
+
+/// `archzoo bench scaling`.
+#[derive(Debug, Args)]
+pub struct ScalingArgs {
+    /// A config file with these settings as keys (`arch`, `seq_lens`, `params`, `batch`,
+    /// `max_mem_mib`, `decode`, `repeats`, `min_seconds`, `backend`, `seed`), e.g.
+    /// experiments/configs/efficiency.toml; the flags below then may not be given.
+    #[arg(long, conflicts_with_all = ["arch", "params", "max_mem", "no_decode"])]
+    pub config: Option<PathBuf>,
+    /// Architectures, comma-separated (the Transformer runs causal, with rotary positions).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        required_unless_present = "config"
+    )]
+    pub arch: Vec<ArchName>,
+    /// Sequence lengths, comma-separated, ascending.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "128,256,512,1024,2048,4096,8192"
+    )]
+    pub seq_lens: Vec<u64>,
+    /// Target parameter count of each sequence model (size ladder; default: registry sizes).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub params: Option<u64>,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Skip lengths whose predicted training peak heap exceeds this many MiB (extrapolated from
+    /// the shorter lengths measured).
+    #[arg(long, value_name = "MiB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_mem: Option<u64>,
+    /// Leave out `step` decoding.
+    #[arg(long)]
+    pub no_decode: bool,
+    /// Timed repetitions per measurement (at least; more until --min-seconds, at most 20).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeats: u64,
+    /// Keep repeating a measurement until this many seconds are timed.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_seconds: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Output CSV (rewritten after each architecture); its settings and the measured configs go
+    /// beside it, same name with `.json`.
+    #[arg(long, default_value = "scaling.csv")]
+    pub out: PathBuf,
 }
 
 /// `archzoo bench mamba-block`.

@@ -5,9 +5,11 @@ mod cli;
 
 /// burn-flex allocates a fresh buffer for every op result; glibc returns large blocks to the OS
 /// and page-faults them back in on the next step, which measured ~15% of a Transformer training
-/// step. mimalloc keeps freed memory for reuse (see [`keep_freed_memory`]).
+/// step. mimalloc keeps freed memory for reuse (see [`keep_freed_memory`]). The counting wrapper
+/// gives the benchmarks the peak heap of one operation (two relaxed atomics per allocation).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: experiments::memory::CountingAllocator<mimalloc::MiMalloc> =
+    experiments::memory::CountingAllocator(mimalloc::MiMalloc);
 
 /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (include/mimalloc.h, v2 and v3).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -33,9 +35,10 @@ use experiments::RunRequest;
 use experiments::bench::{self, DecodeBench, TrainStepBench};
 use experiments::progress::Bars;
 use experiments::runner::{self, RunStatus};
+use experiments::scaling::{self, ScalingSpec};
 use experiments::sweep::{self, Outcome, Plan, RunState, Shard, SweepFile, SweepOptions};
 use experiments::{BackendName, Preset, RunConfig};
-use experiments::{report, results};
+use experiments::{plot, report, results};
 
 use crate::cli::{BenchCommand, Cli, Command, DataCommand, InspectArgs, TrainArgs};
 
@@ -60,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train(*args),
         Command::Sweep(args) => sweep(&args),
         Command::Report(args) => report_dir(&args),
+        Command::Plot(args) => plot_dir(&args),
         Command::List(args) => {
             list(&args.data_dir.data_dir);
             Ok(())
@@ -90,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::TrainStep(args)) => bench_train_step(&args),
         Command::Bench(BenchCommand::Decode(args)) => bench_decode(&args),
         Command::Bench(BenchCommand::MambaBlock(args)) => bench_mamba_block(&args),
+        Command::Bench(BenchCommand::Scaling(args)) => bench_scaling(&args),
         Command::Bench(BenchCommand::Matmul(args)) => {
             let report = bench::matmul(
                 args.backend,
@@ -244,6 +249,18 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         outcomes.len() - completed - failed,
         out.join("ledger.csv").display()
     ));
+    if !args.no_report && !report::load_runs(&out)?.is_empty() {
+        report_dir(&cli::ReportArgs {
+            dir: out.clone(),
+            out: None,
+        })?;
+        plot_dir(&cli::PlotArgs {
+            dir: out.clone(),
+            scaling: None,
+            forecast: cli::DEFAULT_FORECAST,
+            out: None,
+        })?;
+    }
     if failed > 0 {
         bail!("{failed} of {total} runs failed (reasons in the ledger and each run's failed.json)");
     }
@@ -521,6 +538,102 @@ fn bench_train_step(args: &cli::TrainStepArgs) -> anyhow::Result<()> {
             t.samples,
             megabytes(report.peak_rss_bytes),
         ));
+    }
+    Ok(())
+}
+
+fn bench_scaling(args: &cli::ScalingArgs) -> anyhow::Result<()> {
+    let spec = match &args.config {
+        Some(path) => ScalingSpec::load(path)?,
+        None => ScalingSpec {
+            description: None,
+            arch: args.arch.clone(),
+            seq_lens: args.seq_lens.iter().map(|&l| l as usize).collect(),
+            params: args.params.map(|p| p as usize),
+            batch: args.batch as usize,
+            max_mem_mib: args.max_mem,
+            decode: !args.no_decode,
+            repeats: args.repeats as usize,
+            min_seconds: args.min_seconds,
+            backend: args.backend,
+            seed: args.seed,
+        },
+    };
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let meta = scaling::run(
+        &spec,
+        |config| {
+            say(format!(
+                "{}: lengths {:?}, batch {}",
+                config.name(),
+                spec.seq_lens,
+                spec.batch
+            ))
+        },
+        |row| {
+            let fmt_ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} ms"));
+            let fmt_mib = |v: Option<u64>| {
+                v.map_or("-".into(), |v| format!("{:.1} MiB", v as f64 / 1048576.0))
+            };
+            if row.skipped.is_empty() {
+                say(format!(
+                    "  {:>6}  {} params  train {} ({:.0} tok/s, {})  infer {} ({:.0} tok/s, {})  step {}",
+                    row.seq_len,
+                    row.params,
+                    fmt_ms(row.train_ms),
+                    row.train_tokens_per_s.unwrap_or(0.0),
+                    fmt_mib(row.train_peak_bytes),
+                    fmt_ms(row.infer_ms),
+                    row.infer_tokens_per_s.unwrap_or(0.0),
+                    fmt_mib(row.infer_peak_bytes),
+                    fmt_ms(row.decode_ms),
+                ));
+            } else {
+                say(format!("  {:>6}  skipped: {}", row.seq_len, row.skipped));
+            }
+            rows.push(row.clone());
+            scaling::write_csv(&args.out, &rows)
+        },
+    )?;
+    results::write_json_atomic(&args.out.with_extension("json"), &meta)?;
+    say(format!(
+        "wrote {} ({} rows) in {:.0} s",
+        args.out.display(),
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn plot_dir(args: &cli::PlotArgs) -> anyhow::Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| args.dir.clone());
+    let runs = report::load_runs(&args.dir)?;
+    let scaling_path = args.scaling.clone().or_else(|| {
+        let default = args.dir.join("scaling.csv");
+        default.exists().then_some(default)
+    });
+    let scaling_rows = match &scaling_path {
+        Some(path) => scaling::read_csv(path)?,
+        None => Vec::new(),
+    };
+    if runs.is_empty() && scaling_rows.is_empty() {
+        bail!(
+            "{}: no completed runs (summary.json) and no scaling.csv to draw",
+            args.dir.display()
+        );
+    }
+    let charts = plot::charts(&runs, &args.dir, &scaling_rows, args.forecast)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    for chart in &charts {
+        let written = plot::render(chart, &out)?;
+        for path in written {
+            say(format!("wrote {}", path.display()));
+        }
     }
     Ok(())
 }

@@ -254,6 +254,8 @@ pub struct Row {
     pub lr: f64,
     /// Seeds, ascending.
     pub seeds: Vec<u64>,
+    /// The runs' ids, in the order of `seeds`.
+    pub run_ids: Vec<String>,
     /// Test MSE over the seeds.
     pub mse: Spread,
     /// Test MAE over the seeds.
@@ -289,9 +291,11 @@ pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
     }
     let mut board = Leaderboard::new();
     for ((setting, _), members) in groups {
+        let mut members = members;
+        members.sort_by_key(|r| r.summary.seed);
         let first = &members[0].summary;
-        let mut seeds: Vec<u64> = members.iter().map(|r| r.summary.seed).collect();
-        seeds.sort_unstable();
+        let seeds: Vec<u64> = members.iter().map(|r| r.summary.seed).collect();
+        let run_ids = members.iter().map(|r| r.summary.run_id.clone()).collect();
         let mut times: Vec<f64> = members.iter().map(|r| r.summary.train_seconds).collect();
         times.sort_by(f64::total_cmp);
         let mut flops: Vec<f64> = members
@@ -313,6 +317,7 @@ pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
             preset: first.preset.clone(),
             lr: members[0].config.train.lr,
             seeds,
+            run_ids,
             mse: Spread::of(
                 &members
                     .iter()

@@ -1,0 +1,754 @@
+//! `archzoo plot`: report charts drawn from stored results only (run directories and a
+//! `bench scaling` CSV), as SVG and PNG.
+//!
+//! Building a chart ([`charts`]) and drawing it ([`render`]) are separate: the first turns stored
+//! results into [`Chart`]s (titles, axis labels with units, scales and the plotted series, each
+//! point with its spread), which the tests check on fixture results; the second only draws them
+//! with plotters. Every architecture has one colour ([`arch_colour`]) in every chart.
+//!
+//! Per setting (dataset, features, L, H) of the runs: (a) test MSE against parameters, (b) against
+//! training FLOPs, (g) a Pareto chart of test MSE against training time, each point a config's
+//! mean over seeds with ± one sample standard deviation; (f) one stored test forecast against the
+//! truth, one panel per architecture (its best config, lowest seed). From a scaling CSV:
+//! (c) training and inference throughput, (d) peak heap, both against sequence length, and
+//! (e) `step` latency against context position.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use architectures::ArchName;
+use clap::ValueEnum;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use crate::error::{Result, RunError};
+use crate::report::{self, Leaderboard, Setting, StoredRun};
+use crate::scaling::ScalingRow;
+use crate::train::ForecastSamples;
+
+/// An RGB colour.
+pub type Rgb = (u8, u8, u8);
+
+/// The colour of an architecture in every chart (Tableau 10, in registry order).
+pub fn arch_colour(arch: &str) -> Rgb {
+    const PALETTE: [Rgb; 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    let index = ArchName::value_variants()
+        .iter()
+        .position(|a| a.as_str() == arch)
+        .unwrap_or(PALETTE.len() - 1);
+    PALETTE[index % PALETTE.len()]
+}
+
+/// Colour of the truth in forecast charts.
+pub const TRUTH: Rgb = (0, 0, 0);
+/// Colour of the lookback in forecast charts.
+pub const LOOKBACK: Rgb = (150, 150, 150);
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Markers joined by a line.
+    LinePoints,
+    /// A dashed line with markers.
+    DashedPoints,
+    /// A line.
+    Line,
+    /// Markers.
+    Points,
+}
+
+/// One plotted point; `spread` is the (low, high) error bar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// Horizontal value.
+    pub x: f64,
+    /// Vertical value.
+    pub y: f64,
+    /// Error bar, low and high.
+    pub spread: Option<(f64, f64)>,
+}
+
+/// A named series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// Colour.
+    pub colour: Rgb,
+    /// How it is drawn.
+    pub style: Style,
+    /// Points, in drawing order.
+    pub points: Vec<Point>,
+}
+
+/// One set of axes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Panel {
+    /// Caption above the axes.
+    pub title: String,
+    /// Horizontal axis label, with its unit.
+    pub x_label: String,
+    /// Vertical axis label, with its unit.
+    pub y_label: String,
+    /// Logarithmic horizontal axis.
+    pub x_log: bool,
+    /// Logarithmic vertical axis.
+    pub y_log: bool,
+    /// What is drawn.
+    pub series: Vec<Series>,
+}
+
+/// One figure: a title and its panels (drawn in a grid, two columns when there are several).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chart {
+    /// File name without extension.
+    pub name: String,
+    /// Figure title.
+    pub title: String,
+    /// Panels.
+    pub panels: Vec<Panel>,
+}
+
+/// `ETTh1, M, L=96, H=96` and its file-name form `ETTh1-M-L96-H96`.
+fn setting_names(s: &Setting) -> (String, String) {
+    (
+        format!(
+            "{}, {}, L={}, H={}",
+            s.dataset, s.features, s.seq_len, s.pred_len
+        ),
+        format!(
+            "{}-{}-L{}-H{}",
+            s.dataset, s.features, s.seq_len, s.pred_len
+        ),
+    )
+}
+
+/// Every chart the stored results allow (see the module doc). `dir` holds the run directories
+/// (for `forecasts.json`); `forecast` picks the stored test window drawn.
+pub fn charts(
+    runs: &[StoredRun],
+    dir: &Path,
+    scaling: &[ScalingRow],
+    forecast: usize,
+) -> Result<Vec<Chart>> {
+    let board = report::leaderboard(runs);
+    let mut charts = accuracy_charts(&board);
+    for (setting, rows) in &board {
+        if let Some(chart) = forecast_chart(setting, rows, dir, forecast)? {
+            charts.push(chart);
+        }
+    }
+    charts.extend(scaling_charts(scaling));
+    Ok(charts)
+}
+
+/// Per architecture, its rows' points `(x, mean MSE ± std)` sorted by `x`, for the rows where
+/// `x` is known.
+fn per_arch(rows: &[report::Row], x: impl Fn(&report::Row) -> Option<f64>) -> Vec<Series> {
+    let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
+    for row in rows {
+        let Some(x) = x(row) else { continue };
+        by_arch.entry(&row.arch).or_default().push(Point {
+            x,
+            y: row.mse.mean,
+            spread: (row.seeds.len() > 1)
+                .then_some((row.mse.mean - row.mse.std, row.mse.mean + row.mse.std)),
+        });
+    }
+    let mut series: Vec<Series> = by_arch
+        .into_iter()
+        .map(|(arch, mut points)| {
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            Series {
+                name: arch.to_string(),
+                colour: arch_colour(arch),
+                style: Style::LinePoints,
+                points,
+            }
+        })
+        .collect();
+    series.sort_by_key(|s| registry_order(&s.name));
+    series
+}
+
+fn registry_order(arch: &str) -> usize {
+    ArchName::value_variants()
+        .iter()
+        .position(|a| a.as_str() == arch)
+        .unwrap_or(usize::MAX)
+}
+
+/// (a) MSE against parameters, (b) against training FLOPs, (g) Pareto of MSE against time.
+fn accuracy_charts(board: &Leaderboard) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    for (setting, rows) in board {
+        let (label, file) = setting_names(setting);
+        let y_label = "test MSE (standardised)".to_string();
+        let seeds = rows.iter().map(|r| r.seeds.len()).max().unwrap_or(1);
+        let spread_note = if seeds > 1 {
+            format!(", mean ± std over {seeds} seeds")
+        } else {
+            String::new()
+        };
+        charts.push(Chart {
+            name: format!("mse_vs_params-{file}"),
+            title: format!("Test MSE against model size ({label}{spread_note})"),
+            panels: vec![Panel {
+                title: String::new(),
+                x_label: "trainable parameters".into(),
+                y_label: y_label.clone(),
+                x_log: true,
+                y_log: false,
+                series: per_arch(rows, |r| Some(r.params as f64)),
+            }],
+        });
+        let flops = per_arch(rows, |r| r.train_flops);
+        if !flops.is_empty() {
+            charts.push(Chart {
+                name: format!("mse_vs_flops-{file}"),
+                title: format!("Test MSE against training compute ({label}{spread_note})"),
+                panels: vec![Panel {
+                    title: String::new(),
+                    x_label: "training FLOPs (analytic, 3 × forward × windows × epochs)".into(),
+                    y_label: y_label.clone(),
+                    x_log: true,
+                    y_log: false,
+                    series: flops,
+                }],
+            });
+        }
+        let mut pareto = per_arch(rows, |r| Some(r.train_seconds));
+        for series in &mut pareto {
+            series.style = Style::Points;
+        }
+        let front = pareto_front(rows.iter().map(|r| (r.train_seconds, r.mse.mean)));
+        pareto.push(Series {
+            name: "Pareto front".into(),
+            colour: TRUTH,
+            style: Style::Line,
+            points: front
+                .into_iter()
+                .map(|(x, y)| Point { x, y, spread: None })
+                .collect(),
+        });
+        charts.push(Chart {
+            name: format!("pareto_time-{file}"),
+            title: format!("Test MSE against training time ({label}{spread_note})"),
+            panels: vec![Panel {
+                title: String::new(),
+                x_label: "training time, median over seeds (s)".into(),
+                y_label,
+                x_log: true,
+                y_log: false,
+                series: pareto,
+            }],
+        });
+    }
+    charts
+}
+
+/// The points no other point beats in both cost and error (lower is better in both), by cost.
+pub fn pareto_front(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut sorted: Vec<(f64, f64)> = points.collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut front: Vec<(f64, f64)> = Vec::new();
+    for p in sorted {
+        if front.last().is_none_or(|last| p.1 < last.1) {
+            front.push(p);
+        }
+    }
+    front
+}
+
+/// (f) the stored test forecast `index` of each architecture's best config (lowest seed).
+fn forecast_chart(
+    setting: &Setting,
+    rows: &[report::Row],
+    dir: &Path,
+    index: usize,
+) -> Result<Option<Chart>> {
+    // Rows are sorted by mean MSE: the first row of an architecture is its best.
+    let mut best: Vec<&report::Row> = Vec::new();
+    for row in rows {
+        if !best.iter().any(|b| b.arch == row.arch) {
+            best.push(row);
+        }
+    }
+    best.sort_by_key(|r| registry_order(&r.arch));
+    let mut panels = Vec::new();
+    let mut window = None;
+    for row in best {
+        let path = dir.join(&row.run_ids[0]).join("forecasts.json");
+        if !path.exists() {
+            continue; // runs written before forecasts were stored
+        }
+        let text = std::fs::read_to_string(&path).map_err(crate::error::io_at(&path))?;
+        let stored: ForecastSamples =
+            serde_json::from_str(&text).map_err(|source| RunError::Json {
+                path: path.clone(),
+                source,
+            })?;
+        let Some(sample) = stored.samples.get(index) else {
+            return Err(RunError::Invalid(format!(
+                "{}: no stored forecast {index} (it has {}: choose --forecast 0..{})",
+                path.display(),
+                stored.samples.len(),
+                stored.samples.len().saturating_sub(1)
+            )));
+        };
+        window = Some((sample.window, sample.first_row, stored.channel.clone()));
+        let l = sample.lookback.len() as f64;
+        let line = |values: &[f32], offset: f64| -> Vec<Point> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(t, &v)| Point {
+                    x: t as f64 + offset,
+                    y: f64::from(v),
+                    spread: None,
+                })
+                .collect()
+        };
+        panels.push(Panel {
+            title: format!(
+                "{} ({} params, test MSE {:.4})",
+                row.arch, row.params, row.mse.mean
+            ),
+            x_label: "steps from the forecast start".into(),
+            y_label: format!("{} (standardised)", stored.channel),
+            x_log: false,
+            y_log: false,
+            series: vec![
+                Series {
+                    name: "lookback".into(),
+                    colour: LOOKBACK,
+                    style: Style::Line,
+                    points: line(&sample.lookback, -l),
+                },
+                Series {
+                    name: "truth".into(),
+                    colour: TRUTH,
+                    style: Style::Line,
+                    points: line(&sample.truth, 0.0),
+                },
+                Series {
+                    name: "forecast".into(),
+                    colour: arch_colour(&row.arch),
+                    style: Style::Line,
+                    points: line(&sample.forecast, 0.0),
+                },
+            ],
+        });
+    }
+    let Some((window, first_row, channel)) = window else {
+        return Ok(None);
+    };
+    let (label, file) = setting_names(setting);
+    Ok(Some(Chart {
+        name: format!("forecast-{file}"),
+        title: format!(
+            "Forecast against truth, {label}: test window {window} (series row {first_row}), {channel}"
+        ),
+        panels,
+    }))
+}
+
+/// (c) throughput, (d) peak heap, (e) decoding latency, from `bench scaling` rows.
+fn scaling_charts(rows: &[ScalingRow]) -> Vec<Chart> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let series = |value: &dyn Fn(&ScalingRow) -> Option<f64>| -> Vec<Series> {
+        let mut by_arch: BTreeMap<&str, (usize, Vec<Point>)> = BTreeMap::new();
+        for row in rows {
+            let entry = by_arch.entry(&row.arch).or_insert((row.params, Vec::new()));
+            if let Some(y) = value(row) {
+                entry.1.push(Point {
+                    x: row.seq_len as f64,
+                    y,
+                    spread: None,
+                });
+            }
+        }
+        let mut out: Vec<Series> = by_arch
+            .into_iter()
+            .filter(|(_, (_, points))| !points.is_empty())
+            .map(|(arch, (params, mut points))| {
+                points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                Series {
+                    name: format!("{arch} ({params} params)"),
+                    colour: arch_colour(arch),
+                    style: Style::LinePoints,
+                    points,
+                }
+            })
+            .collect();
+        out.sort_by_key(|s| registry_order(s.name.split(' ').next().unwrap_or_default()));
+        out
+    };
+    let batch = rows[0].batch;
+    let panel = |title: &str, x_label: &str, y_label: &str, s: Vec<Series>| Panel {
+        title: title.into(),
+        x_label: x_label.into(),
+        y_label: y_label.into(),
+        x_log: true,
+        y_log: true,
+        series: s,
+    };
+    let mib = |b: Option<u64>| b.map(|b| b as f64 / 1048576.0);
+    let length = "sequence length (tokens)";
+    vec![
+        Chart {
+            name: "throughput_vs_length".into(),
+            title: format!("Throughput against sequence length (batch {batch})"),
+            panels: vec![
+                panel(
+                    "training: forward + backward + Adam step",
+                    length,
+                    "tokens per second",
+                    series(&|r| r.train_tokens_per_s),
+                ),
+                panel(
+                    "inference: parallel forward",
+                    length,
+                    "tokens per second",
+                    series(&|r| r.infer_tokens_per_s),
+                ),
+            ],
+        },
+        Chart {
+            name: "memory_vs_length".into(),
+            title: format!(
+                "Peak heap against sequence length (batch {batch}; model, optimizer state and inputs included)"
+            ),
+            panels: vec![
+                panel(
+                    "training step",
+                    length,
+                    "peak heap (MiB)",
+                    series(&|r| mib(r.train_peak_bytes)),
+                ),
+                panel(
+                    "inference forward",
+                    length,
+                    "peak heap (MiB)",
+                    series(&|r| mib(r.infer_peak_bytes)),
+                ),
+            ],
+        },
+        Chart {
+            name: "decode_latency".into(),
+            title: format!(
+                "Recurrent step decoding latency against context position (batch {batch})"
+            ),
+            panels: vec![
+                panel(
+                    "latency of one step (median of the 9 steps ending there)",
+                    "context position (tokens seen)",
+                    "ms per step",
+                    series(&|r| r.decode_ms),
+                ),
+                panel(
+                    "state carried per sequence",
+                    "context position (tokens seen)",
+                    "state (floats)",
+                    series(&|r| r.decode_state_floats.map(|f| f as f64)),
+                ),
+            ],
+        },
+    ]
+}
+
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+
+fn register_embedded_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(RunError::Invalid(
+            "the embedded chart font does not load".into(),
+        ))
+    }
+}
+
+/// Draw `chart` into `out/<name>.svg` and `out/<name>.png`; returns the paths written.
+pub fn render(chart: &Chart, out: &Path) -> Result<Vec<PathBuf>> {
+    register_embedded_font()?;
+    let columns = if chart.panels.len() > 1 { 2 } else { 1 };
+    let grid_rows = chart.panels.len().div_ceil(columns).max(1);
+    let size = (
+        if columns == 1 { 900 } else { 1400 },
+        (80 + 520 * grid_rows) as u32,
+    );
+    let svg = out.join(format!("{}.svg", chart.name));
+    let png = out.join(format!("{}.png", chart.name));
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: String| RunError::Invalid(format!("{}: drawing failed: {e}", path.display()))
+    };
+    // Write through temporary names and rename, as every result file, so a reader never sees
+    // half a chart.
+    let tmp = |path: &Path| {
+        path.with_file_name(format!(
+            ".{}.{}.tmp.{}",
+            chart.name,
+            std::process::id(),
+            path.extension().unwrap_or_default().to_string_lossy()
+        ))
+    };
+    let (svg_tmp, png_tmp) = (tmp(&svg), tmp(&png));
+    draw(
+        SVGBackend::new(&svg_tmp, size).into_drawing_area(),
+        chart,
+        (grid_rows, columns),
+    )
+    .map_err(failed(&svg))?;
+    draw(
+        BitMapBackend::new(&png_tmp, size).into_drawing_area(),
+        chart,
+        (grid_rows, columns),
+    )
+    .map_err(failed(&png))?;
+    for (from, to) in [(&svg_tmp, &svg), (&png_tmp, &png)] {
+        std::fs::rename(from, to).map_err(crate::error::io_at(to))?;
+    }
+    Ok(vec![svg, png])
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    chart: &Chart,
+    grid: (usize, usize),
+) -> std::result::Result<(), String> {
+    let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(text)?;
+    let body = root
+        .titled(&chart.title, (FONT, 22).into_font().color(&BLACK))
+        .map_err(text)?;
+    let areas = body.split_evenly(grid);
+    for (panel, area) in chart.panels.iter().zip(&areas) {
+        let (x, y) = (axis(panel, |p| p.x, false), axis(panel, |p| p.y, true));
+        let result = match (panel.x_log, panel.y_log) {
+            (false, false) => draw_panel(area, panel, x.0..x.1, y.0..y.1),
+            (true, false) => draw_panel(area, panel, (x.0..x.1).log_scale(), y.0..y.1),
+            (false, true) => draw_panel(area, panel, x.0..x.1, (y.0..y.1).log_scale()),
+            (true, true) => draw_panel(area, panel, (x.0..x.1).log_scale(), (y.0..y.1).log_scale()),
+        };
+        result.map_err(text)?;
+    }
+    root.present().map_err(text)
+}
+
+/// The axis range of a panel: the data (and error bars) with a margin; multiplicative on a log
+/// axis (non-positive values are left out there).
+fn axis(panel: &Panel, value: impl Fn(&Point) -> f64, with_spread: bool) -> (f64, f64) {
+    let log = if with_spread {
+        panel.y_log
+    } else {
+        panel.x_log
+    };
+    let mut values: Vec<f64> = Vec::new();
+    for point in panel.series.iter().flat_map(|s| &s.points) {
+        values.push(value(point));
+        if with_spread && let Some((lo, hi)) = point.spread {
+            values.extend([lo, hi]);
+        }
+    }
+    values.retain(|v| v.is_finite() && (!log || *v > 0.0));
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() {
+        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (lo, hi) = if hi / lo < 1.5 {
+            (lo / 1.5, hi * 1.5)
+        } else {
+            (lo, hi)
+        };
+        (lo / 1.25, hi * 1.25)
+    } else {
+        let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
+        (lo - 0.06 * span, hi + 0.06 * span)
+    }
+}
+
+/// `12 345` style labels: compact and exact enough for the ticks plotters picks.
+fn tick_label(v: &f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1e6 {
+        let exponent = a.log10().floor() as i32;
+        format!("{:.3}e{exponent}", v / 10f64.powi(exponent))
+            .replace(".000e", "e")
+            .replace("00e", "e")
+            .replace("0e", "e")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else if a >= 1e-3 {
+        format!("{v:.4}").trim_end_matches('0').to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// On a log axis plotters puts a tick at every integer multiple of each power of ten; label only
+/// 1, 2 and 5 × 10^k, so the labels do not overlap.
+fn log_tick_label(v: &f64) -> String {
+    if *v <= 0.0 {
+        return String::new();
+    }
+    let mantissa = v / 10f64.powf(v.log10().floor());
+    if [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|m| (mantissa - m).abs() < 1e-6 * m)
+    {
+        tick_label(v)
+    } else {
+        String::new()
+    }
+}
+
+fn draw_panel<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    x: X,
+    y: Y,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(72);
+    if !panel.title.is_empty() {
+        builder.caption(&panel.title, (FONT, 17));
+    }
+    let mut axes = builder.build_cartesian_2d(x, y)?;
+    let x_ticks = if panel.x_log {
+        log_tick_label
+    } else {
+        tick_label
+    };
+    let y_ticks = if panel.y_log {
+        log_tick_label
+    } else {
+        tick_label
+    };
+    axes.configure_mesh()
+        .x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .x_label_formatter(&x_ticks)
+        .y_label_formatter(&y_ticks)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(RGBColor(244, 244, 244))
+        .bold_line_style(RGBColor(205, 205, 205))
+        .draw()?;
+    for series in &panel.series {
+        let colour = RGBColor(series.colour.0, series.colour.1, series.colour.2);
+        let points: Vec<(f64, f64)> = series.points.iter().map(|p| (p.x, p.y)).collect();
+        let line_style = colour.stroke_width(2);
+        let drawn = match series.style {
+            Style::Line | Style::LinePoints => {
+                axes.draw_series(LineSeries::new(points.clone(), line_style))?
+            }
+            Style::DashedPoints => {
+                axes.draw_series(DashedLineSeries::new(points.clone(), 8, 5, line_style))?
+            }
+            Style::Points => axes.draw_series(
+                points
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 5, colour.filled())),
+            )?,
+        };
+        drawn.label(&series.name).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
+        });
+        if matches!(series.style, Style::LinePoints | Style::DashedPoints) {
+            axes.draw_series(
+                points
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 4, colour.filled())),
+            )?;
+        }
+        axes.draw_series(series.points.iter().filter_map(|p| {
+            p.spread.map(|(lo, hi)| {
+                ErrorBar::new_vertical(p.x, lo, p.y, hi, colour.stroke_width(2), 10)
+            })
+        }))?;
+    }
+    axes.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .label_font((FONT, 14))
+        .draw()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_keeps_only_undominated_points() {
+        let points = [(1.0, 0.5), (2.0, 0.4), (3.0, 0.45), (4.0, 0.3), (0.5, 0.9)];
+        assert_eq!(
+            pareto_front(points.into_iter()),
+            vec![(0.5, 0.9), (1.0, 0.5), (2.0, 0.4), (4.0, 0.3)]
+        );
+    }
+
+    #[test]
+    fn every_architecture_has_its_own_colour() {
+        let colours: Vec<Rgb> = ArchName::value_variants()
+            .iter()
+            .map(|a| arch_colour(a.as_str()))
+            .collect();
+        for (i, c) in colours.iter().enumerate() {
+            assert!(!colours[..i].contains(c), "colour {c:?} used twice");
+            assert_ne!(*c, TRUTH);
+        }
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label(&20000.0), "20000");
+        assert_eq!(tick_label(&2.5e7), "2.5e7");
+        assert_eq!(tick_label(&0.385), "0.385");
+        assert_eq!(tick_label(&1.5), "1.5");
+        assert_eq!(log_tick_label(&20000.0), "20000");
+        assert_eq!(log_tick_label(&70000.0), "");
+        assert_eq!(log_tick_label(&0.5), "0.5");
+    }
+}
