@@ -544,12 +544,20 @@ fn draw<DB: DrawingBackend>(
         .map_err(text)?;
     let areas = body.split_evenly(grid);
     for (panel, area) in chart.panels.iter().zip(&areas) {
-        let (x, y) = (axis(panel, |p| p.x, false), axis(panel, |p| p.y, true));
+        let x = axis(panel, |p| p.x, false);
+        let y = with_headroom(axis(panel, |p| p.y, true), panel.y_log, panel.series.len());
+        let legend = legend_corner(panel, x);
         let result = match (panel.x_log, panel.y_log) {
-            (false, false) => draw_panel(area, panel, x.0..x.1, y.0..y.1),
-            (true, false) => draw_panel(area, panel, (x.0..x.1).log_scale(), y.0..y.1),
-            (false, true) => draw_panel(area, panel, x.0..x.1, (y.0..y.1).log_scale()),
-            (true, true) => draw_panel(area, panel, (x.0..x.1).log_scale(), (y.0..y.1).log_scale()),
+            (false, false) => draw_panel(area, panel, legend, x.0..x.1, y.0..y.1),
+            (true, false) => draw_panel(area, panel, legend, (x.0..x.1).log_scale(), y.0..y.1),
+            (false, true) => draw_panel(area, panel, legend, x.0..x.1, (y.0..y.1).log_scale()),
+            (true, true) => draw_panel(
+                area,
+                panel,
+                legend,
+                (x.0..x.1).log_scale(),
+                (y.0..y.1).log_scale(),
+            ),
         };
         result.map_err(text)?;
     }
@@ -615,6 +623,37 @@ fn tick_label(v: &f64) -> String {
     }
 }
 
+/// Share of the plot height kept free of data at the top, for the legend.
+const LEGEND_HEADROOM: f64 = 0.3;
+
+/// Extend a vertical range so its top [`LEGEND_HEADROOM`] is empty (in log space on a log axis).
+fn with_headroom((lo, hi): (f64, f64), log: bool, entries: usize) -> (f64, f64) {
+    let share = (LEGEND_HEADROOM * entries.min(6) as f64 / 6.0).max(0.12);
+    if log {
+        let (l, h) = (lo.ln(), hi.ln());
+        (lo, (l + (h - l) / (1.0 - share)).exp())
+    } else {
+        (lo, lo + (hi - lo) / (1.0 - share))
+    }
+}
+
+/// The upper corner whose half of the plot has fewer points, for the legend.
+fn legend_corner(panel: &Panel, x_range: (f64, f64)) -> SeriesLabelPosition {
+    let middle = if panel.x_log {
+        (x_range.0 * x_range.1).sqrt()
+    } else {
+        (x_range.0 + x_range.1) / 2.0
+    };
+    let points = panel.series.iter().flat_map(|s| &s.points);
+    let right = points.clone().filter(|p| p.x > middle).count();
+    let left = points.count() - right;
+    if right <= left {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::UpperLeft
+    }
+}
+
 /// On a log axis plotters puts a tick at every integer multiple of each power of ten; label only
 /// 1, 2 and 5 × 10^k, so the labels do not overlap.
 fn log_tick_label(v: &f64) -> String {
@@ -635,6 +674,7 @@ fn log_tick_label(v: &f64) -> String {
 fn draw_panel<DB, X, Y>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
+    legend: SeriesLabelPosition,
     x: X,
     y: Y,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
@@ -708,7 +748,7 @@ where
         }))?;
     }
     axes.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(160, 160, 160))
         .label_font((FONT, 14))

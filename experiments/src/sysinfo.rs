@@ -21,7 +21,11 @@ pub fn machine() -> String {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{cpu} ({threads} threads)")
+    // The CPU backends size their rayon pool from RAYON_NUM_THREADS when it is set.
+    match std::env::var("RAYON_NUM_THREADS") {
+        Ok(pool) => format!("{cpu} ({threads} threads, RAYON_NUM_THREADS={pool})"),
+        Err(_) => format!("{cpu} ({threads} threads)"),
+    }
 }
 
 /// Git commit the binary was built from (`-dirty` when the tree had changes), or `unknown`.
