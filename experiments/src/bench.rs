@@ -403,7 +403,7 @@ pub fn matmul(
 }
 
 /// Wait for the device to finish queued work, so a timing covers it.
-fn sync(device: &Device) -> Result<()> {
+pub(crate) fn sync(device: &Device) -> Result<()> {
     device
         .sync()
         .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))

@@ -30,7 +30,7 @@ use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendName;
-use crate::bench::{self, DecodeBench, Timing};
+use crate::bench::{self, DecodeBench, Timing, sync};
 use crate::error::{Result, RunError};
 use crate::{memory, results, sysinfo};
 
@@ -196,6 +196,34 @@ pub struct ScalingRow {
     pub decode_state_floats: Option<usize>,
     /// Why the length was not measured (empty when it was).
     pub skipped: String,
+}
+
+impl ScalingRow {
+    /// A row with nothing measured yet.
+    pub fn unmeasured(
+        arch: &str,
+        params: usize,
+        width: usize,
+        seq_len: usize,
+        batch: usize,
+    ) -> Self {
+        Self {
+            arch: arch.to_string(),
+            params,
+            width,
+            seq_len,
+            batch,
+            train_ms: None,
+            train_tokens_per_s: None,
+            train_peak_bytes: None,
+            infer_ms: None,
+            infer_tokens_per_s: None,
+            infer_peak_bytes: None,
+            decode_ms: None,
+            decode_state_floats: None,
+            skipped: String::new(),
+        }
+    }
 }
 
 /// Everything about a `bench scaling` run besides its rows (`scaling.json`).
@@ -393,22 +421,8 @@ fn measure_arch(
     let mut rows = Vec::new();
     let mut stop: Option<String> = None;
     for &len in &spec.seq_lens {
-        let mut row = ScalingRow {
-            arch: config.name().to_string(),
-            params,
-            width,
-            seq_len: len,
-            batch: spec.batch,
-            train_ms: None,
-            train_tokens_per_s: None,
-            train_peak_bytes: None,
-            infer_ms: None,
-            infer_tokens_per_s: None,
-            infer_peak_bytes: None,
-            decode_ms: None,
-            decode_state_floats: None,
-            skipped: String::new(),
-        };
+        let mut row =
+            ScalingRow::unmeasured(config.name().as_str(), params, width, len, spec.batch);
         if let Some(max_len) = inference.max_len().filter(|&m| len > m) {
             row.skipped = format!("longer than the position table ({max_len})");
         } else if let Some(reason) = &stop {
@@ -489,12 +503,6 @@ pub fn write_csv(path: &Path, rows: &[ScalingRow]) -> Result<()> {
     results::write_text_atomic(path, &csv(rows))
 }
 
-fn sync(device: &Device) -> Result<()> {
-    device
-        .sync()
-        .map_err(|e| RunError::Invalid(format!("device sync failed: {e:?}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,17 +541,8 @@ mod tests {
             skipped: String::new(),
         };
         let skipped = ScalingRow {
-            seq_len: 256,
-            train_ms: None,
-            train_tokens_per_s: None,
-            train_peak_bytes: None,
-            infer_ms: None,
-            infer_tokens_per_s: None,
-            infer_peak_bytes: None,
-            decode_ms: None,
-            decode_state_floats: None,
             skipped: "predicted training peak 9 MiB > max 8 MiB".into(),
-            ..row.clone()
+            ..ScalingRow::unmeasured("mamba", 1234, 16, 256, 1)
         };
         let dir = std::env::temp_dir().join(format!("archzoo-scaling-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
