@@ -249,17 +249,13 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         outcomes.len() - completed - failed,
         out.join("ledger.csv").display()
     ));
-    if !args.no_report && !report::load_runs(&out)?.is_empty() {
-        report_dir(&cli::ReportArgs {
-            dir: out.clone(),
-            out: None,
-        })?;
-        plot_dir(&cli::PlotArgs {
-            dir: out.clone(),
-            scaling: None,
-            forecast: cli::DEFAULT_FORECAST,
-            out: None,
-        })?;
+    if !args.no_report {
+        // Read the stored runs once for both the leaderboard and the charts.
+        let runs = report::load_runs(&out)?;
+        if !runs.is_empty() {
+            write_leaderboard(&runs, &out, &out)?;
+            write_charts(&runs, &out, &[], cli::DEFAULT_FORECAST, &out)?;
+        }
     }
     if failed > 0 {
         bail!("{failed} of {total} runs failed (reasons in the ledger and each run's failed.json)");
@@ -275,10 +271,14 @@ fn report_dir(args: &cli::ReportArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    let board = report::leaderboard(&runs);
-    let out = args.out.as_ref().unwrap_or(&args.dir);
+    write_leaderboard(&runs, &args.dir, args.out.as_ref().unwrap_or(&args.dir))
+}
+
+/// `leaderboard.md` and `.csv` of `runs` (read from `dir`) into `out`, and the table on stdout.
+fn write_leaderboard(runs: &[report::StoredRun], dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let board = report::leaderboard(runs);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let markdown = report::markdown(&board, &args.dir);
+    let markdown = report::markdown(&board, dir);
     results::write_text_atomic(&out.join("leaderboard.md"), &markdown)?;
     results::write_text_atomic(&out.join("leaderboard.csv"), &report::csv(&board))?;
     say(markdown.trim_end());
@@ -627,10 +627,21 @@ fn plot_dir(args: &cli::PlotArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    let charts = plot::charts(&runs, &args.dir, &scaling_rows, args.forecast)?;
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_charts(&runs, &args.dir, &scaling_rows, args.forecast, &out)
+}
+
+/// Every chart of `runs` (read from `dir`) and `scaling_rows`, as SVG and PNG into `out`.
+fn write_charts(
+    runs: &[report::StoredRun],
+    dir: &Path,
+    scaling_rows: &[scaling::ScalingRow],
+    forecast: usize,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let charts = plot::charts(runs, dir, scaling_rows, forecast)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for chart in &charts {
-        let written = plot::render(chart, &out)?;
+        let written = plot::render(chart, out)?;
         for path in written {
             say(format!("wrote {}", path.display()));
         }
