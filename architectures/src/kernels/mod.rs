@@ -14,12 +14,14 @@ pub use attention::{Mask, attention, attention_weights, reference_attention};
 pub use rg_lru::{rg_lru, rg_lru_reference, rg_lru_step};
 pub use selective_scan::{selective_scan, selective_scan_reference};
 
-use burn::backend::Backend;
+use std::any::Any;
+
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Flex};
 use burn::prelude::*;
-use burn::tensor::{TensorData, read_sync};
+use burn::tensor::{DType, TensorData, read_sync};
 
 /// Whether `device` runs one of the CPU backends the host kernels serve (with or without autodiff).
 pub(crate) fn on_host_backend(device: &Device) -> bool {
@@ -28,17 +30,45 @@ pub(crate) fn on_host_backend(device: &Device) -> bool {
     *device == Device::flex() || *device == ndarray
 }
 
-/// Read a float tensor's values (row-major f32) on the host, without copying them when the
-/// backend hands out f32 storage.
-pub(crate) fn host_data<B: Backend>(x: FloatTensor<B>) -> TensorData {
-    // The CPU backends read synchronously and cannot fail; a failure is a broken invariant.
-    let data = read_sync(B::float_into_data(x)).expect("reading a CPU tensor cannot fail");
-    data.convert::<f32>()
+/// A float tensor's values on the host, row-major f32: Flex's own storage when the tensor is a
+/// contiguous f32 Flex tensor (no copy), otherwise a converted copy.
+pub(crate) enum HostData {
+    /// A contiguous f32 Flex tensor, read in place.
+    Flex(FloatTensor<Flex>),
+    /// Values read back through the backend (NdArray, other dtypes).
+    Copied(TensorData),
 }
 
-/// The f32 values of data made by [`host_data`].
-pub(crate) fn values(data: &TensorData) -> &[f32] {
-    data.as_slice::<f32>().expect("host_data converts to f32")
+/// Read a float tensor's values on the host. Flex's `into_data` copies a shared buffer twice
+/// (into a `Vec`, then into an aligned allocation), and the tensors a custom op reads are always
+/// shared with the autodiff graph; borrowing Flex's storage avoids both copies.
+pub(crate) fn host_data<B: Backend>(x: FloatTensor<B>) -> HostData {
+    let mut slot = Some(x);
+    if let Some(flex) = (&mut slot as &mut dyn Any).downcast_mut::<Option<FloatTensor<Flex>>>()
+        && let Some(tensor) = flex.take()
+    {
+        if tensor.dtype() != DType::F32 {
+            return HostData::Copied(tensor.into_data().convert::<f32>());
+        }
+        if tensor.as_slice::<f32>().is_some() {
+            return HostData::Flex(tensor);
+        }
+        return HostData::Flex(tensor.to_contiguous());
+    }
+    let x = slot.expect("taken only when the backend is Flex");
+    // The CPU backends read synchronously and cannot fail; a failure is a broken invariant.
+    let data = read_sync(B::float_into_data(x)).expect("reading a CPU tensor cannot fail");
+    HostData::Copied(data.convert::<f32>())
+}
+
+/// The f32 values of data read by [`host_data`].
+pub(crate) fn values(data: &HostData) -> &[f32] {
+    match data {
+        HostData::Flex(tensor) => tensor
+            .as_slice::<f32>()
+            .expect("host_data keeps contiguous f32 Flex tensors"),
+        HostData::Copied(data) => data.as_slice::<f32>().expect("host_data converts to f32"),
+    }
 }
 
 /// Lanes of the partial sums in [`dot`] and [`sum`]: one 512-bit vector.

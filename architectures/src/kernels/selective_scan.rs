@@ -9,7 +9,9 @@
 //! Two paths, one function: [`selective_scan_reference`] is the readable per-time-step loop of
 //! burn tensor ops (autodiff builds a graph per step); [`selective_scan`] is one backend
 //! extension whose forward and hand-written backward scan on host memory, parallel over the
-//! batch, the channels in SIMD lanes (states laid out `[N, d]`). Following the paper's
+//! batch; within a sequence, channels go one SIMD vector at a time (a block), and the block's
+//! `N` states stay in L1 for its whole scan, as each CUDA thread of the reference kernel keeps
+//! its channel's state in registers. Following the paper's
 //! hardware-aware scan, the backward does not keep `[b, l, d, N]` states from the forward: the
 //! forward saves the state every [`CHUNK`] steps (`[b, l/CHUNK, N, d]`), and the backward
 //! recomputes the states chunk by chunk from those checkpoints, then runs the reverse recurrence
@@ -29,9 +31,7 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{
-    axpy, dot, exp_f32, host_data, on_host_backend, parallel, register, transpose_padded, values,
-};
+use super::{axpy, host_data, on_host_backend, parallel, register, transpose_padded, values};
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
 pub const CHUNK: usize = 64;
@@ -203,6 +203,71 @@ fn forward_host<B: Backend>(
     (y, checkpoints)
 }
 
+/// `exp(x)` on a vector: [`super::exp_f32`]'s range reduction and polynomial in pulp's SIMD ops.
+#[inline(always)]
+fn exp_simd<S: pulp::Simd>(simd: S, x: S::f32s) -> S::f32s {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to the nearest integer
+    let splat = |v: f32| simd.splat_f32s(v);
+    let x = simd.min_f32s(simd.max_f32s(x, splat(-87.0)), splat(88.0));
+    let shifted = simd.mul_add_f32s(x, splat(std::f32::consts::LOG2_E), splat(ROUND));
+    let n = simd.sub_f32s(shifted, splat(ROUND));
+    // The low mantissa bits of `shifted` hold n as an integer: no float-to-int conversion.
+    let n_bits = simd.sub_u32s(
+        simd.transmute_u32s_f32s(shifted),
+        simd.splat_u32s(ROUND.to_bits()),
+    );
+    let r = simd.negate_mul_add_f32s(n, splat(0.693_145_75), x); // ln2 split in two parts
+    let r = simd.negate_mul_add_f32s(n, splat(1.428_606_8e-6), r);
+    let mut p = simd.mul_add_f32s(r, splat(1.0 / 720.0), splat(1.0 / 120.0));
+    for coefficient in [1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = simd.mul_add_f32s(p, r, splat(coefficient));
+    }
+    let exponent = simd.add_u32s(n_bits, simd.splat_u32s(127));
+    let two_n = simd.transmute_f32s_u32s(simd.wrapping_dyn_shl_u32s(exponent, simd.splat_u32s(23)));
+    simd.mul_f32s(p, two_n)
+}
+
+/// Channels `start..start + w` of one sequence: one SIMD vector of lanes, the last block
+/// partial. The kernels scan block by block, so a block's `n` states (`n` vectors) stay in L1
+/// for the whole sequence, instead of streaming the `[n, d]` state through the cache each step.
+#[derive(Clone, Copy)]
+struct Block {
+    start: usize,
+    w: usize,
+}
+
+impl Block {
+    /// The blocks covering `d` channels, `lanes` wide.
+    fn all(d: usize, lanes: usize) -> impl Iterator<Item = Self> {
+        (0..d).step_by(lanes).map(move |start| Self {
+            start,
+            w: lanes.min(d - start),
+        })
+    }
+
+    /// Row `row` of a row-major `[rows, d]` array, this block's lanes (zero beyond `w`: a zero
+    /// Δ and input keep the padding lanes' states at zero).
+    #[inline(always)]
+    fn load<S: pulp::Simd>(&self, simd: S, x: &[f32], d: usize, row: usize) -> S::f32s {
+        let src = &x[row * d + self.start..][..self.w];
+        // pulp's partial loads call out of line: full blocks take a plain vector load.
+        match S::as_simd_f32s(src) {
+            ([full], _) => *full,
+            _ => simd.partial_load_f32s(src),
+        }
+    }
+
+    /// Store this block's lanes into row `row` of a row-major `[rows, d]` array.
+    #[inline(always)]
+    fn store<S: pulp::Simd>(&self, simd: S, x: &mut [f32], d: usize, row: usize, v: S::f32s) {
+        let dst = &mut x[row * d + self.start..][..self.w];
+        match S::as_mut_simd_f32s(dst) {
+            ([full], _) => *full = v,
+            (_, dst) => simd.partial_store_f32s(dst, v),
+        }
+    }
+}
+
 /// The forward scan over one sequence as a pulp SIMD operation; `checkpoints`, when given,
 /// receives the state before every [`CHUNK`]-th step, `[chunks, n, d]`.
 struct ForwardSequence<'a> {
@@ -216,38 +281,37 @@ impl pulp::WithSimd for ForwardSequence<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        let (d, n) = (self.dims.d, self.dims.n);
-        let mut h = vec![0.0f32; n * d]; // [n, d]
-        let mut x = vec![0.0f32; d];
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Dims { l, d, n, .. } = self.dims;
+        let seq = self.seq;
         let mut checkpoints = self.checkpoints;
-        for t in 0..self.dims.l {
-            if let Some(saved) = checkpoints.as_deref_mut()
-                && t % CHUNK == 0
-            {
-                saved[t / CHUNK * n * d..][..n * d].copy_from_slice(&h);
+        let zero = simd.splat_f32s(0.0);
+        let (mut h, mut a) = (vec![zero; n], vec![zero; n]);
+        for block in Block::all(d, S::F32_LANES) {
+            for k in 0..n {
+                a[k] = block.load(simd, seq.at, d, k);
+                h[k] = zero;
             }
-            scan_step(self.dims, self.seq, t, &mut h, &mut x);
-            let y = &mut self.y[t * d..][..d];
-            for (k, &c) in self.seq.c[t * n..][..n].iter().enumerate() {
-                axpy(c, &h[k * d..][..d], y);
+            for t in 0..l {
+                if let Some(saved) = checkpoints.as_deref_mut()
+                    && t % CHUNK == 0
+                {
+                    for (k, &h) in h.iter().enumerate() {
+                        block.store(simd, saved, d, t / CHUNK * n + k, h);
+                    }
+                }
+                let dt = block.load(simd, seq.delta, d, t);
+                let x = simd.mul_f32s(dt, block.load(simd, seq.u, d, t));
+                let (bt, ct) = (&seq.b[t * n..][..n], &seq.c[t * n..][..n]);
+                let mut y = zero;
+                for k in 0..n {
+                    let decay = exp_simd(simd, simd.mul_f32s(dt, a[k]));
+                    let input = simd.mul_f32s(x, simd.splat_f32s(bt[k]));
+                    h[k] = simd.mul_add_f32s(decay, h[k], input);
+                    y = simd.mul_add_f32s(h[k], simd.splat_f32s(ct[k]), y);
+                }
+                block.store(simd, self.y, d, t, y);
             }
-        }
-    }
-}
-
-/// `h ← exp(Δ_t A) ⊙ h + Δ_t u_t B_t` with `h: [n, d]`; `x` is scratch for `Δ_t u_t`, `[d]`.
-#[inline(always)]
-fn scan_step(dims: Dims, seq: Sequence<'_>, t: usize, h: &mut [f32], x: &mut [f32]) {
-    let d = dims.d;
-    let dt = &seq.delta[t * d..][..d];
-    for ((x, &dt), &u) in x.iter_mut().zip(dt).zip(&seq.u[t * d..][..d]) {
-        *x = dt * u;
-    }
-    for (k, &b) in seq.b[t * dims.n..][..dims.n].iter().enumerate() {
-        let row = k * d..(k + 1) * d;
-        for (((h, &a), &dt), &x) in h[row.clone()].iter_mut().zip(&seq.at[row]).zip(dt).zip(&*x) {
-            *h = exp_f32(dt * a) * *h + x * b;
         }
     }
 }
@@ -262,7 +326,8 @@ struct SequenceGrads<'a> {
 }
 
 /// The backward of one sequence as a pulp SIMD operation, from the forward's checkpoints
-/// (`[chunks, n, d]`).
+/// (`[chunks, n, d]`), block of channels by block: per chunk, recompute the chunk's states and
+/// decays from its checkpoint, then run the reverse recurrence over the chunk (module doc).
 struct BackwardSequence<'a> {
     dims: Dims,
     seq: Sequence<'a>,
@@ -275,108 +340,88 @@ impl pulp::WithSimd for BackwardSequence<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let Self {
             dims,
             seq,
             dy,
             checkpoints,
-            mut grads,
+            grads,
         } = self;
-        let state = dims.d * dims.n;
-        let mut x = vec![0.0f32; dims.d];
-        // States before each chunk: checkpoints[k] = h_{k·CHUNK − 1} (zero before t = 0).
-        let chunks = dims.chunks();
-        let mut h = vec![0.0f32; state];
-        // g carries exp(Δ_{t+1} A) ⊙ dL/dh_{t+1} backwards; reverse_step adds C_t dy_t.
-        let mut g = vec![0.0f32; state];
-        let mut scratch = vec![0.0f32; 3 * dims.d];
-        let mut states = vec![0.0f32; CHUNK.min(dims.l) * state]; // h_t of the chunk being reversed
-        for chunk in (0..chunks).rev() {
-            let start = chunk * CHUNK;
-            let len = CHUNK.min(dims.l - start);
-            h.copy_from_slice(&checkpoints[chunk * state..][..state]);
-            for tau in 0..len {
-                scan_step(dims, seq, start + tau, &mut h, &mut x);
-                states[tau * state..][..state].copy_from_slice(&h);
+        let Dims { l, d, n, .. } = dims;
+        let zero = simd.splat_f32s(0.0);
+        let span = CHUNK.min(l);
+        // h_t and exp(Δ_t A) of the chunk being reversed, `[span, n]` vectors each.
+        let (mut states, mut decays) = (vec![zero; span * n], vec![zero; span * n]);
+        // Per state index: A, the state before the chunk (its checkpoint), the running state of
+        // the recomputation, g (exp(Δ_{t+1} A) ⊙ dL/dh_{t+1}, carried backwards) and dA.
+        let mut a = vec![zero; n];
+        let (mut h0, mut h) = (vec![zero; n], vec![zero; n]);
+        let (mut g, mut da) = (vec![zero; n], vec![zero; n]);
+        for block in Block::all(d, S::F32_LANES) {
+            for k in 0..n {
+                a[k] = block.load(simd, seq.at, d, k);
+                g[k] = zero;
+                da[k] = zero;
             }
-            for tau in (0..len).rev() {
-                let h_t = &states[tau * state..][..state];
-                let h_prev = if tau > 0 {
-                    &states[(tau - 1) * state..][..state]
-                } else {
-                    &checkpoints[chunk * state..][..state]
-                };
-                let step = Step {
-                    t: start + tau,
-                    h_t,
-                    h_prev,
-                };
-                reverse_step(dims, seq, dy, step, &mut g, &mut scratch, &mut grads);
+            for chunk in (0..dims.chunks()).rev() {
+                let first = chunk * CHUNK;
+                let len = CHUNK.min(l - first);
+                for k in 0..n {
+                    h0[k] = block.load(simd, checkpoints, d, chunk * n + k);
+                    h[k] = h0[k];
+                }
+                for tau in 0..len {
+                    let t = first + tau;
+                    let dt = block.load(simd, seq.delta, d, t);
+                    let x = simd.mul_f32s(dt, block.load(simd, seq.u, d, t));
+                    let bt = &seq.b[t * n..][..n];
+                    for k in 0..n {
+                        let decay = exp_simd(simd, simd.mul_f32s(dt, a[k]));
+                        let input = simd.mul_f32s(x, simd.splat_f32s(bt[k]));
+                        h[k] = simd.mul_add_f32s(decay, h[k], input);
+                        states[tau * n + k] = h[k];
+                        decays[tau * n + k] = decay;
+                    }
+                }
+                for tau in (0..len).rev() {
+                    let t = first + tau;
+                    let dt = block.load(simd, seq.delta, d, t);
+                    let u = block.load(simd, seq.u, d, t);
+                    let x = simd.mul_f32s(dt, u);
+                    let dy_t = block.load(simd, dy, d, t);
+                    let (bt, ct) = (&seq.b[t * n..][..n], &seq.c[t * n..][..n]);
+                    let (mut ddelta, mut du) = (zero, zero);
+                    for k in 0..n {
+                        let h_t = states[tau * n + k];
+                        let h_prev = if tau > 0 {
+                            states[(tau - 1) * n + k]
+                        } else {
+                            h0[k]
+                        };
+                        let decay = decays[tau * n + k];
+                        let b = simd.splat_f32s(bt[k]);
+                        // dL/dh_t for this state index.
+                        let g_t = simd.mul_add_f32s(dy_t, simd.splat_f32s(ct[k]), g[k]);
+                        grads.dc[t * n + k] += simd.reduce_sum_f32s(simd.mul_f32s(dy_t, h_t));
+                        grads.db[t * n + k] += simd.reduce_sum_f32s(simd.mul_f32s(g_t, x));
+                        // dL/d(Δ_t A) before the factor A.
+                        let through_decay = simd.mul_f32s(simd.mul_f32s(g_t, decay), h_prev);
+                        let g_b = simd.mul_f32s(g_t, b);
+                        ddelta = simd.mul_add_f32s(through_decay, a[k], ddelta);
+                        ddelta = simd.mul_add_f32s(g_b, u, ddelta);
+                        du = simd.add_f32s(du, g_b);
+                        da[k] = simd.mul_add_f32s(through_decay, dt, da[k]);
+                        g[k] = simd.mul_f32s(g_t, decay);
+                    }
+                    block.store(simd, grads.ddelta, d, t, ddelta);
+                    block.store(simd, grads.du, d, t, simd.mul_f32s(du, dt));
+                }
+            }
+            for (k, &da) in da.iter().enumerate() {
+                block.store(simd, grads.da, d, k, da);
             }
         }
-    }
-}
-
-/// States around time `t` in the reverse pass: `h_t` and `h_{t−1}`, `[n, d]` each.
-#[derive(Clone, Copy)]
-struct Step<'a> {
-    t: usize,
-    h_t: &'a [f32],
-    h_prev: &'a [f32],
-}
-
-/// One step of the reverse recurrence (see the module doc). `g: [n, d]` enters as
-/// `exp(Δ_{t+1} A) ⊙ g_{t+1}` and leaves as `exp(Δ_t A) ⊙ g_t`; `scratch: [3, d]`.
-#[inline(always)]
-fn reverse_step(
-    dims: Dims,
-    seq: Sequence<'_>,
-    dy: &[f32],
-    step: Step<'_>,
-    g: &mut [f32],
-    scratch: &mut [f32],
-    grads: &mut SequenceGrads<'_>,
-) {
-    let (d, n, t) = (dims.d, dims.n, step.t);
-    let dt = &seq.delta[t * d..][..d];
-    let u = &seq.u[t * d..][..d];
-    let dy = &dy[t * d..][..d];
-    let (x, rest) = scratch.split_at_mut(d);
-    let (g_t, du) = rest.split_at_mut(d);
-    for ((x, &dt), &u) in x.iter_mut().zip(dt).zip(u) {
-        *x = dt * u;
-    }
-    du.fill(0.0);
-    let ddelta = &mut grads.ddelta[t * d..][..d];
-    for k in 0..n {
-        let (b, c) = (seq.b[t * n + k], seq.c[t * n + k]);
-        let row = k * d..(k + 1) * d;
-        grads.dc[t * n + k] = dot(dy, &step.h_t[row.clone()]);
-        // dL/dh_t for this state index across channels.
-        for ((g_t, &g), &dy) in g_t.iter_mut().zip(&g[row.clone()]).zip(dy) {
-            *g_t = g + dy * c;
-        }
-        grads.db[t * n + k] = dot(g_t, x);
-        let lanes = g[row.clone()]
-            .iter_mut()
-            .zip(&*g_t)
-            .zip(&seq.at[row.clone()])
-            .zip(&step.h_prev[row.clone()])
-            .zip(&mut grads.da[row])
-            .zip(dt.iter().zip(u))
-            .zip(ddelta.iter_mut().zip(du.iter_mut()));
-        for ((((((g, &g_t), &a), &hp), da), (&dt, &u)), (ddelta, du)) in lanes {
-            let decay = exp_f32(dt * a);
-            let through_decay = g_t * decay * hp; // dL/d(Δ_t A) before the factor A
-            *ddelta += through_decay * a + g_t * b * u;
-            *du += g_t * b;
-            *da += through_decay * dt;
-            *g = g_t * decay;
-        }
-    }
-    for ((out, &du), &dt) in grads.du[t * d..][..d].iter_mut().zip(&*du).zip(dt) {
-        *out = du * dt;
     }
 }
 
@@ -564,6 +609,7 @@ mod tests {
         check(1, CHUNK, 4, 8); // exactly one chunk
         check(3, CHUNK + 1, 3, 16); // one step into the second chunk
         check(2, 2 * CHUNK + 13, 2, 5); // not a multiple of anything
+        check(2, CHUNK + 6, 37, 16); // full SIMD blocks of channels and a partial one
     }
 
     #[test]
