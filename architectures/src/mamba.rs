@@ -12,7 +12,8 @@
 //! 4. `Δ = softplus(dt_proj(dt))` (its bias is the dt bias, added before the softplus as the
 //!    reference scan does with `delta_bias`);
 //! 5. `A = −exp(A_log)`, `[d_inner, N]`;
-//! 6. `y = selective_scan(x, Δ, A, B, C) + D ⊙ x`, then `y ⊙ SiLU(z)`;
+//! 6. `y = selective_scan(x, Δ, A, B, C) + D ⊙ x`, then `y ⊙ SiLU(z)` (steps 4–6 are one
+//!    fused function, the reference's `selective_scan_fn` with `delta_softplus`);
 //! 7. `out_proj(y)` (no bias).
 //!
 //! Initialisation as the reference: `A_log = log(1..N)` per channel (S4D-real), `D = 1`,
@@ -22,7 +23,7 @@
 //! a backbone behind the forecasting adapter, not `MambaLMHeadModel`. `A_log`, `D` and the dt bias
 //! would get no weight decay; archzoo trains with Adam without weight decay, so nothing does.
 //!
-//! `forward` runs the fused selective scan ([`kernels::selective_scan`]) unless `reference_scan`
+//! `forward` runs the fused scan function ([`kernels::selective_scan_fn`]) unless `reference_scan`
 //! asks for the per-step reference; `step` keeps the last `d_conv − 1` inputs of the
 //! convolution and the `[b, d_inner, N]` SSM state per layer, O(1) per token.
 //!
@@ -271,18 +272,38 @@ impl MambaBlock {
 
     /// The block on `x: [b, l, d]`, with the reference or the fused scan.
     pub fn forward(&self, x: Tensor<3>, reference_scan: bool) -> Tensor<3> {
-        let i = self.d_inner;
+        let (i, r, n) = (self.d_inner, self.dt_rank, self.d_state);
         let xz = rows(&self.in_proj, x); // [b, l, 2i]
         let z = xz.clone().narrow(2, i, i);
         let x = silu(self.conv.forward(xz.narrow(2, 0, i))); // [b, l, i]
-        let [delta, bm, cm] = self.selection(x.clone());
+        let x_dbl = rows(&self.x_proj, x.clone()); // [b, l, r + 2n]
+        // dt_proj without its bias: the scan function adds the bias before the softplus, as the
+        // reference does with `delta_bias`.
+        let [b, l, _] = x_dbl.dims();
+        let dt = x_dbl.clone().narrow(2, 0, r).reshape([b * l, r]); // [b·l, r]
+        let delta = dt.matmul(self.dt_proj.weight.val()).reshape([b, l, i]); // [b, l, i]
+        let delta_bias = self
+            .dt_proj
+            .bias
+            .as_ref()
+            .expect("dt_proj has the dt bias")
+            .val();
         let scan = if reference_scan {
-            kernels::selective_scan_reference
+            kernels::selective_scan_fn_reference
         } else {
-            kernels::selective_scan
+            kernels::selective_scan_fn
         };
-        let y = scan(x.clone(), delta, self.a(), bm, cm) + x * self.d_skip.val().reshape([1, 1, i]);
-        rows(&self.out_proj, y * silu(z))
+        let y = scan(
+            x,
+            delta,
+            self.a(),
+            x_dbl.clone().narrow(2, r, n),
+            x_dbl.narrow(2, r + n, n),
+            self.d_skip.val(),
+            z,
+            delta_bias,
+        ); // [b, l, i]
+        rows(&self.out_proj, y)
     }
 
     /// The block's four projections alone (`in_proj`, `x_proj`, `dt_proj`, `out_proj`, chained

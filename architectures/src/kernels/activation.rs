@@ -70,7 +70,7 @@ impl Activation {
     }
 
     #[inline(always)]
-    fn value(self, x: f32) -> f32 {
+    pub(crate) fn value(self, x: f32) -> f32 {
         match self {
             Self::Gelu => 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)),
             Self::Silu => x * sigmoid(x),
@@ -80,7 +80,7 @@ impl Activation {
     }
 
     #[inline(always)]
-    fn derivative(self, x: f32) -> f32 {
+    pub(crate) fn derivative(self, x: f32) -> f32 {
         match self {
             Self::Gelu => {
                 let cdf = 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2));

@@ -12,7 +12,9 @@ pub mod selective_scan;
 pub use activation::{Activation, gelu, gelu_tanh, silu, softplus};
 pub use attention::{Mask, attention, attention_weights, reference_attention};
 pub use rg_lru::{rg_lru, rg_lru_reference, rg_lru_step};
-pub use selective_scan::{selective_scan, selective_scan_reference};
+pub use selective_scan::{
+    selective_scan_fn, selective_scan_fn_reference, selective_scan_reference,
+};
 
 use std::any::Any;
 

@@ -31,30 +31,64 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
+use super::activation::Activation;
 use super::{axpy, host_data, on_host_backend, parallel, register, transpose_padded, values};
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
 pub const CHUNK: usize = 64;
 
-/// Selective scan `y: [b, l, d]` of `u, delta: [b, l, d]`, `a: [d, N]`, `b, c: [b, l, N]` on the
-/// fused path (host kernels on the CPU backends, the reference elsewhere).
-pub fn selective_scan(
+/// Mamba's selective-scan function as the reference CUDA kernel fuses it
+/// (`selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True)`):
+///
+/// `out = (scan(u, softplus(delta + delta_bias), A, B, C) + D ⊙ u) ⊙ SiLU(z)`,
+///
+/// with `u, delta, z: [b, l, d]`, `a: [d, N]`, `b, c: [b, l, N]`, `d_skip, delta_bias: [d]`.
+/// One host kernel on the CPU backends (the softplus, skip and gate cost no tensor passes of
+/// their own), [`selective_scan_fn_reference`] elsewhere.
+#[allow(clippy::too_many_arguments)] // the reference function's eight inputs
+pub fn selective_scan_fn(
     u: Tensor<3>,
     delta: Tensor<3>,
     a: Tensor<2>,
     b: Tensor<3>,
     c: Tensor<3>,
+    d_skip: Tensor<1>,
+    z: Tensor<3>,
+    delta_bias: Tensor<1>,
 ) -> Tensor<3> {
     if !on_host_backend(&u.device()) {
-        return selective_scan_reference(u, delta, a, b, c);
+        return selective_scan_fn_reference(u, delta, a, b, c, d_skip, z, delta_bias);
     }
-    Tensor::from_dispatch(<Dispatch as ScanBackend>::selective_scan(
+    Tensor::from_dispatch(<Dispatch as ScanBackend>::selective_scan_fn(
         u.into_dispatch(),
         delta.into_dispatch(),
         a.into_dispatch(),
         b.into_dispatch(),
         c.into_dispatch(),
+        d_skip.into_dispatch(),
+        z.into_dispatch(),
+        delta_bias.into_dispatch(),
     ))
+}
+
+/// [`selective_scan_fn`] from burn tensor operations around the per-step
+/// [`selective_scan_reference`] (the test reference).
+#[allow(clippy::too_many_arguments)]
+pub fn selective_scan_fn_reference(
+    u: Tensor<3>,
+    delta: Tensor<3>,
+    a: Tensor<2>,
+    b: Tensor<3>,
+    c: Tensor<3>,
+    d_skip: Tensor<1>,
+    z: Tensor<3>,
+    delta_bias: Tensor<1>,
+) -> Tensor<3> {
+    use burn::tensor::activation::{silu, softplus};
+    let d = u.dims()[2];
+    let delta = softplus(delta + delta_bias.reshape([1, 1, d]), 1.0);
+    let y = selective_scan_reference(u.clone(), delta, a, b, c) + u * d_skip.reshape([1, 1, d]);
+    y * silu(z)
 }
 
 /// The same scan as a loop of burn tensor operations over time (the test reference).
@@ -81,18 +115,22 @@ pub fn selective_scan_reference(
     Tensor::cat(ys, 1)
 }
 
-/// Backend extension: the selective scan on host memory.
+/// Backend extension: [`selective_scan_fn`] on host memory.
 #[backend_extension(NdArray, Flex, Autodiff)]
 pub trait ScanBackend: Backend {
-    /// Forward only (inference); see [`selective_scan`].
-    fn selective_scan(
+    /// Forward only (inference); see [`selective_scan_fn`].
+    #[allow(clippy::too_many_arguments)]
+    fn selective_scan_fn(
         u: FloatTensor<Self>,
         delta: FloatTensor<Self>,
         a: FloatTensor<Self>,
         b: FloatTensor<Self>,
         c: FloatTensor<Self>,
+        d_skip: FloatTensor<Self>,
+        z: FloatTensor<Self>,
+        delta_bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        forward_host::<Self>(u, delta, a, b, c, false).0
+        forward_host::<Self>([u, delta, a, b, c, d_skip, z, delta_bias], false).0
     }
 }
 
@@ -147,60 +185,120 @@ impl<'a> Sequence<'a> {
     }
 }
 
+/// One batch element's inputs around the scan: the gate `z: [l, d]`, and the per-channel `D`
+/// and Δ bias, `[d]` each.
+#[derive(Clone, Copy)]
+struct Gate<'a> {
+    z: &'a [f32],
+    d_skip: &'a [f32],
+    delta_bias: &'a [f32],
+}
+
+impl<'a> Gate<'a> {
+    fn of(dims: Dims, index: usize, z: &'a [f32], d_skip: &'a [f32], bias: &'a [f32]) -> Self {
+        let ld = dims.l * dims.d;
+        Self {
+            z: &z[index * ld..][..ld],
+            d_skip,
+            delta_bias: bias,
+        }
+    }
+
+    /// `softplus(delta + bias)`, `[l, d]`, and, when `with_slope`, its derivative (the sigmoid
+    /// of the same argument). Called inside the SIMD context so the loop vectorises.
+    #[inline(always)]
+    fn delta(&self, raw: &[f32], d: usize, with_slope: bool) -> (Vec<f32>, Vec<f32>) {
+        let mut delta = vec![0.0f32; raw.len()];
+        let mut slope = vec![0.0f32; if with_slope { raw.len() } else { 0 }];
+        for (row, out) in raw.chunks_exact(d).zip(delta.chunks_exact_mut(d)) {
+            for ((out, &x), &bias) in out.iter_mut().zip(row).zip(self.delta_bias) {
+                *out = Activation::Softplus.value(x + bias);
+            }
+        }
+        if with_slope {
+            for (row, out) in raw.chunks_exact(d).zip(slope.chunks_exact_mut(d)) {
+                for ((out, &x), &bias) in out.iter_mut().zip(row).zip(self.delta_bias) {
+                    *out = Activation::Softplus.derivative(x + bias);
+                }
+            }
+        }
+        (delta, slope)
+    }
+}
+
 /// `[rows, cols]` to `[cols, rows]`.
 fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     transpose_padded(x, rows, cols, rows)
 }
 
-/// The scan's output and, when `keep_checkpoints`, the states before every [`CHUNK`]-th step,
-/// `[b, chunks, n, d]` (what the backward recomputes from, so it need not rescan to find them).
+/// What the forward keeps for the backward: the states before every [`CHUNK`]-th step,
+/// `[b, chunks, n, d]` (so the backward need not rescan to find them), and the output before
+/// the gate, `scan + D ⊙ u`, `[b, l, d]`.
+type Saved<B> = (FloatTensor<B>, FloatTensor<B>);
+
+/// The fused function's output and, when `keep`, what the backward needs ([`Saved`]). Inputs
+/// in [`selective_scan_fn`]'s order.
 fn forward_host<B: Backend>(
-    u: FloatTensor<B>,
-    delta: FloatTensor<B>,
-    a: FloatTensor<B>,
-    b: FloatTensor<B>,
-    c: FloatTensor<B>,
-    keep_checkpoints: bool,
-) -> (FloatTensor<B>, Option<FloatTensor<B>>) {
-    let device = u.device();
-    let dims = Dims::of::<B>(&u, &a);
-    let data = [u, delta, b, c].map(host_data::<B>);
-    let all = [0, 1, 2, 3].map(|i| values(&data[i]));
-    let at = transpose(values(&host_data::<B>(a)), dims.d, dims.n); // [n, d]
-    let mut y = vec![0.0f32; dims.batch * dims.l * dims.d];
+    inputs: [FloatTensor<B>; 8],
+    keep: bool,
+) -> (FloatTensor<B>, Option<Saved<B>>) {
+    let device = inputs[0].device();
+    let dims = Dims::of::<B>(&inputs[0], &inputs[2]);
+    let [u, delta, a, b, c, d_skip, z, delta_bias] = inputs.map(host_data::<B>);
+    let all = [&u, &delta, &b, &c].map(values);
+    let (z, d_skip, delta_bias) = (values(&z), values(&d_skip), values(&delta_bias));
+    let at = transpose(values(&a), dims.d, dims.n); // [n, d]
+    let ld = dims.l * dims.d;
+    let mut out = vec![0.0f32; dims.batch * ld];
+    let mut ys = vec![0.0f32; if keep { dims.batch * ld } else { 0 }];
     let per_sequence = dims.chunks() * dims.n * dims.d;
-    let mut checkpoints = vec![
-        0.0f32;
-        if keep_checkpoints {
-            dims.batch * per_sequence
-        } else {
-            0
-        }
-    ];
-    let mut slots: Vec<Option<&mut [f32]>> = if keep_checkpoints {
-        checkpoints.chunks_mut(per_sequence).map(Some).collect()
+    let mut checkpoints = vec![0.0f32; if keep { dims.batch * per_sequence } else { 0 }];
+    let mut saved: Vec<Option<(&mut [f32], &mut [f32])>> = if keep {
+        checkpoints
+            .chunks_mut(per_sequence)
+            .zip(ys.chunks_mut(ld))
+            .map(Some)
+            .collect()
     } else {
         (0..dims.batch).map(|_| None).collect()
     };
-    let items = y
-        .chunks_mut(dims.l * dims.d)
-        .zip(slots.drain(..))
+    let items = out
+        .chunks_mut(ld)
+        .zip(saved.drain(..))
         .enumerate()
         .collect();
-    parallel(items, |(index, (y, checkpoints))| {
-        let seq = Sequence::of(dims, index, all, &at);
+    parallel(items, |(index, (out, saved))| {
+        let (checkpoints, ys) = saved.unzip();
         pulp::Arch::new().dispatch(ForwardSequence {
             dims,
-            seq,
-            y,
+            seq: Sequence::of(dims, index, all, &at),
+            gate: Gate::of(dims, index, z, d_skip, delta_bias),
+            out,
+            ys,
             checkpoints,
         });
     });
-    let y = B::float_from_data(TensorData::new(y, [dims.batch, dims.l, dims.d]), &device);
-    let shape = [dims.batch, dims.chunks(), dims.n, dims.d];
-    let checkpoints =
-        keep_checkpoints.then(|| B::float_from_data(TensorData::new(checkpoints, shape), &device));
-    (y, checkpoints)
+    let tensor = |values: Vec<f32>, shape: [usize; 3]| {
+        B::float_from_data(TensorData::new(values, shape), &device)
+    };
+    let out = tensor(out, [dims.batch, dims.l, dims.d]);
+    let saved = keep.then(|| {
+        (
+            B::float_from_data(
+                TensorData::new(checkpoints, [dims.batch, dims.chunks(), dims.n, dims.d]),
+                &device,
+            ),
+            tensor(ys, [dims.batch, dims.l, dims.d]),
+        )
+    });
+    (out, saved)
+}
+
+/// `σ(x)` on a vector.
+#[inline(always)]
+fn sigmoid_simd<S: pulp::Simd>(simd: S, x: S::f32s) -> S::f32s {
+    let one = simd.splat_f32s(1.0);
+    simd.div_f32s(one, simd.add_f32s(one, exp_simd(simd, simd.neg_f32s(x))))
 }
 
 /// `exp(x)` on a vector: [`super::exp_f32`]'s range reduction and polynomial in pulp's SIMD ops.
@@ -268,12 +366,15 @@ impl Block {
     }
 }
 
-/// The forward scan over one sequence as a pulp SIMD operation; `checkpoints`, when given,
-/// receives the state before every [`CHUNK`]-th step, `[chunks, n, d]`.
+/// The forward over one sequence as a pulp SIMD operation: Δ through the softplus, the scan,
+/// the skip and the gate; `ys` receives the output before the gate and `checkpoints` the state
+/// before every [`CHUNK`]-th step, `[chunks, n, d]`, when the backward will need them.
 struct ForwardSequence<'a> {
     dims: Dims,
     seq: Sequence<'a>,
-    y: &'a mut [f32],
+    gate: Gate<'a>,
+    out: &'a mut [f32],
+    ys: Option<&'a mut [f32]>,
     checkpoints: Option<&'a mut [f32]>,
 }
 
@@ -283,8 +384,9 @@ impl pulp::WithSimd for ForwardSequence<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let Dims { l, d, n, .. } = self.dims;
-        let seq = self.seq;
-        let mut checkpoints = self.checkpoints;
+        let (seq, gate) = (self.seq, self.gate);
+        let (mut checkpoints, mut ys) = (self.checkpoints, self.ys);
+        let (delta, _) = gate.delta(seq.delta, d, false);
         let zero = simd.splat_f32s(0.0);
         let (mut h, mut a) = (vec![zero; n], vec![zero; n]);
         for block in Block::all(d, S::F32_LANES) {
@@ -292,6 +394,7 @@ impl pulp::WithSimd for ForwardSequence<'_> {
                 a[k] = block.load(simd, seq.at, d, k);
                 h[k] = zero;
             }
+            let d_skip = block.load(simd, gate.d_skip, d, 0);
             for t in 0..l {
                 if let Some(saved) = checkpoints.as_deref_mut()
                     && t % CHUNK == 0
@@ -300,38 +403,52 @@ impl pulp::WithSimd for ForwardSequence<'_> {
                         block.store(simd, saved, d, t / CHUNK * n + k, h);
                     }
                 }
-                let dt = block.load(simd, seq.delta, d, t);
-                let x = simd.mul_f32s(dt, block.load(simd, seq.u, d, t));
+                let dt = block.load(simd, &delta, d, t);
+                let u = block.load(simd, seq.u, d, t);
+                let x = simd.mul_f32s(dt, u);
                 let (bt, ct) = (&seq.b[t * n..][..n], &seq.c[t * n..][..n]);
-                let mut y = zero;
+                let mut y = simd.mul_f32s(d_skip, u);
                 for k in 0..n {
                     let decay = exp_simd(simd, simd.mul_f32s(dt, a[k]));
                     let input = simd.mul_f32s(x, simd.splat_f32s(bt[k]));
                     h[k] = simd.mul_add_f32s(decay, h[k], input);
                     y = simd.mul_add_f32s(h[k], simd.splat_f32s(ct[k]), y);
                 }
-                block.store(simd, self.y, d, t, y);
+                if let Some(ys) = ys.as_deref_mut() {
+                    block.store(simd, ys, d, t, y);
+                }
+                let z = block.load(simd, gate.z, d, t);
+                let gated = simd.mul_f32s(y, simd.mul_f32s(z, sigmoid_simd(simd, z)));
+                block.store(simd, self.out, d, t, gated);
             }
         }
     }
 }
 
-/// Gradients of one sequence: `du, ddelta: [l, d]`, `db, dc: [l, n]`, `da: [n, d]` (transposed).
+/// Gradients of one sequence: `du, ddelta, dz: [l, d]`, `db, dc: [l, n]`, `da: [n, d]`
+/// (transposed), and this sequence's share of `dD` and the Δ bias's gradient, `[d]` each.
 struct SequenceGrads<'a> {
     du: &'a mut [f32],
     ddelta: &'a mut [f32],
+    dz: &'a mut [f32],
     db: &'a mut [f32],
     dc: &'a mut [f32],
     da: &'a mut [f32],
+    d_skip: &'a mut [f32],
+    delta_bias: &'a mut [f32],
 }
 
 /// The backward of one sequence as a pulp SIMD operation, from the forward's checkpoints
-/// (`[chunks, n, d]`), block of channels by block: per chunk, recompute the chunk's states and
-/// decays from its checkpoint, then run the reverse recurrence over the chunk (module doc).
+/// (`[chunks, n, d]`) and its output before the gate `ys: [l, d]`, block of channels by block:
+/// per chunk, recompute the chunk's states and decays from its checkpoint, then run the reverse
+/// recurrence over the chunk (module doc), entering through the gate and leaving through the
+/// softplus.
 struct BackwardSequence<'a> {
     dims: Dims,
     seq: Sequence<'a>,
-    dy: &'a [f32],
+    gate: Gate<'a>,
+    ys: &'a [f32],
+    dout: &'a [f32],
     checkpoints: &'a [f32],
     grads: SequenceGrads<'a>,
 }
@@ -344,12 +461,15 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         let Self {
             dims,
             seq,
-            dy,
+            gate,
+            ys,
+            dout,
             checkpoints,
             grads,
         } = self;
         let Dims { l, d, n, .. } = dims;
-        let zero = simd.splat_f32s(0.0);
+        let (delta, slope) = gate.delta(seq.delta, d, true);
+        let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
         let span = CHUNK.min(l);
         // h_t and exp(Δ_t A) of the chunk being reversed, `[span, n]` vectors each.
         let (mut states, mut decays) = (vec![zero; span * n], vec![zero; span * n]);
@@ -364,6 +484,8 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                 g[k] = zero;
                 da[k] = zero;
             }
+            let d_skip = block.load(simd, gate.d_skip, d, 0);
+            let (mut d_skip_grad, mut bias_grad) = (zero, zero);
             for chunk in (0..dims.chunks()).rev() {
                 let first = chunk * CHUNK;
                 let len = CHUNK.min(l - first);
@@ -373,7 +495,7 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                 }
                 for tau in 0..len {
                     let t = first + tau;
-                    let dt = block.load(simd, seq.delta, d, t);
+                    let dt = block.load(simd, &delta, d, t);
                     let x = simd.mul_f32s(dt, block.load(simd, seq.u, d, t));
                     let bt = &seq.b[t * n..][..n];
                     for k in 0..n {
@@ -386,10 +508,20 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                 }
                 for tau in (0..len).rev() {
                     let t = first + tau;
-                    let dt = block.load(simd, seq.delta, d, t);
+                    let dt = block.load(simd, &delta, d, t);
                     let u = block.load(simd, seq.u, d, t);
                     let x = simd.mul_f32s(dt, u);
-                    let dy_t = block.load(simd, dy, d, t);
+                    // Through the gate: out = ys ⊙ z σ(z), SiLU' = σ(z)(1 + z(1 − σ(z))).
+                    let z = block.load(simd, gate.z, d, t);
+                    let sz = sigmoid_simd(simd, z);
+                    let dout_t = block.load(simd, dout, d, t);
+                    let dy_t = simd.mul_f32s(dout_t, simd.mul_f32s(z, sz));
+                    let silu_slope =
+                        simd.mul_f32s(sz, simd.mul_add_f32s(z, simd.sub_f32s(one, sz), one));
+                    let ys_t = block.load(simd, ys, d, t);
+                    let dz = simd.mul_f32s(simd.mul_f32s(dout_t, ys_t), silu_slope);
+                    block.store(simd, grads.dz, d, t, dz);
+                    d_skip_grad = simd.mul_add_f32s(dy_t, u, d_skip_grad);
                     let (bt, ct) = (&seq.b[t * n..][..n], &seq.c[t * n..][..n]);
                     let (mut ddelta, mut du) = (zero, zero);
                     for k in 0..n {
@@ -414,139 +546,161 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                         da[k] = simd.mul_add_f32s(through_decay, dt, da[k]);
                         g[k] = simd.mul_f32s(g_t, decay);
                     }
+                    // Through the softplus to the raw Δ, and the skip's share of du.
+                    let ddelta = simd.mul_f32s(ddelta, block.load(simd, &slope, d, t));
+                    bias_grad = simd.add_f32s(bias_grad, ddelta);
                     block.store(simd, grads.ddelta, d, t, ddelta);
-                    block.store(simd, grads.du, d, t, simd.mul_f32s(du, dt));
+                    let du = simd.mul_add_f32s(du, dt, simd.mul_f32s(dy_t, d_skip));
+                    block.store(simd, grads.du, d, t, du);
                 }
             }
             for (k, &da) in da.iter().enumerate() {
                 block.store(simd, grads.da, d, k, da);
             }
+            block.store(simd, grads.d_skip, d, 0, d_skip_grad);
+            block.store(simd, grads.delta_bias, d, 0, bias_grad);
         }
     }
 }
 
-fn backward_host<B: Backend>(state: ScanState<B>, dy: FloatTensor<B>) -> [FloatTensor<B>; 5] {
-    let device = state.u.device();
-    let dims = Dims::of::<B>(&state.u, &state.a);
-    let data = [
-        state.u,
-        state.delta,
-        state.b,
-        state.c,
-        dy,
-        state.checkpoints,
-    ]
-    .map(host_data::<B>);
-    let all = [0, 1, 2, 3].map(|i| values(&data[i]));
-    let dy = values(&data[4]);
-    let checkpoints = values(&data[5]);
+/// `Σ` over the sequences of per-sequence partial gradients, `[batch, len]` to `[len]`.
+fn sum_parts(parts: &[f32], len: usize) -> Vec<f32> {
+    let mut total = vec![0.0f32; len];
+    for part in parts.chunks_exact(len) {
+        axpy(1.0, part, &mut total);
+    }
+    total
+}
+
+/// The gradients of the eight inputs, in [`selective_scan_fn`]'s order.
+fn backward_host<B: Backend>(state: ScanState<B>, dout: FloatTensor<B>) -> [FloatTensor<B>; 8] {
+    let device = state.inputs[0].device();
+    let dims = Dims::of::<B>(&state.inputs[0], &state.inputs[2]);
+    let [u, delta, a, b, c, d_skip, z, delta_bias] = state.inputs.map(host_data::<B>);
+    let [checkpoints, ys, dout] = [state.checkpoints, state.ys, dout].map(host_data::<B>);
+    let all = [&u, &delta, &b, &c].map(values);
+    let (z, d_skip, delta_bias) = (values(&z), values(&d_skip), values(&delta_bias));
+    let (checkpoints, ys, dout) = (values(&checkpoints), values(&ys), values(&dout));
     let per_sequence = dims.chunks() * dims.n * dims.d;
-    let at = transpose(values(&host_data::<B>(state.a)), dims.d, dims.n); // [n, d]
+    let at = transpose(values(&a), dims.d, dims.n); // [n, d]
     let (ld, ln, dn) = (dims.l * dims.d, dims.l * dims.n, dims.d * dims.n);
-    let mut du = vec![0.0f32; dims.batch * ld];
-    let mut ddelta = vec![0.0f32; dims.batch * ld];
-    let mut db = vec![0.0f32; dims.batch * ln];
-    let mut dc = vec![0.0f32; dims.batch * ln];
-    let mut da_per_sequence = vec![0.0f32; dims.batch * dn];
+    let zeros = |len: usize| vec![0.0f32; dims.batch * len];
+    let (mut du, mut ddelta, mut dz) = (zeros(ld), zeros(ld), zeros(ld));
+    let (mut db, mut dc) = (zeros(ln), zeros(ln));
+    let (mut da_parts, mut d_skip_parts, mut bias_parts) =
+        (zeros(dn), zeros(dims.d), zeros(dims.d));
     let items = du
         .chunks_mut(ld)
         .zip(ddelta.chunks_mut(ld))
+        .zip(dz.chunks_mut(ld))
         .zip(db.chunks_mut(ln).zip(dc.chunks_mut(ln)))
-        .zip(da_per_sequence.chunks_mut(dn))
+        .zip(da_parts.chunks_mut(dn))
+        .zip(
+            d_skip_parts
+                .chunks_mut(dims.d)
+                .zip(bias_parts.chunks_mut(dims.d)),
+        )
         .enumerate()
         .collect();
-    parallel(items, |(index, (((du, ddelta), (db, dc)), da))| {
-        pulp::Arch::new().dispatch(BackwardSequence {
-            dims,
-            seq: Sequence::of(dims, index, all, &at),
-            dy: &dy[index * ld..][..ld],
-            checkpoints: &checkpoints[index * per_sequence..][..per_sequence],
-            grads: SequenceGrads {
-                du,
-                ddelta,
-                db,
-                dc,
-                da,
-            },
-        });
-    });
-    let mut da_t = vec![0.0f32; dn]; // [n, d]
-    for part in da_per_sequence.chunks_exact(dn) {
-        axpy(1.0, part, &mut da_t);
-    }
-    let da = transpose(&da_t, dims.n, dims.d);
+    parallel(
+        items,
+        |(index, (((((du, ddelta), dz), (db, dc)), da), (d_skip_grad, bias_grad)))| {
+            pulp::Arch::new().dispatch(BackwardSequence {
+                dims,
+                seq: Sequence::of(dims, index, all, &at),
+                gate: Gate::of(dims, index, z, d_skip, delta_bias),
+                ys: &ys[index * ld..][..ld],
+                dout: &dout[index * ld..][..ld],
+                checkpoints: &checkpoints[index * per_sequence..][..per_sequence],
+                grads: SequenceGrads {
+                    du,
+                    ddelta,
+                    dz,
+                    db,
+                    dc,
+                    da,
+                    d_skip: d_skip_grad,
+                    delta_bias: bias_grad,
+                },
+            });
+        },
+    );
+    let da = transpose(&sum_parts(&da_parts, dn), dims.n, dims.d);
     let tensor = |values: Vec<f32>, shape: Vec<usize>| {
         B::float_from_data(TensorData::new(values, shape), &device)
     };
+    let (sequence, states) = (
+        vec![dims.batch, dims.l, dims.d],
+        vec![dims.batch, dims.l, dims.n],
+    );
     [
-        tensor(du, vec![dims.batch, dims.l, dims.d]),
-        tensor(ddelta, vec![dims.batch, dims.l, dims.d]),
+        tensor(du, sequence.clone()),
+        tensor(ddelta, sequence.clone()),
         tensor(da, vec![dims.d, dims.n]),
-        tensor(db, vec![dims.batch, dims.l, dims.n]),
-        tensor(dc, vec![dims.batch, dims.l, dims.n]),
+        tensor(db, states.clone()),
+        tensor(dc, states),
+        tensor(sum_parts(&d_skip_parts, dims.d), vec![dims.d]),
+        tensor(dz, sequence),
+        tensor(sum_parts(&bias_parts, dims.d), vec![dims.d]),
     ]
 }
 
-/// What the backward pass needs: the inputs and the forward's state checkpoints (the states in
-/// between are recomputed).
+/// What the backward pass needs: the inputs, the forward's state checkpoints (the states in
+/// between are recomputed) and its output before the gate.
 #[derive(Clone, Debug)]
 struct ScanState<B: Backend> {
-    u: FloatTensor<B>,
-    delta: FloatTensor<B>,
-    a: FloatTensor<B>,
-    b: FloatTensor<B>,
-    c: FloatTensor<B>,
+    inputs: [FloatTensor<B>; 8],
     checkpoints: FloatTensor<B>,
+    ys: FloatTensor<B>,
 }
 
 #[derive(Debug)]
 struct ScanBackward;
 
-impl<B: Backend> Backward<B, 5> for ScanBackward {
+impl<B: Backend> Backward<B, 8> for ScanBackward {
     type State = ScanState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<B>(&ops.node);
-        let computed = backward_host::<B>(ops.state, dy);
-        register::<B, 5>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+    fn backward(self, ops: Ops<Self::State, 8>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = grads.consume::<B>(&ops.node);
+        let computed = backward_host::<B>(ops.state, dout);
+        register::<B, 8>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
     }
 }
 
 impl<B: Backend + ScanBackend, C: CheckpointStrategy> ScanBackend for Autodiff<B, C> {
-    fn selective_scan(
+    fn selective_scan_fn(
         u: FloatTensor<Self>,
         delta: FloatTensor<Self>,
         a: FloatTensor<Self>,
         b: FloatTensor<Self>,
         c: FloatTensor<Self>,
+        d_skip: FloatTensor<Self>,
+        z: FloatTensor<Self>,
+        delta_bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
+        let inputs = [u, delta, a, b, c, d_skip, z, delta_bias];
         let prep = ScanBackward
-            .prepare::<C>([u.node(), delta.node(), a.node(), b.node(), c.node()])
+            .prepare::<C>(inputs.each_ref().map(|t| t.node()))
             .compute_bound()
             .stateful();
-        let [u, delta, a, b, c] = [u, delta, a, b, c].map(|t| t.into_primitive());
+        let inputs = inputs.map(|t| t.into_primitive());
         match prep {
             OpsKind::Tracked(prep) => {
-                let (y, checkpoints) = forward_host::<B>(
-                    u.clone(),
-                    delta.clone(),
-                    a.clone(),
-                    b.clone(),
-                    c.clone(),
-                    true,
-                );
-                let checkpoints = checkpoints.expect("asked for");
+                let (out, saved) = forward_host::<B>(inputs.clone(), true);
+                let (checkpoints, ys) = saved.expect("asked for");
                 let state = ScanState {
-                    u,
-                    delta,
-                    a,
-                    b,
-                    c,
+                    inputs,
                     checkpoints,
+                    ys,
                 };
-                prep.finish(state, y)
+                prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::selective_scan(u, delta, a, b, c)),
+            OpsKind::UnTracked(prep) => {
+                let [u, delta, a, b, c, d_skip, z, delta_bias] = inputs;
+                prep.finish(B::selective_scan_fn(
+                    u, delta, a, b, c, d_skip, z, delta_bias,
+                ))
+            }
         }
     }
 }
@@ -557,43 +711,80 @@ mod tests {
     use crate::kernels::testing::{flat, max_rel};
     use burn::tensor::Distribution;
 
-    /// Fused against the per-step reference: output and the gradients of u, Δ, A, B, C.
+    /// Random inputs in [`selective_scan_fn`]'s order: raw Δ around the softplus's bend, A < 0
+    /// as −exp(A_log).
+    fn inputs(batch: usize, l: usize, d: usize, n: usize, device: &Device) -> [Tensor<3>; 8] {
+        let normal = Distribution::Normal(0.0, 1.0);
+        let seq = |dist| Tensor::<3>::random([batch, l, d], dist, device);
+        let states = || Tensor::<3>::random([batch, l, n], normal, device);
+        let channels = |dist| Tensor::<1>::random([d], dist, device).reshape([1, 1, d]);
+        [
+            seq(normal),
+            seq(Distribution::Uniform(-4.0, 1.0)),
+            -Tensor::<3>::random([1, d, n], Distribution::Uniform(0.5, 4.0), device),
+            states(),
+            states(),
+            channels(normal),
+            seq(normal),
+            channels(Distribution::Uniform(-2.0, 0.5)),
+        ]
+    }
+
+    /// Both paths on the same inputs; `track` asks for the output and all eight gradients.
+    fn run(
+        fused: bool,
+        inputs: &[Tensor<3>; 8],
+        weights: &Tensor<3>,
+        track: bool,
+    ) -> Vec<Vec<f32>> {
+        let inputs = inputs
+            .clone()
+            .map(|t| if track { t.require_grad() } else { t });
+        let [u, delta, a, b, c, d_skip, z, bias] = inputs.clone();
+        let [_, d, n] = a.dims();
+        let f = if fused {
+            selective_scan_fn
+        } else {
+            selective_scan_fn_reference
+        };
+        let out = f(
+            u,
+            delta,
+            a.reshape([d, n]),
+            b,
+            c,
+            d_skip.reshape([d]),
+            z,
+            bias.reshape([d]),
+        );
+        let mut results = vec![flat(out.clone())];
+        if track {
+            let grads = (out * weights.clone()).sum().backward();
+            results.extend(inputs.iter().map(|x| flat(x.grad(&grads).unwrap())));
+        }
+        results
+    }
+
+    /// Fused against the per-step reference: output and the gradients of all eight inputs.
     fn check(batch: usize, l: usize, d: usize, n: usize) {
         let device = Device::flex().autodiff();
         device.seed((batch * 10_000 + l * 100 + d) as u64);
-        let normal = Distribution::Normal(0.0, 1.0);
-        let u = Tensor::<3>::random([batch, l, d], normal, &device);
-        // Δ > 0 as after softplus; A < 0 as −exp(A_log).
-        let delta = Tensor::<3>::random([batch, l, d], Distribution::Uniform(0.001, 0.5), &device);
-        let a = -Tensor::<2>::random([d, n], Distribution::Uniform(0.5, 4.0), &device);
-        let b = Tensor::<3>::random([batch, l, n], normal, &device);
-        let c = Tensor::<3>::random([batch, l, n], normal, &device);
-        let w = Tensor::<3>::random([batch, l, d], normal, &device);
-        let run = |fused: bool| {
-            let inputs = [u.clone(), delta.clone(), b.clone(), c.clone()].map(|t| t.require_grad());
-            let a = a.clone().require_grad();
-            let [u, delta, b, c] = inputs.clone();
-            let y = if fused {
-                selective_scan(u, delta, a.clone(), b, c)
-            } else {
-                selective_scan_reference(u, delta, a.clone(), b, c)
-            };
-            let grads = (y.clone() * w.clone()).sum().backward();
-            let [u, delta, b, c] = inputs;
-            [
-                flat(y),
-                flat(u.grad(&grads).unwrap()),
-                flat(delta.grad(&grads).unwrap()),
-                flat(a.grad(&grads).unwrap()),
-                flat(b.grad(&grads).unwrap()),
-                flat(c.grad(&grads).unwrap()),
-            ]
-        };
-        let (fused, reference) = (run(true), run(false));
-        for (name, (got, want)) in ["y", "du", "ddelta", "dA", "dB", "dC"]
-            .iter()
-            .zip(fused.iter().zip(&reference))
-        {
+        let inputs = inputs(batch, l, d, n, &device);
+        let weights = Tensor::<3>::random([batch, l, d], Distribution::Normal(0.0, 1.0), &device);
+        let fused = run(true, &inputs, &weights, true);
+        let reference = run(false, &inputs, &weights, true);
+        let names = [
+            "out",
+            "du",
+            "ddelta",
+            "dA",
+            "dB",
+            "dC",
+            "dD",
+            "dz",
+            "ddelta_bias",
+        ];
+        for (name, (got, want)) in names.iter().zip(fused.iter().zip(&reference)) {
             let err = max_rel(got, want);
             assert!(
                 err < 1e-4,
@@ -616,19 +807,10 @@ mod tests {
     fn inference_path_matches_reference() {
         let device = Device::flex();
         device.seed(9);
-        let u = Tensor::<3>::random([2, 9, 4], Distribution::Default, &device);
-        let delta = Tensor::<3>::random([2, 9, 4], Distribution::Uniform(0.01, 0.3), &device);
-        let a = Tensor::<2>::random([4, 6], Distribution::Uniform(-3.0, -0.5), &device);
-        let b = Tensor::<3>::random([2, 9, 6], Distribution::Default, &device);
-        let c = Tensor::<3>::random([2, 9, 6], Distribution::Default, &device);
-        let got = flat(selective_scan(
-            u.clone(),
-            delta.clone(),
-            a.clone(),
-            b.clone(),
-            c.clone(),
-        ));
-        let want = flat(selective_scan_reference(u, delta, a, b, c));
-        assert!(max_rel(&got, &want) < 1e-5);
+        let inputs = inputs(2, 9, 20, 6, &device);
+        let weights = Tensor::<3>::ones([2, 9, 20], &device);
+        let got = run(true, &inputs, &weights, false);
+        let want = run(false, &inputs, &weights, false);
+        assert!(max_rel(&got[0], &want[0]) < 1e-5);
     }
 }
