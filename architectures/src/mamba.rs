@@ -275,7 +275,7 @@ impl MambaBlock {
         let (i, r, n) = (self.d_inner, self.dt_rank, self.d_state);
         let xz = rows(&self.in_proj, x); // [b, l, 2i]
         let z = xz.clone().narrow(2, i, i);
-        let x = silu(self.conv.forward(xz.narrow(2, 0, i))); // [b, l, i]
+        let x = self.conv.forward_silu(xz.narrow(2, 0, i)); // [b, l, i]
         let x_dbl = rows(&self.x_proj, x.clone()); // [b, l, r + 2n]
         // dt_proj without its bias: the scan function adds the bias before the softplus, as the
         // reference does with `delta_bias`.

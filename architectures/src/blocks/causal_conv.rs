@@ -8,6 +8,8 @@
 use burn::module::Param;
 use burn::prelude::*;
 
+use crate::kernels;
+
 /// Depthwise causal convolution with weight `[k, c]` and bias `[c]`.
 #[derive(Module, Debug)]
 pub struct CausalConv1d {
@@ -36,22 +38,14 @@ impl CausalConv1d {
         self.weight.dims()[1]
     }
 
-    /// `x: [b, l, c] -> [b, l, c]`.
+    /// `x: [b, l, c] -> [b, l, c]` (the fused host kernel, [`kernels::causal_conv1d`]).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, c] = x.dims();
-        let k = self.width();
-        let padded = if k > 1 {
-            Tensor::cat(vec![Tensor::zeros([b, k - 1, c], &x.device()), x], 1) // [b, l + k − 1, c]
-        } else {
-            x
-        };
-        let weight = self.weight.val();
-        let mut y = self.bias.val().reshape([1, 1, c]);
-        for tap in 0..k {
-            let w = weight.clone().narrow(0, tap, 1).reshape([1, 1, c]);
-            y = y + padded.clone().narrow(1, tap, l) * w;
-        }
-        y
+        kernels::causal_conv1d(x, self.weight.val(), self.bias.val(), false)
+    }
+
+    /// `SiLU(conv(x))`, one fused pass (Mamba's convolution and activation).
+    pub fn forward_silu(&self, x: Tensor<3>) -> Tensor<3> {
+        kernels::causal_conv1d(x, self.weight.val(), self.bias.val(), true)
     }
 
     /// The last `k − 1` inputs before any position: zeros, `[b, k − 1, c]` (`None` when k = 1).
