@@ -25,7 +25,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::activation::Activation;
-use super::{axpy, host_data, on_host_backend, parallel, register, values};
+use super::{axpy, host_data, on_host_backend, parallel, register, sum_parts, values};
 
 /// `act(conv(x))`, `x: [b, l, c]`, `weight: [k, c]` (tap `k − 1` multiplies the current input),
 /// `bias: [c]`; `silu` applies SiLU to the output. Host kernel on the CPU backends,
@@ -234,20 +234,13 @@ impl<B: Backend> Backward<B, 3> for ConvBackward {
                 dbias,
             });
         });
-        let total = |parts: &[f32], len: usize| {
-            let mut sum = vec![0.0f32; len];
-            for part in parts.chunks_exact(len) {
-                axpy(1.0, part, &mut sum);
-            }
-            sum
-        };
         let tensor = |values: Vec<f32>, shape: Vec<usize>| {
             B::float_from_data(TensorData::new(values, shape), &device)
         };
         let computed = [
             tensor(dx, vec![b, l, c]),
-            tensor(total(&dw_parts, k * c), vec![k, c]),
-            tensor(total(&dbias_parts, c), vec![c]),
+            tensor(sum_parts(&dw_parts, k * c), vec![k, c]),
+            tensor(sum_parts(&dbias_parts, c), vec![c]),
         ];
         register::<B, 3>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
     }

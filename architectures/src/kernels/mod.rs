@@ -164,6 +164,17 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `Σ` of per-sequence partial gradients of a shared parameter, `[batch, len]` to `[len]`
+/// (summed in sequence order after the parallel pass, so the result does not depend on the
+/// thread count).
+pub(crate) fn sum_parts(parts: &[f32], len: usize) -> Vec<f32> {
+    let mut total = vec![0.0f32; len];
+    for part in parts.chunks_exact(len) {
+        axpy(1.0, part, &mut total);
+    }
+    total
+}
+
 /// Row-major `[rows, cols]` (the first `rows` rows of `x`) to `[cols, stride]`, zero in columns
 /// `rows..stride`; `stride = rows` is a plain transpose.
 #[inline(always)]

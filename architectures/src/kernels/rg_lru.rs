@@ -36,7 +36,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::sigmoid;
 
-use super::{axpy, exp_f32, host_data, on_host_backend, parallel, register, softplus, values};
+use super::{exp_f32, host_data, on_host_backend, parallel, register, softplus, sum_parts, values};
 
 /// The reference's `c` in `log a_t = −c · r_t · softplus(Λ)`.
 pub const C: f32 = 8.0;
@@ -421,10 +421,7 @@ fn backward_host<B: Backend>(state: RgLruState<B>, dy: FloatTensor<B>) -> [Float
             },
         });
     });
-    let mut drate = vec![0.0f32; c];
-    for part in drate_per_sequence.chunks_exact(c) {
-        axpy(1.0, part, &mut drate);
-    }
+    let drate = sum_parts(&drate_per_sequence, c);
     // rate = −8 softplus(Λ): dΛ = drate · (−8) · σ(Λ).
     let da_param: Vec<f32> = drate.iter().zip(&slope).map(|(d, s)| -C * d * s).collect();
     let shape = [dims.batch, dims.l, dims.c];

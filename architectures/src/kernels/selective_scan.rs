@@ -32,7 +32,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::activation::Activation;
-use super::{axpy, host_data, on_host_backend, parallel, register, transpose_padded, values};
+use super::{host_data, on_host_backend, parallel, register, sum_parts, transpose_padded, values};
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
 pub const CHUNK: usize = 64;
@@ -561,15 +561,6 @@ impl pulp::WithSimd for BackwardSequence<'_> {
             block.store(simd, grads.delta_bias, d, 0, bias_grad);
         }
     }
-}
-
-/// `Σ` over the sequences of per-sequence partial gradients, `[batch, len]` to `[len]`.
-fn sum_parts(parts: &[f32], len: usize) -> Vec<f32> {
-    let mut total = vec![0.0f32; len];
-    for part in parts.chunks_exact(len) {
-        axpy(1.0, part, &mut total);
-    }
-    total
 }
 
 /// The gradients of the eight inputs, in [`selective_scan_fn`]'s order.
