@@ -273,13 +273,22 @@ impl MambaBlock {
     /// The block on `x: [b, l, d]`, with the reference or the fused scan.
     pub fn forward(&self, x: Tensor<3>, reference_scan: bool) -> Tensor<3> {
         let (i, r, n) = (self.d_inner, self.dt_rank, self.d_state);
-        let xz = rows(&self.in_proj, x); // [b, l, 2i]
-        let z = xz.clone().narrow(2, i, i);
-        let x = self.conv.forward_silu(xz.narrow(2, 0, i)); // [b, l, i]
+        // in_proj as two products with the halves of its weight `[d, 2i]`: slicing the small
+        // weight instead of the `[b, l, 2i]` output spares two strided copies forward and two
+        // zero-filled slice assignments backward.
+        let [b, l, d] = x.dims();
+        let x = x.reshape([b * l, d]);
+        let in_weight = self.in_proj.weight.val(); // [d, 2i]
+        let half = |start| {
+            x.clone()
+                .matmul(in_weight.clone().narrow(1, start, i))
+                .reshape([b, l, i])
+        };
+        let (x, z) = (half(0), half(i)); // [b, l, i] each
+        let x = self.conv.forward_silu(x); // [b, l, i]
         let x_dbl = rows(&self.x_proj, x.clone()); // [b, l, r + 2n]
         // dt_proj without its bias: the scan function adds the bias before the softplus, as the
         // reference does with `delta_bias`.
-        let [b, l, _] = x_dbl.dims();
         let dt = x_dbl.clone().narrow(2, 0, r).reshape([b * l, r]); // [b·l, r]
         let delta = dt.matmul(self.dt_proj.weight.val()).reshape([b, l, i]); // [b, l, i]
         let delta_bias = self
