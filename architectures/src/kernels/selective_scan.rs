@@ -478,6 +478,9 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         let mut a = vec![zero; n];
         let (mut h0, mut h) = (vec![zero; n], vec![zero; n]);
         let (mut g, mut da) = (vec![zero; n], vec![zero; n]);
+        // dC_t[k] and dB_t[k] summed over the blocks lane by lane, `[l, n]` vectors each: one
+        // horizontal sum per (t, k) at the end instead of two per block.
+        let (mut dc_lanes, mut db_lanes) = (vec![zero; l * n], vec![zero; l * n]);
         for block in Block::all(d, S::F32_LANES) {
             for k in 0..n {
                 a[k] = block.load(simd, seq.at, d, k);
@@ -535,8 +538,9 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                         let b = simd.splat_f32s(bt[k]);
                         // dL/dh_t for this state index.
                         let g_t = simd.mul_add_f32s(dy_t, simd.splat_f32s(ct[k]), g[k]);
-                        grads.dc[t * n + k] += simd.reduce_sum_f32s(simd.mul_f32s(dy_t, h_t));
-                        grads.db[t * n + k] += simd.reduce_sum_f32s(simd.mul_f32s(g_t, x));
+                        let (dc, db) = (&mut dc_lanes[t * n + k], &mut db_lanes[t * n + k]);
+                        *dc = simd.mul_add_f32s(dy_t, h_t, *dc);
+                        *db = simd.mul_add_f32s(g_t, x, *db);
                         // dL/d(Δ_t A) before the factor A.
                         let through_decay = simd.mul_f32s(simd.mul_f32s(g_t, decay), h_prev);
                         let g_b = simd.mul_f32s(g_t, b);
@@ -559,6 +563,10 @@ impl pulp::WithSimd for BackwardSequence<'_> {
             }
             block.store(simd, grads.d_skip, d, 0, d_skip_grad);
             block.store(simd, grads.delta_bias, d, 0, bias_grad);
+        }
+        for (j, (dc, db)) in dc_lanes.iter().zip(&db_lanes).enumerate() {
+            grads.dc[j] = simd.reduce_sum_f32s(*dc);
+            grads.db[j] = simd.reduce_sum_f32s(*db);
         }
     }
 }
