@@ -202,9 +202,9 @@ pub(crate) fn register<B: Backend, const N: usize>(
     }
 }
 
-/// Run `work` on every item on rayon's pool (`RAYON_NUM_THREADS` threads, as burn's own
-/// kernels). Spawning threads per call instead cost a fresh stack each, which the kernel
-/// zeroes on first touch as a 2 MiB transparent huge page: ~12% of a Mamba training step.
+/// Run `work` on every item on rayon's persistent pool (`RAYON_NUM_THREADS` threads, as burn's
+/// own kernels), one item per task, instead of spawning scoped threads on each of the several
+/// kernel calls per layer and step.
 pub(crate) fn parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync + Send) {
     use rayon::prelude::*;
     items.into_par_iter().with_max_len(1).for_each(work);

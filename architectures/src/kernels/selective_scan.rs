@@ -1,23 +1,26 @@
 //! Mamba's selective scan (Gu & Dao 2023, <https://arxiv.org/abs/2312.00752>; reference
-//! state-spaces/mamba `selective_scan_ref`), without the `D` skip and the gate, which the block
-//! applies with tensor ops:
+//! state-spaces/mamba `selective_scan_ref` / `selective_scan_fn`) with what the reference fuses
+//! around it: Δ through `softplus(Δ + Δ_bias)`, the `D` skip and the `SiLU(z)` gate,
 //!
 //! `h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t`, `y_t = Σ_n h_t[·, n] C_t[n]`,
+//! `out_t = (y_t + D ⊙ u_t) ⊙ SiLU(z_t)`,
 //!
-//! with `u, Δ: [b, l, d]`, `A: [d, N]`, `B, C: [b, l, N]`, `h_t: [b, d, N]`, `y: [b, l, d]`.
+//! with `u, Δ, z: [b, l, d]`, `A: [d, N]`, `B, C: [b, l, N]`, `h_t: [b, d, N]`, `D: [d]`.
 //!
-//! Two paths, one function: [`selective_scan_reference`] is the readable per-time-step loop of
-//! burn tensor ops (autodiff builds a graph per step); [`selective_scan`] is one backend
-//! extension whose forward and hand-written backward scan on host memory, parallel over the
-//! batch; within a sequence, channels go one SIMD vector at a time (a block), and the block's
-//! `N` states stay in L1 for its whole scan, as each CUDA thread of the reference kernel keeps
-//! its channel's state in registers. Following the paper's
+//! Two paths, one function: [`selective_scan_fn_reference`] wraps the readable per-time-step
+//! loop of burn tensor ops ([`selective_scan_reference`]; autodiff builds a graph per step);
+//! [`selective_scan_fn`] is one backend extension whose forward and hand-written backward run
+//! on host memory, parallel over the batch; within a sequence, channels go one SIMD vector at a
+//! time (a block), and the block's `N` states stay in L1 for its whole scan, as each CUDA
+//! thread of the reference kernel keeps its channel's state in registers. Following the paper's
 //! hardware-aware scan, the backward does not keep `[b, l, d, N]` states from the forward: the
-//! forward saves the state every [`CHUNK`] steps (`[b, l/CHUNK, N, d]`), and the backward
-//! recomputes the states chunk by chunk from those checkpoints, then runs the reverse recurrence
-//! `g_t = C_t dy_t + exp(Δ_{t+1} A) ⊙ g_{t+1}` with
+//! forward saves the state every [`CHUNK`] steps (`[b, l/CHUNK, N, d]`) and the output before
+//! the gate, and the backward recomputes the states chunk by chunk from those checkpoints, then
+//! runs the reverse recurrence, with `dy` the gradient that reaches `y` through the gate,
+//! `g_t = C_t dy_t + exp(Δ_{t+1} A) ⊙ g_{t+1}` and
 //! `dA = Σ_t g_t Δ_t exp(Δ_t A) h_{t−1}`, `dΔ_t = Σ_n g_t (A exp(Δ_t A) h_{t−1} + B_t u_t)`,
-//! `dB_t = Σ_d g_t Δ_t u_t`, `du_t = Σ_n g_t Δ_t B_t`, `dC_t = Σ_d dy_t h_t`.
+//! `dB_t = Σ_d g_t Δ_t u_t`, `du_t = Σ_n g_t Δ_t B_t + D dy_t`, `dC_t = Σ_d dy_t h_t`; `dΔ`
+//! then leaves through the softplus's slope `σ(Δ + Δ_bias)`.
 
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
@@ -159,9 +162,9 @@ impl Dims {
     }
 }
 
-/// One batch element's inputs: `u, delta: [l, d]`, `b, c: [l, n]`, and `A` transposed to
-/// `at: [n, d]`. States are laid out `[n, d]` too, so every inner loop runs along the channels
-/// on full vectors and no reduction crosses SIMD lanes except one dot per state index.
+/// One batch element's inputs: `u, delta: [l, d]` (Δ before the softplus), `b, c: [l, n]`,
+/// and `A` transposed to `at: [n, d]`, so a block of channels reads each state index's `A` as
+/// one contiguous vector.
 #[derive(Clone, Copy)]
 struct Sequence<'a> {
     u: &'a [f32],
