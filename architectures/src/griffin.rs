@@ -27,7 +27,8 @@
 //! - the square root's derivative is bounded at 1000 (`SqrtBoundDerivative`);
 //! - the first position of a sequence is a segment start: its RG-LRU multiplier is 1;
 //! - GeLU is the tanh approximation; RMSNorm is `x / rms(x) · (1 + scale)` with eps 1e-6 (here
-//!   burn's `RmsNorm` with its scale initialised to 1: the same function and gradients);
+//!   burn's `RmsNorm` with its scale initialised to 1: the same function and gradients, run by
+//!   the fused [`kernels::rms_norm`]);
 //! - initialisation: `linear_x`, `linear_y`, `proj_q/k/v` and the MLP's up projections
 //!   `N(0, 1/d)`; `linear_out`, `proj_final` and the MLP's down projection
 //!   `N(0, (2 / layers) / fan_in)`; gates `N(0, 1/block width)`; convolution `N(0, 0.01/4)`;
@@ -597,18 +598,18 @@ impl SequenceModel for Griffin {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let mut x = x;
         for block in &self.blocks {
-            let normed = block.temporal_norm.forward(x.clone());
+            let normed = kernels::rms_norm_layer(&block.temporal_norm, x.clone());
             let mixed = match &block.temporal {
                 Temporal::Recurrent(r) => r.forward(normed, self.reference_scan),
                 Temporal::Attention(a) => a.forward(normed),
             };
             let residual = mixed + x;
-            x = block
-                .mlp
-                .forward(block.channel_norm.forward(residual.clone()))
-                + residual;
+            x = block.mlp.forward(kernels::rms_norm_layer(
+                &block.channel_norm,
+                residual.clone(),
+            )) + residual;
         }
-        self.norm.forward(x)
+        kernels::rms_norm_layer(&self.norm, x)
     }
 
     fn init_state(&self, batch: usize, device: &Device) -> GriffinState {
@@ -633,7 +634,7 @@ impl SequenceModel for Griffin {
         let mut x = x;
         let mut states = Vec::with_capacity(self.blocks.len());
         for (block, s) in self.blocks.iter().zip(state.blocks) {
-            let normed = block.temporal_norm.forward(x.clone());
+            let normed = kernels::rms_norm_layer(&block.temporal_norm, x.clone());
             let (mixed, s) = match (&block.temporal, s) {
                 (Temporal::Recurrent(r), BlockState::Recurrent(s)) => {
                     let (y, s) = r.step(normed, s, position);
@@ -646,10 +647,10 @@ impl SequenceModel for Griffin {
                 (_, s) => panic!("state {s:?} does not belong to this block"),
             };
             let residual = (mixed + x).unsqueeze_dim::<3>(1); // [b, 1, d]
-            let y = block
-                .mlp
-                .forward(block.channel_norm.forward(residual.clone()))
-                + residual;
+            let y = block.mlp.forward(kernels::rms_norm_layer(
+                &block.channel_norm,
+                residual.clone(),
+            )) + residual;
             x = y.squeeze_dim(1);
             states.push(s);
         }
@@ -657,7 +658,7 @@ impl SequenceModel for Griffin {
             position: position + 1,
             blocks: states,
         };
-        (self.norm.forward(x), state)
+        (kernels::rms_norm_layer(&self.norm, x), state)
     }
 
     /// Per recurrent block `c·(k − 1) + c` floats; per attention block `2·min(len, w)·e`: constant

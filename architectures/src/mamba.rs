@@ -223,7 +223,8 @@ pub struct MambaBlock {
     dt_rank: usize,
 }
 
-/// Pre-norm residual layer: `x + mixer(RMSNorm(x))`.
+/// Pre-norm residual layer: `x + mixer(RMSNorm(x))` (burn's `RmsNorm` module, run by the fused
+/// [`kernels::rms_norm`]).
 #[derive(Module, Debug)]
 pub struct MambaLayer {
     norm: RmsNorm,
@@ -365,9 +366,9 @@ impl SequenceModel for Mamba {
             x = x.clone()
                 + layer
                     .mixer
-                    .forward(layer.norm.forward(x), self.reference_scan);
+                    .forward(kernels::rms_norm_layer(&layer.norm, x), self.reference_scan);
         }
-        self.norm.forward(x)
+        kernels::rms_norm_layer(&self.norm, x)
     }
 
     fn init_state(&self, batch: usize, device: &Device) -> MambaState {
@@ -390,11 +391,16 @@ impl SequenceModel for Mamba {
         let mut x = x;
         let mut layers = Vec::with_capacity(self.layers.len());
         for (layer, s) in self.layers.iter().zip(state.layers) {
-            let (y, s) = layer.mixer.step(layer.norm.forward(x.clone()), s);
+            let (y, s) = layer
+                .mixer
+                .step(kernels::rms_norm_layer(&layer.norm, x.clone()), s);
             x = x + y;
             layers.push(s);
         }
-        (self.norm.forward(x), MambaState { layers })
+        (
+            kernels::rms_norm_layer(&self.norm, x),
+            MambaState { layers },
+        )
     }
 
     /// Per layer `i·(k − 1) + i·n` floats, whatever the length.

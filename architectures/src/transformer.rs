@@ -188,7 +188,7 @@ impl Norm {
     fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Self::Layer(n) => n.forward(x),
-            Self::Rms(n) => n.forward(x),
+            Self::Rms(n) => kernels::rms_norm_layer(n, x),
         }
     }
 }

@@ -8,12 +8,14 @@ pub mod activation;
 pub mod attention;
 pub mod causal_conv;
 pub mod rg_lru;
+pub mod rms_norm;
 pub mod selective_scan;
 
 pub use activation::{Activation, gelu, gelu_tanh, silu, softplus};
 pub use attention::{Mask, attention, attention_weights, reference_attention};
 pub use causal_conv::{causal_conv1d, causal_conv1d_reference};
 pub use rg_lru::{rg_lru, rg_lru_reference, rg_lru_step};
+pub use rms_norm::{rms_norm, rms_norm_layer, rms_norm_reference};
 pub use selective_scan::{
     selective_scan_fn, selective_scan_fn_reference, selective_scan_reference,
 };
@@ -76,7 +78,7 @@ pub(crate) fn values(data: &HostData) -> &[f32] {
 }
 
 /// Lanes of the partial sums in [`dot`] and [`sum`]: one 512-bit vector.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// `a·b` over 16 independent partial sums, so the loop vectorises (a single running sum is a
 /// serial dependency the compiler may not reorder). Every loop here is a plain `for`:
