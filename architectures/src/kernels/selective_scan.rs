@@ -34,7 +34,6 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::activation::Activation;
 use super::{host_data, on_host_backend, parallel, register, sum_parts, transpose_padded, values};
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
@@ -206,27 +205,6 @@ impl<'a> Gate<'a> {
             delta_bias: bias,
         }
     }
-
-    /// `softplus(delta + bias)`, `[l, d]`, and, when `with_slope`, its derivative (the sigmoid
-    /// of the same argument). Called inside the SIMD context so the loop vectorises.
-    #[inline(always)]
-    fn delta(&self, raw: &[f32], d: usize, with_slope: bool) -> (Vec<f32>, Vec<f32>) {
-        let mut delta = vec![0.0f32; raw.len()];
-        let mut slope = vec![0.0f32; if with_slope { raw.len() } else { 0 }];
-        for (row, out) in raw.chunks_exact(d).zip(delta.chunks_exact_mut(d)) {
-            for ((out, &x), &bias) in out.iter_mut().zip(row).zip(self.delta_bias) {
-                *out = Activation::Softplus.value(x + bias);
-            }
-        }
-        if with_slope {
-            for (row, out) in raw.chunks_exact(d).zip(slope.chunks_exact_mut(d)) {
-                for ((out, &x), &bias) in out.iter_mut().zip(row).zip(self.delta_bias) {
-                    *out = Activation::Softplus.derivative(x + bias);
-                }
-            }
-        }
-        (delta, slope)
-    }
 }
 
 /// `[rows, cols]` to `[cols, rows]`.
@@ -302,6 +280,33 @@ fn forward_host<B: Backend>(
 fn sigmoid_simd<S: pulp::Simd>(simd: S, x: S::f32s) -> S::f32s {
     let one = simd.splat_f32s(1.0);
     simd.div_f32s(one, simd.add_f32s(one, exp_simd(simd, simd.neg_f32s(x))))
+}
+
+/// `softplus(x) = max(x, 0) + ln(1 + e)` on a vector, with `e = exp(−|x|)`, and its slope
+/// `σ(x)`, `1 / (1 + e)` for `x ≥ 0` and `e / (1 + e)` below: one `exp` for both. The logarithm
+/// is [`super::ln_f32`]'s series: `1 + e` lies in `(1, 2]`, so its exponent is 0, or 1 at and
+/// above `√2`.
+#[inline(always)]
+fn softplus_simd<S: pulp::Simd>(simd: S, x: S::f32s) -> (S::f32s, S::f32s) {
+    let splat = |v: f32| simd.splat_f32s(v);
+    let (zero, one) = (splat(0.0), splat(1.0));
+    let e = exp_simd(simd, simd.neg_f32s(simd.abs_f32s(x)));
+    let w = simd.add_f32s(one, e);
+    let above = simd.greater_than_or_equal_f32s(w, splat(std::f32::consts::SQRT_2));
+    let m = simd.select_f32s(above, simd.mul_f32s(w, splat(0.5)), w);
+    let exponent = simd.select_f32s(above, splat(std::f32::consts::LN_2), zero);
+    let t = simd.div_f32s(simd.sub_f32s(m, one), simd.add_f32s(m, one));
+    let t2 = simd.mul_f32s(t, t);
+    let mut p = simd.mul_add_f32s(t2, splat(1.0 / 11.0), splat(1.0 / 9.0));
+    for coefficient in [1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0] {
+        p = simd.mul_add_f32s(p, t2, splat(coefficient));
+    }
+    let ln = simd.mul_add_f32s(simd.add_f32s(t, t), p, exponent);
+    let value = simd.add_f32s(simd.max_f32s(x, zero), ln);
+    let inverse = simd.div_f32s(one, w);
+    let nonnegative = simd.greater_than_or_equal_f32s(x, zero);
+    let slope = simd.select_f32s(nonnegative, inverse, simd.mul_f32s(e, inverse));
+    (value, slope)
 }
 
 /// `exp(x)` on a vector: [`super::exp_f32`]'s range reduction and polynomial in pulp's SIMD ops.
@@ -437,7 +442,6 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         let Dims { l, d, n, .. } = self.dims;
         let (seq, gate) = (self.seq, self.gate);
         let (mut checkpoints, mut ys) = (self.checkpoints, self.ys);
-        let (delta, _) = gate.delta(seq.delta, d, false);
         let zero = simd.splat_f32s(0.0);
         let (mut h, mut a) = (vec![zero; n], vec![zero; n]);
         let span = CHUNK.min(l);
@@ -450,6 +454,7 @@ impl pulp::WithSimd for ForwardSequence<'_> {
                 h[k] = zero;
             }
             let d_skip = block.load(simd, gate.d_skip, d, 0);
+            let delta_bias = block.load(simd, gate.delta_bias, d, 0);
             for chunk in 0..self.dims.chunks() {
                 let first = chunk * CHUNK;
                 let len = CHUNK.min(l - first);
@@ -458,7 +463,10 @@ impl pulp::WithSimd for ForwardSequence<'_> {
                         block.store(simd, saved, d, chunk * n + k, h);
                     }
                 }
-                dt_rows.gather(simd, block, &delta, d, first, len);
+                dt_rows.gather(simd, block, seq.delta, d, first, len);
+                for dt in &mut dt_rows.rows[..len] {
+                    *dt = softplus_simd(simd, simd.add_f32s(*dt, delta_bias)).0;
+                }
                 u_rows.gather(simd, block, seq.u, d, first, len);
                 z_rows.gather(simd, block, gate.z, d, first, len);
                 for tau in 0..len {
@@ -529,7 +537,6 @@ impl pulp::WithSimd for BackwardSequence<'_> {
             grads,
         } = self;
         let Dims { l, d, n, .. } = dims;
-        let (delta, slope) = gate.delta(seq.delta, d, true);
         let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
         let span = CHUNK.min(l);
         // h_t and exp(Δ_t A) of the chunk being reversed, `[span, n]` vectors each.
@@ -553,6 +560,7 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                 da[k] = zero;
             }
             let d_skip = block.load(simd, gate.d_skip, d, 0);
+            let delta_bias = block.load(simd, gate.delta_bias, d, 0);
             let (mut d_skip_grad, mut bias_grad) = (zero, zero);
             for chunk in (0..dims.chunks()).rev() {
                 let first = chunk * CHUNK;
@@ -561,8 +569,10 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                     h0[k] = block.load(simd, checkpoints, d, chunk * n + k);
                     h[k] = h0[k];
                 }
-                dt_rows.gather(simd, block, &delta, d, first, len);
-                slope_rows.gather(simd, block, &slope, d, first, len);
+                dt_rows.gather(simd, block, seq.delta, d, first, len);
+                for (dt, slope) in dt_rows.rows[..len].iter_mut().zip(&mut slope_rows.rows) {
+                    (*dt, *slope) = softplus_simd(simd, simd.add_f32s(*dt, delta_bias));
+                }
                 u_rows.gather(simd, block, seq.u, d, first, len);
                 z_rows.gather(simd, block, gate.z, d, first, len);
                 dout_rows.gather(simd, block, dout, d, first, len);
@@ -877,6 +887,29 @@ mod tests {
         check(3, CHUNK + 1, 3, 16); // one step into the second chunk
         check(2, 2 * CHUNK + 13, 2, 5); // not a multiple of anything
         check(2, CHUNK + 6, 37, 16); // full SIMD blocks of channels and a partial one
+    }
+
+    /// The vector softplus and its slope against f64 over [−30, 30] (one lane: pulp's scalar
+    /// backend runs the same operations).
+    #[test]
+    fn softplus_and_slope_match_f64() {
+        let simd = pulp::Scalar::new();
+        let (mut value, mut slope) = (0.0f64, 0.0f64);
+        for i in -30_000..=30_000 {
+            let x = i as f32 * 1e-3;
+            let (got, got_slope) = softplus_simd(simd, x);
+            let x = f64::from(x);
+            let want = x.max(0.0) + (-x.abs()).exp().ln_1p();
+            let want_slope = 1.0 / (1.0 + (-x).exp());
+            // Relative above 1, absolute below: ln(1 + e) rounds 1 + e in f32, as the scalar
+            // softplus does.
+            value = value.max((f64::from(got) - want).abs() / want.max(1.0));
+            slope = slope.max((f64::from(got_slope) - want_slope).abs());
+        }
+        assert!(
+            value < 1e-6 && slope < 1e-6,
+            "value {value:e}, slope {slope:e}"
+        );
     }
 
     #[test]
