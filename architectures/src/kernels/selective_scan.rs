@@ -374,50 +374,68 @@ impl Block {
     }
 }
 
-/// One block's lanes of a chunk's rows, gathered before the chunk is scanned (and outputs
-/// scattered after): rows are `d` floats apart, so inside the scan each row's load waited on
-/// memory behind the previous step's long state loop, while the gather's loads are independent
-/// and overlap (measured: loads were a quarter of the backward's samples at L = 12, d = 256).
-struct Lanes<V> {
+/// A chunk's rows of one `[l, d]` input or output, staged block-major (`[blocks, span]` vectors:
+/// block `j`'s lanes of row `τ` at `j · span + τ`). Rows are read and written in order, all
+/// blocks of a row at once, so memory is streamed; the scans then read each block's lanes from
+/// this buffer. (Read block by block instead, each row's load waited on memory: rows are `d`
+/// floats apart, and the step's long state loop hid nothing.)
+struct Staged<V> {
+    span: usize,
     rows: Vec<V>,
 }
 
-impl<V: Copy> Lanes<V> {
-    fn new(span: usize, zero: V) -> Self {
+impl<V: Copy> Staged<V> {
+    fn new(blocks: usize, span: usize, zero: V) -> Self {
         Self {
-            rows: vec![zero; span],
+            span,
+            rows: vec![zero; blocks * span],
         }
     }
 
-    /// Rows `first..first + len` of a row-major `[rows, d]` array, this block's lanes.
+    /// Block `j`'s lanes of the chunk's rows.
+    #[inline(always)]
+    fn block(&self, j: usize) -> &[V] {
+        &self.rows[j * self.span..][..self.span]
+    }
+
+    #[inline(always)]
+    fn block_mut(&mut self, j: usize) -> &mut [V] {
+        &mut self.rows[j * self.span..][..self.span]
+    }
+
+    /// Stage rows `first..first + len` of a row-major `[rows, d]` array.
     #[inline(always)]
     fn gather<S: pulp::Simd<f32s = V>>(
         &mut self,
         simd: S,
-        block: Block,
+        blocks: &[Block],
         x: &[f32],
         d: usize,
         first: usize,
         len: usize,
     ) {
-        for (tau, row) in self.rows[..len].iter_mut().enumerate() {
-            *row = block.load(simd, x, d, first + tau);
+        for tau in 0..len {
+            for (j, block) in blocks.iter().enumerate() {
+                self.rows[j * self.span + tau] = block.load(simd, x, d, first + tau);
+            }
         }
     }
 
-    /// Store the first `len` rows into rows `first..` of a row-major `[rows, d]` array.
+    /// Write the staged rows back to rows `first..first + len` of a row-major `[rows, d]` array.
     #[inline(always)]
     fn scatter<S: pulp::Simd<f32s = V>>(
         &self,
         simd: S,
-        block: Block,
+        blocks: &[Block],
         x: &mut [f32],
         d: usize,
         first: usize,
         len: usize,
     ) {
-        for (tau, &row) in self.rows[..len].iter().enumerate() {
-            block.store(simd, x, d, first + tau, row);
+        for tau in 0..len {
+            for (j, block) in blocks.iter().enumerate() {
+                block.store(simd, x, d, first + tau, self.rows[j * self.span + tau]);
+            }
         }
     }
 }
@@ -443,53 +461,66 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         let (seq, gate) = (self.seq, self.gate);
         let (mut checkpoints, mut ys) = (self.checkpoints, self.ys);
         let zero = simd.splat_f32s(0.0);
-        let (mut h, mut a) = (vec![zero; n], vec![zero; n]);
+        let blocks: Vec<Block> = Block::all(d, S::F32_LANES).collect();
+        // Each block's `n` states, carried across chunks: `[blocks, n]` vectors.
+        let mut h_all = vec![zero; blocks.len() * n];
+        let mut a = vec![zero; n];
         let span = CHUNK.min(l);
-        let lanes = || Lanes::new(span, zero);
-        let (mut dt_rows, mut u_rows, mut z_rows) = (lanes(), lanes(), lanes());
-        let (mut y_rows, mut out_rows) = (lanes(), lanes());
-        for block in Block::all(d, S::F32_LANES) {
-            for k in 0..n {
-                a[k] = block.load(simd, seq.at, d, k);
-                h[k] = zero;
-            }
-            let d_skip = block.load(simd, gate.d_skip, d, 0);
-            let delta_bias = block.load(simd, gate.delta_bias, d, 0);
-            for chunk in 0..self.dims.chunks() {
-                let first = chunk * CHUNK;
-                let len = CHUNK.min(l - first);
+        let mut dt_block = vec![zero; span]; // Δ after the softplus, the block's chunk
+        let staged = || Staged::new(blocks.len(), span, zero);
+        let (mut delta_rows, mut u_rows, mut z_rows) = (staged(), staged(), staged());
+        let (mut y_rows, mut out_rows) = (staged(), staged());
+        for chunk in 0..self.dims.chunks() {
+            let first = chunk * CHUNK;
+            let len = CHUNK.min(l - first);
+            delta_rows.gather(simd, &blocks, seq.delta, d, first, len);
+            u_rows.gather(simd, &blocks, seq.u, d, first, len);
+            z_rows.gather(simd, &blocks, gate.z, d, first, len);
+            for (j, block) in blocks.iter().enumerate() {
+                let h = &mut h_all[j * n..][..n];
                 if let Some(saved) = checkpoints.as_deref_mut() {
                     for (k, &h) in h.iter().enumerate() {
                         block.store(simd, saved, d, chunk * n + k, h);
                     }
                 }
-                dt_rows.gather(simd, block, seq.delta, d, first, len);
-                for dt in &mut dt_rows.rows[..len] {
-                    *dt = softplus_simd(simd, simd.add_f32s(*dt, delta_bias)).0;
+                for (k, a) in a.iter_mut().enumerate() {
+                    *a = block.load(simd, seq.at, d, k);
                 }
-                u_rows.gather(simd, block, seq.u, d, first, len);
-                z_rows.gather(simd, block, gate.z, d, first, len);
+                let d_skip = block.load(simd, gate.d_skip, d, 0);
+                let delta_bias = block.load(simd, gate.delta_bias, d, 0);
+                let (delta, u, z) = (delta_rows.block(j), u_rows.block(j), z_rows.block(j));
+                // The point-wise work before and after the scan runs in loops of its own: its
+                // iterations are independent, so they overlap, where inside the step loop each
+                // step's softplus and gate (two divisions, two exps) delayed the state loop.
+                for tau in 0..len {
+                    dt_block[tau] = softplus_simd(simd, simd.add_f32s(delta[tau], delta_bias)).0;
+                }
+                let y_block = y_rows.block_mut(j);
                 for tau in 0..len {
                     let t = first + tau;
-                    let (dt, u) = (dt_rows.rows[tau], u_rows.rows[tau]);
-                    let x = simd.mul_f32s(dt, u);
+                    let dt = dt_block[tau];
+                    let x = simd.mul_f32s(dt, u[tau]);
                     let (bt, ct) = (&seq.b[t * n..][..n], &seq.c[t * n..][..n]);
-                    let mut y = simd.mul_f32s(d_skip, u);
+                    let mut y = simd.mul_f32s(d_skip, u[tau]);
                     for (((h, &a), &b), &c) in h.iter_mut().zip(&a).zip(bt).zip(ct) {
                         let decay = exp_simd(simd, simd.mul_f32s(dt, a));
                         let input = simd.mul_f32s(x, simd.splat_f32s(b));
                         *h = simd.mul_add_f32s(decay, *h, input);
                         y = simd.mul_add_f32s(*h, simd.splat_f32s(c), y);
                     }
-                    let z = z_rows.rows[tau];
-                    y_rows.rows[tau] = y;
-                    out_rows.rows[tau] = simd.mul_f32s(y, simd.mul_f32s(z, sigmoid_simd(simd, z)));
+                    y_block[tau] = y;
                 }
-                if let Some(ys) = ys.as_deref_mut() {
-                    y_rows.scatter(simd, block, ys, d, first, len);
+                let (y_block, out_block) = (y_rows.block(j), out_rows.block_mut(j));
+                for tau in 0..len {
+                    let z = z[tau];
+                    out_block[tau] =
+                        simd.mul_f32s(y_block[tau], simd.mul_f32s(z, sigmoid_simd(simd, z)));
                 }
-                out_rows.scatter(simd, block, self.out, d, first, len);
             }
+            if let Some(ys) = ys.as_deref_mut() {
+                y_rows.scatter(simd, &blocks, ys, d, first, len);
+            }
+            out_rows.scatter(simd, &blocks, self.out, d, first, len);
         }
     }
 }
@@ -539,48 +570,57 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         let Dims { l, d, n, .. } = dims;
         let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
         let span = CHUNK.min(l);
-        // h_t and exp(Δ_t A) of the chunk being reversed, `[span, n]` vectors each.
+        let blocks: Vec<Block> = Block::all(d, S::F32_LANES).collect();
+        // h_t and exp(Δ_t A) of the block and chunk being reversed, `[span, n]` vectors each.
         let (mut states, mut decays) = (vec![zero; span * n], vec![zero; span * n]);
-        // Per state index: A, the state before the chunk (its checkpoint), the running state of
-        // the recomputation, g (exp(Δ_{t+1} A) ⊙ dL/dh_{t+1}, carried backwards) and dA.
+        // Per state index: A, the state before the chunk (its checkpoint) and the running state
+        // of the recomputation.
         let mut a = vec![zero; n];
         let (mut h0, mut h) = (vec![zero; n], vec![zero; n]);
-        let (mut g, mut da) = (vec![zero; n], vec![zero; n]);
+        // Carried across chunks, per block: g (exp(Δ_{t+1} A) ⊙ dL/dh_{t+1}, carried backwards)
+        // and dA, `[blocks, n]` vectors each; dD and the Δ bias's gradient, `[blocks]`.
+        let (mut g_all, mut da_all) = (vec![zero; blocks.len() * n], vec![zero; blocks.len() * n]);
+        let (mut d_skip_all, mut bias_all) = (vec![zero; blocks.len()], vec![zero; blocks.len()]);
         // dC_t[k] and dB_t[k] summed over the blocks lane by lane, `[l, n]` vectors each: one
         // horizontal sum per (t, k) at the end instead of two per block.
         let (mut dc_lanes, mut db_lanes) = (vec![zero; l * n], vec![zero; l * n]);
-        let lanes = || Lanes::new(span, zero);
-        let (mut dt_rows, mut slope_rows, mut u_rows) = (lanes(), lanes(), lanes());
-        let (mut z_rows, mut dout_rows, mut ys_rows) = (lanes(), lanes(), lanes());
-        let (mut du_rows, mut ddelta_rows, mut dz_rows) = (lanes(), lanes(), lanes());
-        for block in Block::all(d, S::F32_LANES) {
-            for k in 0..n {
-                a[k] = block.load(simd, seq.at, d, k);
-                g[k] = zero;
-                da[k] = zero;
-            }
-            let d_skip = block.load(simd, gate.d_skip, d, 0);
-            let delta_bias = block.load(simd, gate.delta_bias, d, 0);
-            let (mut d_skip_grad, mut bias_grad) = (zero, zero);
-            for chunk in (0..dims.chunks()).rev() {
-                let first = chunk * CHUNK;
-                let len = CHUNK.min(l - first);
+        // The block's Δ after the softplus and the softplus's slope over the chunk.
+        let (mut dt_block, mut slope_block) = (vec![zero; span], vec![zero; span]);
+        let mut dy_block = vec![zero; span]; // the gradient at the output before the gate
+        let staged = || Staged::new(blocks.len(), span, zero);
+        let (mut delta_rows, mut u_rows, mut z_rows) = (staged(), staged(), staged());
+        let (mut dout_rows, mut ys_rows) = (staged(), staged());
+        let (mut du_rows, mut ddelta_rows, mut dz_rows) = (staged(), staged(), staged());
+        for chunk in (0..dims.chunks()).rev() {
+            let first = chunk * CHUNK;
+            let len = CHUNK.min(l - first);
+            delta_rows.gather(simd, &blocks, seq.delta, d, first, len);
+            u_rows.gather(simd, &blocks, seq.u, d, first, len);
+            z_rows.gather(simd, &blocks, gate.z, d, first, len);
+            dout_rows.gather(simd, &blocks, dout, d, first, len);
+            ys_rows.gather(simd, &blocks, ys, d, first, len);
+            for (j, block) in blocks.iter().enumerate() {
+                for (k, a) in a.iter_mut().enumerate() {
+                    *a = block.load(simd, seq.at, d, k);
+                }
+                let d_skip = block.load(simd, gate.d_skip, d, 0);
+                let delta_bias = block.load(simd, gate.delta_bias, d, 0);
+                let (g, da) = (&mut g_all[j * n..][..n], &mut da_all[j * n..][..n]);
+                let (u_block, z_block) = (u_rows.block(j), z_rows.block(j));
+                let (dout_block, ys_block) = (dout_rows.block(j), ys_rows.block(j));
+                let delta_block = delta_rows.block(j);
+                for tau in 0..len {
+                    (dt_block[tau], slope_block[tau]) =
+                        softplus_simd(simd, simd.add_f32s(delta_block[tau], delta_bias));
+                }
                 for k in 0..n {
                     h0[k] = block.load(simd, checkpoints, d, chunk * n + k);
                     h[k] = h0[k];
                 }
-                dt_rows.gather(simd, block, seq.delta, d, first, len);
-                for (dt, slope) in dt_rows.rows[..len].iter_mut().zip(&mut slope_rows.rows) {
-                    (*dt, *slope) = softplus_simd(simd, simd.add_f32s(*dt, delta_bias));
-                }
-                u_rows.gather(simd, block, seq.u, d, first, len);
-                z_rows.gather(simd, block, gate.z, d, first, len);
-                dout_rows.gather(simd, block, dout, d, first, len);
-                ys_rows.gather(simd, block, ys, d, first, len);
                 for tau in 0..len {
                     let t = first + tau;
-                    let dt = dt_rows.rows[tau];
-                    let x = simd.mul_f32s(dt, u_rows.rows[tau]);
+                    let dt = dt_block[tau];
+                    let x = simd.mul_f32s(dt, u_block[tau]);
                     let bt = &seq.b[t * n..][..n];
                     let states_t = &mut states[tau * n..][..n];
                     let decays_t = &mut decays[tau * n..][..n];
@@ -592,19 +632,23 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                         decays_t[k] = decay;
                     }
                 }
-                for tau in (0..len).rev() {
-                    let t = first + tau;
-                    let (dt, u) = (dt_rows.rows[tau], u_rows.rows[tau]);
-                    let x = simd.mul_f32s(dt, u);
-                    // Through the gate: out = ys ⊙ z σ(z), SiLU' = σ(z)(1 + z(1 − σ(z))).
-                    let z = z_rows.rows[tau];
+                // Through the gate, in a loop of its own (see the forward): out = ys ⊙ z σ(z),
+                // SiLU' = σ(z)(1 + z(1 − σ(z))); dy_block receives the gradient at ys.
+                let dz_block = dz_rows.block_mut(j);
+                for tau in 0..len {
+                    let (z, dout_t) = (z_block[tau], dout_block[tau]);
                     let sz = sigmoid_simd(simd, z);
-                    let dout_t = dout_rows.rows[tau];
-                    let dy_t = simd.mul_f32s(dout_t, simd.mul_f32s(z, sz));
+                    dy_block[tau] = simd.mul_f32s(dout_t, simd.mul_f32s(z, sz));
                     let silu_slope =
                         simd.mul_f32s(sz, simd.mul_add_f32s(z, simd.sub_f32s(one, sz), one));
-                    let dz = simd.mul_f32s(simd.mul_f32s(dout_t, ys_rows.rows[tau]), silu_slope);
-                    dz_rows.rows[tau] = dz;
+                    dz_block[tau] = simd.mul_f32s(simd.mul_f32s(dout_t, ys_block[tau]), silu_slope);
+                }
+                let (mut d_skip_grad, mut bias_grad) = (d_skip_all[j], bias_all[j]);
+                for tau in (0..len).rev() {
+                    let t = first + tau;
+                    let (dt, u) = (dt_block[tau], u_block[tau]);
+                    let x = simd.mul_f32s(dt, u);
+                    let dy_t = dy_block[tau];
                     d_skip_grad = simd.mul_add_f32s(dy_t, u, d_skip_grad);
                     let (bt, ct) = (&seq.b[t * n..][..n], &seq.c[t * n..][..n]);
                     // Σ_n g_t A exp(Δ_t A) h_{t−1} and Σ_n g_t B_t: dΔ_t = the first + u_t · the
@@ -618,7 +662,7 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                         &h0[..n]
                     };
                     let (dc_t, db_t) = (&mut dc_lanes[t * n..][..n], &mut db_lanes[t * n..][..n]);
-                    let (a, g, da) = (&a[..n], &mut g[..n], &mut da[..n]);
+                    let a = &a[..n];
                     for k in 0..n {
                         // dL/dh_t for this state index, then its share carried to h_{t−1}.
                         let g_t = simd.mul_add_f32s(dy_t, simd.splat_f32s(ct[k]), g[k]);
@@ -635,21 +679,24 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                     }
                     // Through the softplus to the raw Δ, and the skip's share of du.
                     let ddelta = simd.mul_add_f32s(through_inputs, u, through_decays);
-                    let ddelta = simd.mul_f32s(ddelta, slope_rows.rows[tau]);
+                    let ddelta = simd.mul_f32s(ddelta, slope_block[tau]);
                     bias_grad = simd.add_f32s(bias_grad, ddelta);
-                    ddelta_rows.rows[tau] = ddelta;
-                    du_rows.rows[tau] =
+                    ddelta_rows.block_mut(j)[tau] = ddelta;
+                    du_rows.block_mut(j)[tau] =
                         simd.mul_add_f32s(through_inputs, dt, simd.mul_f32s(dy_t, d_skip));
                 }
-                du_rows.scatter(simd, block, grads.du, d, first, len);
-                ddelta_rows.scatter(simd, block, grads.ddelta, d, first, len);
-                dz_rows.scatter(simd, block, grads.dz, d, first, len);
+                (d_skip_all[j], bias_all[j]) = (d_skip_grad, bias_grad);
             }
-            for (k, &da) in da.iter().enumerate() {
+            du_rows.scatter(simd, &blocks, grads.du, d, first, len);
+            ddelta_rows.scatter(simd, &blocks, grads.ddelta, d, first, len);
+            dz_rows.scatter(simd, &blocks, grads.dz, d, first, len);
+        }
+        for (j, block) in blocks.iter().enumerate() {
+            for (k, &da) in da_all[j * n..][..n].iter().enumerate() {
                 block.store(simd, grads.da, d, k, da);
             }
-            block.store(simd, grads.d_skip, d, 0, d_skip_grad);
-            block.store(simd, grads.delta_bias, d, 0, bias_grad);
+            block.store(simd, grads.d_skip, d, 0, d_skip_all[j]);
+            block.store(simd, grads.delta_bias, d, 0, bias_all[j]);
         }
         for (j, (dc, db)) in dc_lanes.iter().zip(&db_lanes).enumerate() {
             grads.dc[j] = simd.reduce_sum_f32s(*dc);
