@@ -13,7 +13,9 @@
 //!    reference scan does with `delta_bias`);
 //! 5. `A = −exp(A_log)`, `[d_inner, N]`;
 //! 6. `y = selective_scan(x, Δ, A, B, C) + D ⊙ x`, then `y ⊙ SiLU(z)` (steps 4–6 are one
-//!    fused function, the reference's `selective_scan_fn` with `delta_softplus`);
+//!    fused function, the reference's `selective_scan_fn` with `delta_softplus`, which also
+//!    forms `dt_proj`'s product, as the reference's `mamba_inner_fn` keeps it inside its one
+//!    autograd function);
 //! 7. `out_proj(y)` (no bias).
 //!
 //! Initialisation as the reference: `A_log = log(1..N)` per channel (S4D-real), `D = 1`,
@@ -288,10 +290,10 @@ impl MambaBlock {
         let (x, z) = (half(0), half(i)); // [b, l, i] each
         let x = self.conv.forward_silu(x); // [b, l, i]
         let x_dbl = rows(&self.x_proj, x.clone()); // [b, l, r + 2n]
-        // dt_proj without its bias: the scan function adds the bias before the softplus, as the
-        // reference does with `delta_bias`.
-        let dt = x_dbl.clone().narrow(2, 0, r).reshape([b * l, r]); // [b·l, r]
-        let delta = dt.matmul(self.dt_proj.weight.val()).reshape([b, l, i]); // [b, l, i]
+        // dt_proj without its bias runs inside the scan function (Δ = dt · W never exists as a
+        // tensor), which adds the bias before the softplus, as the reference does with
+        // `delta_bias`.
+        let dt = x_dbl.clone().narrow(2, 0, r); // [b, l, r]
         let delta_bias = self
             .dt_proj
             .bias
@@ -299,13 +301,14 @@ impl MambaBlock {
             .expect("dt_proj has the dt bias")
             .val();
         let scan = if reference_scan {
-            kernels::selective_scan_fn_reference
+            kernels::selective_scan_fn_projected_reference
         } else {
-            kernels::selective_scan_fn
+            kernels::selective_scan_fn_projected
         };
         let y = scan(
             x,
-            delta,
+            dt,
+            self.dt_proj.weight.val(), // [r, i]
             self.a(),
             x_dbl.clone().narrow(2, r, n),
             x_dbl.narrow(2, r + n, n),

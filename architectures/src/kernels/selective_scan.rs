@@ -34,7 +34,9 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{host_data, on_host_backend, parallel, register, sum_parts, transpose_padded, values};
+use super::{
+    HostData, host_data, on_host_backend, parallel, register, sum_parts, transpose_padded, values,
+};
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
 pub const CHUNK: usize = 64;
@@ -71,6 +73,65 @@ pub fn selective_scan_fn(
         z.into_dispatch(),
         delta_bias.into_dispatch(),
     ))
+}
+
+/// [`selective_scan_fn`] with Δ given in low rank, as Mamba computes it: `delta = dt_low ·
+/// dt_weight` with `dt_low: [b, l, r]` and `dt_weight: [r, d]` (`dt_proj` without its bias, which
+/// is `delta_bias`). The product is formed in the kernel, chunk by chunk, and its gradients
+/// (`d dt_low = dΔ · dt_weightᵀ`, `d dt_weight = dt_lowᵀ · dΔ`) in the backward, so `[b, l, d]`
+/// Δ and its gradient never exist as tensors: the reference's `mamba_inner_fn` likewise keeps
+/// `delta_proj` inside its one autograd function. [`selective_scan_fn_projected_reference`]
+/// on backends without the host kernel.
+#[allow(clippy::too_many_arguments)] // the reference function's inputs and the projection
+pub fn selective_scan_fn_projected(
+    u: Tensor<3>,
+    dt_low: Tensor<3>,
+    dt_weight: Tensor<2>,
+    a: Tensor<2>,
+    b: Tensor<3>,
+    c: Tensor<3>,
+    d_skip: Tensor<1>,
+    z: Tensor<3>,
+    delta_bias: Tensor<1>,
+) -> Tensor<3> {
+    if !on_host_backend(&u.device()) {
+        return selective_scan_fn_projected_reference(
+            u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias,
+        );
+    }
+    Tensor::from_dispatch(<Dispatch as ScanBackend>::selective_scan_fn_projected(
+        u.into_dispatch(),
+        dt_low.into_dispatch(),
+        dt_weight.into_dispatch(),
+        a.into_dispatch(),
+        b.into_dispatch(),
+        c.into_dispatch(),
+        d_skip.into_dispatch(),
+        z.into_dispatch(),
+        delta_bias.into_dispatch(),
+    ))
+}
+
+/// [`selective_scan_fn_projected`] as a burn matrix product into [`selective_scan_fn_reference`].
+#[allow(clippy::too_many_arguments)]
+pub fn selective_scan_fn_projected_reference(
+    u: Tensor<3>,
+    dt_low: Tensor<3>,
+    dt_weight: Tensor<2>,
+    a: Tensor<2>,
+    b: Tensor<3>,
+    c: Tensor<3>,
+    d_skip: Tensor<1>,
+    z: Tensor<3>,
+    delta_bias: Tensor<1>,
+) -> Tensor<3> {
+    let [batch, l, rank] = dt_low.dims();
+    let d = dt_weight.dims()[1];
+    let delta = dt_low
+        .reshape([batch * l, rank])
+        .matmul(dt_weight)
+        .reshape([batch, l, d]);
+    selective_scan_fn_reference(u, delta, a, b, c, d_skip, z, delta_bias)
 }
 
 /// [`selective_scan_fn`] from burn tensor operations around the per-step
@@ -132,7 +193,24 @@ pub trait ScanBackend: Backend {
         z: FloatTensor<Self>,
         delta_bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        forward_host::<Self>([u, delta, a, b, c, d_skip, z, delta_bias], false).0
+        forward_host::<Self>(vec![u, delta, a, b, c, d_skip, z, delta_bias], false).0
+    }
+
+    /// Forward only (inference); see [`selective_scan_fn_projected`].
+    #[allow(clippy::too_many_arguments)]
+    fn selective_scan_fn_projected(
+        u: FloatTensor<Self>,
+        dt_low: FloatTensor<Self>,
+        dt_weight: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        c: FloatTensor<Self>,
+        d_skip: FloatTensor<Self>,
+        z: FloatTensor<Self>,
+        delta_bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let inputs = vec![u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias];
+        forward_host::<Self>(inputs, false).0
     }
 }
 
@@ -161,28 +239,105 @@ impl Dims {
     }
 }
 
-/// One batch element's inputs: `u, delta: [l, d]` (Δ before the softplus), `b, c: [l, n]`,
-/// and `A` transposed to `at: [n, d]`, so a block of channels reads each state index's `A` as
-/// one contiguous vector.
+/// Δ before the bias and the softplus: given, `[l, d]` per sequence, or in low rank, `low:
+/// [l, rank]` per sequence times the shared `weight: [rank, d]`.
+#[derive(Clone, Copy)]
+enum Delta<'a> {
+    Given(&'a [f32]),
+    Projected {
+        low: &'a [f32],
+        rank: usize,
+        weight: &'a [f32],
+    },
+}
+
+impl<'a> Delta<'a> {
+    /// Sequence `index`'s share of the whole batch's Δ.
+    fn of_sequence(self, dims: Dims, index: usize) -> Self {
+        match self {
+            Self::Given(delta) => {
+                let ld = dims.l * dims.d;
+                Self::Given(&delta[index * ld..][..ld])
+            }
+            Self::Projected { low, rank, weight } => {
+                let lr = dims.l * rank;
+                Self::Projected {
+                    low: &low[index * lr..][..lr],
+                    rank,
+                    weight,
+                }
+            }
+        }
+    }
+}
+
+/// One batch element's inputs: `u: [l, d]`, Δ, `b, c: [l, n]`, and `A` transposed to `at:
+/// [n, d]`, so a block of channels reads each state index's `A` as one contiguous vector.
 #[derive(Clone, Copy)]
 struct Sequence<'a> {
     u: &'a [f32],
-    delta: &'a [f32],
+    delta: Delta<'a>,
     at: &'a [f32],
     b: &'a [f32],
     c: &'a [f32],
 }
 
 impl<'a> Sequence<'a> {
-    fn of(dims: Dims, index: usize, all: [&'a [f32]; 4], at: &'a [f32]) -> Self {
-        let [u, delta, b, c] = all;
+    fn of(dims: Dims, index: usize, all: [&'a [f32]; 3], delta: Delta<'a>, at: &'a [f32]) -> Self {
+        let [u, b, c] = all;
         let (ld, ln) = (dims.l * dims.d, dims.l * dims.n);
         Self {
             u: &u[index * ld..][..ld],
-            delta: &delta[index * ld..][..ld],
+            delta: delta.of_sequence(dims, index),
             at,
             b: &b[index * ln..][..ln],
             c: &c[index * ln..][..ln],
+        }
+    }
+}
+
+/// The host values of either function's inputs, in the order of [`selective_scan_fn`]
+/// (`projected`: [`selective_scan_fn_projected`], with the weight second after the low rank).
+struct HostInputs {
+    u: HostData,
+    delta: HostData,
+    dt_weight: Option<HostData>,
+    a: HostData,
+    b: HostData,
+    c: HostData,
+    d_skip: HostData,
+    z: HostData,
+    delta_bias: HostData,
+}
+
+impl HostInputs {
+    fn read<B: Backend>(inputs: Vec<FloatTensor<B>>) -> Self {
+        let projected = inputs.len() == 9;
+        let mut data = inputs.into_iter().map(host_data::<B>);
+        let mut next = || data.next().expect("8 or 9 inputs");
+        let (u, delta) = (next(), next());
+        let dt_weight = projected.then(&mut next);
+        Self {
+            u,
+            delta,
+            dt_weight,
+            a: next(),
+            b: next(),
+            c: next(),
+            d_skip: next(),
+            z: next(),
+            delta_bias: next(),
+        }
+    }
+
+    fn delta(&self, dims: Dims) -> Delta<'_> {
+        match &self.dt_weight {
+            None => Delta::Given(values(&self.delta)),
+            Some(weight) => Delta::Projected {
+                low: values(&self.delta),
+                rank: values(weight).len() / dims.d,
+                weight: values(weight),
+            },
         }
     }
 }
@@ -218,17 +373,19 @@ fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 type Saved<B> = (FloatTensor<B>, FloatTensor<B>);
 
 /// The fused function's output and, when `keep`, what the backward needs ([`Saved`]). Inputs
-/// in [`selective_scan_fn`]'s order.
+/// in [`selective_scan_fn`]'s order, or [`selective_scan_fn_projected`]'s (9 inputs).
 fn forward_host<B: Backend>(
-    inputs: [FloatTensor<B>; 8],
+    inputs: Vec<FloatTensor<B>>,
     keep: bool,
 ) -> (FloatTensor<B>, Option<Saved<B>>) {
     let device = inputs[0].device();
-    let dims = Dims::of::<B>(&inputs[0], &inputs[2]);
-    let [u, delta, a, b, c, d_skip, z, delta_bias] = inputs.map(host_data::<B>);
-    let all = [&u, &delta, &b, &c].map(values);
-    let (z, d_skip, delta_bias) = (values(&z), values(&d_skip), values(&delta_bias));
-    let at = transpose(values(&a), dims.d, dims.n); // [n, d]
+    let dims = Dims::of::<B>(&inputs[0], &inputs[inputs.len() - 6]);
+    let host = HostInputs::read::<B>(inputs);
+    let all = [&host.u, &host.b, &host.c].map(values);
+    let delta = host.delta(dims);
+    let (z, d_skip) = (values(&host.z), values(&host.d_skip));
+    let delta_bias = values(&host.delta_bias);
+    let at = transpose(values(&host.a), dims.d, dims.n); // [n, d]
     let ld = dims.l * dims.d;
     let mut out = vec![0.0f32; dims.batch * ld];
     let mut ys = vec![0.0f32; if keep { dims.batch * ld } else { 0 }];
@@ -252,7 +409,7 @@ fn forward_host<B: Backend>(
         let (checkpoints, ys) = saved.unzip();
         pulp::Arch::new().dispatch(ForwardSequence {
             dims,
-            seq: Sequence::of(dims, index, all, &at),
+            seq: Sequence::of(dims, index, all, delta, &at),
             gate: Gate::of(dims, index, z, d_skip, delta_bias),
             out,
             ys,
@@ -421,6 +578,30 @@ impl<V: Copy> Staged<V> {
         }
     }
 
+    /// Stage Δ's rows `first..first + len` from its low rank: `low: [l, rank]` times the weight,
+    /// staged as `[blocks, rank]` vectors.
+    #[inline(always)]
+    fn project<S: pulp::Simd<f32s = V>>(
+        &mut self,
+        simd: S,
+        weight: &[V],
+        low: &[f32],
+        rank: usize,
+        first: usize,
+        len: usize,
+    ) {
+        for tau in 0..len {
+            let row = &low[(first + tau) * rank..][..rank];
+            for (j, w) in weight.chunks_exact(rank.max(1)).enumerate() {
+                let mut delta = simd.splat_f32s(0.0);
+                for (&low, &w) in row.iter().zip(w) {
+                    delta = simd.mul_add_f32s(simd.splat_f32s(low), w, delta);
+                }
+                self.rows[j * self.span + tau] = delta;
+            }
+        }
+    }
+
     /// Write the staged rows back to rows `first..first + len` of a row-major `[rows, d]` array.
     #[inline(always)]
     fn scatter<S: pulp::Simd<f32s = V>>(
@@ -437,6 +618,40 @@ impl<V: Copy> Staged<V> {
                 block.store(simd, x, d, first + tau, self.rows[j * self.span + tau]);
             }
         }
+    }
+}
+
+/// A projected Δ's weight `[rank, d]` as `[blocks, rank]` vectors (empty for a given Δ).
+#[inline(always)]
+fn weight_blocks<S: pulp::Simd>(simd: S, delta: Delta, blocks: &[Block], d: usize) -> Vec<S::f32s> {
+    let Delta::Projected { rank, weight, .. } = delta else {
+        return Vec::new();
+    };
+    let mut staged = Vec::with_capacity(blocks.len() * rank);
+    for block in blocks {
+        for r in 0..rank {
+            staged.push(block.load(simd, weight, d, r));
+        }
+    }
+    staged
+}
+
+/// Stage Δ's rows `first..first + len`, given or projected.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn stage_delta<S: pulp::Simd>(
+    simd: S,
+    rows: &mut Staged<S::f32s>,
+    delta: Delta,
+    weight: &[S::f32s],
+    blocks: &[Block],
+    d: usize,
+    first: usize,
+    len: usize,
+) {
+    match delta {
+        Delta::Given(delta) => rows.gather(simd, blocks, delta, d, first, len),
+        Delta::Projected { low, rank, .. } => rows.project(simd, weight, low, rank, first, len),
     }
 }
 
@@ -462,6 +677,7 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         let (mut checkpoints, mut ys) = (self.checkpoints, self.ys);
         let zero = simd.splat_f32s(0.0);
         let blocks: Vec<Block> = Block::all(d, S::F32_LANES).collect();
+        let weight = weight_blocks(simd, seq.delta, &blocks, d);
         // Each block's `n` states, carried across chunks: `[blocks, n]` vectors.
         let mut h_all = vec![zero; blocks.len() * n];
         let mut a = vec![zero; n];
@@ -473,7 +689,16 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         for chunk in 0..self.dims.chunks() {
             let first = chunk * CHUNK;
             let len = CHUNK.min(l - first);
-            delta_rows.gather(simd, &blocks, seq.delta, d, first, len);
+            stage_delta(
+                simd,
+                &mut delta_rows,
+                seq.delta,
+                &weight,
+                &blocks,
+                d,
+                first,
+                len,
+            );
             u_rows.gather(simd, &blocks, seq.u, d, first, len);
             z_rows.gather(simd, &blocks, gate.z, d, first, len);
             for (j, block) in blocks.iter().enumerate() {
@@ -525,11 +750,22 @@ impl pulp::WithSimd for ForwardSequence<'_> {
     }
 }
 
-/// Gradients of one sequence: `du, ddelta, dz: [l, d]`, `db, dc: [l, n]`, `da: [n, d]`
-/// (transposed), and this sequence's share of `dD` and the Δ bias's gradient, `[d]` each.
+/// The gradient of one sequence's Δ: `[l, d]` when given; when projected, that of its low rank,
+/// `[l, rank]`, and the sequence's share of the weight's, `[rank, d]`.
+enum DeltaGrads<'a> {
+    Given(&'a mut [f32]),
+    Projected {
+        low: &'a mut [f32],
+        weight: &'a mut [f32],
+    },
+}
+
+/// Gradients of one sequence: `du, dz: [l, d]`, Δ's ([`DeltaGrads`]), `db, dc: [l, n]`,
+/// `da: [n, d]` (transposed), and this sequence's share of `dD` and the Δ bias's gradient,
+/// `[d]` each.
 struct SequenceGrads<'a> {
     du: &'a mut [f32],
-    ddelta: &'a mut [f32],
+    delta: DeltaGrads<'a>,
     dz: &'a mut [f32],
     db: &'a mut [f32],
     dc: &'a mut [f32],
@@ -565,12 +801,18 @@ impl pulp::WithSimd for BackwardSequence<'_> {
             ys,
             dout,
             checkpoints,
-            grads,
+            mut grads,
         } = self;
         let Dims { l, d, n, .. } = dims;
         let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
         let span = CHUNK.min(l);
         let blocks: Vec<Block> = Block::all(d, S::F32_LANES).collect();
+        let weight = weight_blocks(simd, seq.delta, &blocks, d);
+        // A projected Δ's gradients: its low rank's, summed over the blocks lane by lane as dC,
+        // `[l, rank]` vectors, and the weight's, per block, `[blocks, rank]` vectors.
+        let rank = weight.len() / blocks.len().max(1);
+        let mut dlow_lanes = vec![zero; l * rank];
+        let mut dweight_all = vec![zero; weight.len()];
         // h_t and exp(Δ_t A) of the block and chunk being reversed, `[span, n]` vectors each.
         let (mut states, mut decays) = (vec![zero; span * n], vec![zero; span * n]);
         // Per state index: A, the state before the chunk (its checkpoint) and the running state
@@ -594,7 +836,16 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         for chunk in (0..dims.chunks()).rev() {
             let first = chunk * CHUNK;
             let len = CHUNK.min(l - first);
-            delta_rows.gather(simd, &blocks, seq.delta, d, first, len);
+            stage_delta(
+                simd,
+                &mut delta_rows,
+                seq.delta,
+                &weight,
+                &blocks,
+                d,
+                first,
+                len,
+            );
             u_rows.gather(simd, &blocks, seq.u, d, first, len);
             z_rows.gather(simd, &blocks, gate.z, d, first, len);
             dout_rows.gather(simd, &blocks, dout, d, first, len);
@@ -688,7 +939,32 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                 (d_skip_all[j], bias_all[j]) = (d_skip_grad, bias_grad);
             }
             du_rows.scatter(simd, &blocks, grads.du, d, first, len);
-            ddelta_rows.scatter(simd, &blocks, grads.ddelta, d, first, len);
+            match (&mut grads.delta, seq.delta) {
+                (DeltaGrads::Given(ddelta), _) => {
+                    ddelta_rows.scatter(simd, &blocks, ddelta, d, first, len);
+                }
+                (DeltaGrads::Projected { .. }, Delta::Projected { low, .. }) => {
+                    // dlow_t = Σ_d dΔ_t W[·, d] (lane by lane), dW = Σ_t low_t dΔ_t (per block).
+                    for tau in 0..len {
+                        let t = first + tau;
+                        let low_t = &low[t * rank..][..rank];
+                        let dlow_t = &mut dlow_lanes[t * rank..][..rank];
+                        let per_block = weight
+                            .chunks_exact(rank.max(1))
+                            .zip(dweight_all.chunks_exact_mut(rank.max(1)));
+                        for (j, (w, dw)) in per_block.enumerate() {
+                            let ddelta = ddelta_rows.rows[j * span + tau];
+                            for r in 0..rank {
+                                dlow_t[r] = simd.mul_add_f32s(ddelta, w[r], dlow_t[r]);
+                                dw[r] = simd.mul_add_f32s(simd.splat_f32s(low_t[r]), ddelta, dw[r]);
+                            }
+                        }
+                    }
+                }
+                (DeltaGrads::Projected { .. }, Delta::Given(_)) => {
+                    unreachable!("a projected Δ's gradients for a given Δ")
+                }
+            }
             dz_rows.scatter(simd, &blocks, grads.dz, d, first, len);
         }
         for (j, block) in blocks.iter().enumerate() {
@@ -702,29 +978,61 @@ impl pulp::WithSimd for BackwardSequence<'_> {
             grads.dc[j] = simd.reduce_sum_f32s(*dc);
             grads.db[j] = simd.reduce_sum_f32s(*db);
         }
+        if let DeltaGrads::Projected { low, weight } = grads.delta {
+            for (out, lanes) in low.iter_mut().zip(&dlow_lanes) {
+                *out = simd.reduce_sum_f32s(*lanes);
+            }
+            for (block, dw) in blocks.iter().zip(dweight_all.chunks_exact(rank.max(1))) {
+                for (r, &dw) in dw.iter().enumerate() {
+                    block.store(simd, weight, d, r, dw);
+                }
+            }
+        }
     }
 }
 
 /// The gradients of the eight inputs, in [`selective_scan_fn`]'s order.
-fn backward_host<B: Backend>(state: ScanState<B>, dout: FloatTensor<B>) -> [FloatTensor<B>; 8] {
-    let device = state.inputs[0].device();
-    let dims = Dims::of::<B>(&state.inputs[0], &state.inputs[2]);
-    let [u, delta, a, b, c, d_skip, z, delta_bias] = state.inputs.map(host_data::<B>);
+fn backward_host<B: Backend>(state: ScanState<B>, dout: FloatTensor<B>) -> Vec<FloatTensor<B>> {
+    let inputs = state.inputs;
+    let device = inputs[0].device();
+    let dims = Dims::of::<B>(&inputs[0], &inputs[inputs.len() - 6]);
+    let low_shape = inputs[1].shape();
+    let host = HostInputs::read::<B>(inputs);
     let [checkpoints, ys, dout] = [state.checkpoints, state.ys, dout].map(host_data::<B>);
-    let all = [&u, &delta, &b, &c].map(values);
-    let (z, d_skip, delta_bias) = (values(&z), values(&d_skip), values(&delta_bias));
+    let all = [&host.u, &host.b, &host.c].map(values);
+    let delta = host.delta(dims);
+    let (z, d_skip) = (values(&host.z), values(&host.d_skip));
+    let delta_bias = values(&host.delta_bias);
     let (checkpoints, ys, dout) = (values(&checkpoints), values(&ys), values(&dout));
     let per_sequence = dims.chunks() * dims.n * dims.d;
-    let at = transpose(values(&a), dims.d, dims.n); // [n, d]
+    let at = transpose(values(&host.a), dims.d, dims.n); // [n, d]
     let (ld, ln, dn) = (dims.l * dims.d, dims.l * dims.n, dims.d * dims.n);
     let zeros = |len: usize| vec![0.0f32; dims.batch * len];
-    let (mut du, mut ddelta, mut dz) = (zeros(ld), zeros(ld), zeros(ld));
+    let (mut du, mut dz) = (zeros(ld), zeros(ld));
     let (mut db, mut dc) = (zeros(ln), zeros(ln));
     let (mut da_parts, mut d_skip_parts, mut bias_parts) =
         (zeros(dn), zeros(dims.d), zeros(dims.d));
+    // Δ's gradient: `[b, l, d]` when given; `[b, l, rank]` and per-sequence `[rank, d]` weight
+    // parts when projected.
+    let rank = match delta {
+        Delta::Given(_) => None,
+        Delta::Projected { rank, .. } => Some(rank),
+    };
+    let (mut ddelta, mut dweight_parts) = match rank {
+        None => (zeros(ld), Vec::new()),
+        Some(rank) => (zeros(dims.l * rank), zeros(rank * dims.d)),
+    };
+    let delta_grads: Vec<DeltaGrads> = match rank {
+        None => ddelta.chunks_mut(ld).map(DeltaGrads::Given).collect(),
+        Some(rank) => ddelta
+            .chunks_mut((dims.l * rank).max(1))
+            .zip(dweight_parts.chunks_mut((rank * dims.d).max(1)))
+            .map(|(low, weight)| DeltaGrads::Projected { low, weight })
+            .collect(),
+    };
     let items = du
         .chunks_mut(ld)
-        .zip(ddelta.chunks_mut(ld))
+        .zip(delta_grads)
         .zip(dz.chunks_mut(ld))
         .zip(db.chunks_mut(ln).zip(dc.chunks_mut(ln)))
         .zip(da_parts.chunks_mut(dn))
@@ -737,17 +1045,17 @@ fn backward_host<B: Backend>(state: ScanState<B>, dout: FloatTensor<B>) -> [Floa
         .collect();
     parallel(
         items,
-        |(index, (((((du, ddelta), dz), (db, dc)), da), (d_skip_grad, bias_grad)))| {
+        |(index, (((((du, delta_grads), dz), (db, dc)), da), (d_skip_grad, bias_grad)))| {
             pulp::Arch::new().dispatch(BackwardSequence {
                 dims,
-                seq: Sequence::of(dims, index, all, &at),
+                seq: Sequence::of(dims, index, all, delta, &at),
                 gate: Gate::of(dims, index, z, d_skip, delta_bias),
                 ys: &ys[index * ld..][..ld],
                 dout: &dout[index * ld..][..ld],
                 checkpoints: &checkpoints[index * per_sequence..][..per_sequence],
                 grads: SequenceGrads {
                     du,
-                    ddelta,
+                    delta: delta_grads,
                     dz,
                     db,
                     dc,
@@ -766,37 +1074,73 @@ fn backward_host<B: Backend>(state: ScanState<B>, dout: FloatTensor<B>) -> [Floa
         vec![dims.batch, dims.l, dims.d],
         vec![dims.batch, dims.l, dims.n],
     );
-    [
-        tensor(du, sequence.clone()),
-        tensor(ddelta, sequence.clone()),
+    let mut grads = vec![tensor(du, sequence.clone())];
+    match rank {
+        None => grads.push(tensor(ddelta, sequence.clone())),
+        Some(rank) => {
+            grads.push(tensor(ddelta, low_shape.dims::<3>().to_vec()));
+            let dweight = sum_parts(&dweight_parts, rank * dims.d);
+            grads.push(tensor(dweight, vec![rank, dims.d]));
+        }
+    }
+    grads.extend([
         tensor(da, vec![dims.d, dims.n]),
         tensor(db, states.clone()),
         tensor(dc, states),
         tensor(sum_parts(&d_skip_parts, dims.d), vec![dims.d]),
         tensor(dz, sequence),
         tensor(sum_parts(&bias_parts, dims.d), vec![dims.d]),
-    ]
+    ]);
+    grads
 }
 
-/// What the backward pass needs: the inputs, the forward's state checkpoints (the states in
-/// between are recomputed) and its output before the gate.
+/// What the backward pass needs: the inputs (8, or 9 with a projected Δ), the forward's state
+/// checkpoints (the states in between are recomputed) and its output before the gate.
 #[derive(Clone, Debug)]
 struct ScanState<B: Backend> {
-    inputs: [FloatTensor<B>; 8],
+    inputs: Vec<FloatTensor<B>>,
     checkpoints: FloatTensor<B>,
     ys: FloatTensor<B>,
 }
 
+/// The backward of either function; `N` is its input count (8, or 9 with a projected Δ).
 #[derive(Debug)]
-struct ScanBackward;
+struct ScanBackward<const N: usize>;
 
-impl<B: Backend> Backward<B, 8> for ScanBackward {
+impl<B: Backend, const N: usize> Backward<B, N> for ScanBackward<N> {
     type State = ScanState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 8>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dout = grads.consume::<B>(&ops.node);
-        let computed = backward_host::<B>(ops.state, dout);
-        register::<B, 8>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+        let computed: [FloatTensor<B>; N] = backward_host::<B>(ops.state, dout)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one gradient per input"));
+        register::<B, N>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+    }
+}
+
+/// Either function on the autodiff backend: tracked, the forward keeps [`ScanState`].
+fn autodiff_scan<B: Backend + ScanBackend, C: CheckpointStrategy, const N: usize>(
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    untracked: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let prep = ScanBackward::<N>
+        .prepare::<C>(inputs.each_ref().map(|t| t.node()))
+        .compute_bound()
+        .stateful();
+    let inputs = inputs.map(|t| t.into_primitive());
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let (out, saved) = forward_host::<B>(inputs.to_vec(), true);
+            let (checkpoints, ys) = saved.expect("asked for");
+            let state = ScanState {
+                inputs: inputs.to_vec(),
+                checkpoints,
+                ys,
+            };
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(untracked(inputs)),
     }
 }
 
@@ -811,30 +1155,31 @@ impl<B: Backend + ScanBackend, C: CheckpointStrategy> ScanBackend for Autodiff<B
         z: FloatTensor<Self>,
         delta_bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let inputs = [u, delta, a, b, c, d_skip, z, delta_bias];
-        let prep = ScanBackward
-            .prepare::<C>(inputs.each_ref().map(|t| t.node()))
-            .compute_bound()
-            .stateful();
-        let inputs = inputs.map(|t| t.into_primitive());
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let (out, saved) = forward_host::<B>(inputs.clone(), true);
-                let (checkpoints, ys) = saved.expect("asked for");
-                let state = ScanState {
-                    inputs,
-                    checkpoints,
-                    ys,
-                };
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => {
-                let [u, delta, a, b, c, d_skip, z, delta_bias] = inputs;
-                prep.finish(B::selective_scan_fn(
-                    u, delta, a, b, c, d_skip, z, delta_bias,
-                ))
-            }
-        }
+        autodiff_scan::<B, C, 8>(
+            [u, delta, a, b, c, d_skip, z, delta_bias],
+            |[u, delta, a, b, c, d_skip, z, delta_bias]| {
+                B::selective_scan_fn(u, delta, a, b, c, d_skip, z, delta_bias)
+            },
+        )
+    }
+
+    fn selective_scan_fn_projected(
+        u: FloatTensor<Self>,
+        dt_low: FloatTensor<Self>,
+        dt_weight: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        c: FloatTensor<Self>,
+        d_skip: FloatTensor<Self>,
+        z: FloatTensor<Self>,
+        delta_bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        autodiff_scan::<B, C, 9>(
+            [u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias],
+            |[u, low, weight, a, b, c, d_skip, z, bias]| {
+                B::selective_scan_fn_projected(u, low, weight, a, b, c, d_skip, z, bias)
+            },
+        )
     }
 }
 
@@ -924,6 +1269,73 @@ mod tests {
                 "{name}: relative error {err:e} (b{batch} l{l} d{d} n{n})"
             );
         }
+    }
+
+    /// The projected form against burn's product into the per-step reference: output and the
+    /// gradients of all nine inputs.
+    fn check_projected(batch: usize, l: usize, d: usize, n: usize, rank: usize) {
+        let device = Device::flex().autodiff();
+        device.seed((batch * 10_000 + l * 100 + d + rank) as u64);
+        let [u, _, a, b, c, d_skip, z, bias] = inputs(batch, l, d, n, &device);
+        let normal = Distribution::Normal(0.0, 1.0);
+        let low = Tensor::<3>::random([batch, l, rank], normal, &device);
+        let weight = Tensor::<2>::random([rank, d], Distribution::Uniform(-1.0, 1.0), &device);
+        let weights = Tensor::<3>::random([batch, l, d], normal, &device);
+        let run = |fused: bool| {
+            let [u, low, b, c, z] = [&u, &low, &b, &c, &z].map(|t| t.clone().require_grad());
+            let [a, d_skip, bias] = [&a, &d_skip, &bias].map(|t| t.clone().require_grad());
+            let weight = weight.clone().require_grad();
+            let f = if fused {
+                selective_scan_fn_projected
+            } else {
+                selective_scan_fn_projected_reference
+            };
+            let out = f(
+                u.clone(),
+                low.clone(),
+                weight.clone(),
+                a.clone().reshape([d, n]),
+                b.clone(),
+                c.clone(),
+                d_skip.clone().reshape([d]),
+                z.clone(),
+                bias.clone().reshape([d]),
+            );
+            let grads = (out.clone() * weights.clone()).sum().backward();
+            let mut results = vec![flat(out)];
+            results.extend([&u, &low].map(|x| flat(x.grad(&grads).unwrap())));
+            results.push(flat(weight.grad(&grads).unwrap()));
+            results.extend([&a, &b, &c, &d_skip, &z, &bias].map(|x| flat(x.grad(&grads).unwrap())));
+            results
+        };
+        let (fused, reference) = (run(true), run(false));
+        let names = [
+            "out",
+            "du",
+            "ddt_low",
+            "ddt_weight",
+            "dA",
+            "dB",
+            "dC",
+            "dD",
+            "dz",
+            "ddelta_bias",
+        ];
+        for (name, (got, want)) in names.iter().zip(fused.iter().zip(&reference)) {
+            let err = max_rel(got, want);
+            assert!(
+                err < 1e-4,
+                "{name}: relative error {err:e} (b{batch} l{l} d{d} n{n} rank{rank})"
+            );
+        }
+    }
+
+    #[test]
+    fn projected_equals_reference_values_and_gradients() {
+        check_projected(2, 1, 3, 4, 1); // length 1, rank 1
+        check_projected(2, 7, 5, 16, 2);
+        check_projected(3, CHUNK + 1, 3, 16, 3); // one step into the second chunk
+        check_projected(2, CHUNK + 6, 37, 16, 4); // full SIMD blocks of channels and a partial one
     }
 
     #[test]
