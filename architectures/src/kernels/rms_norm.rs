@@ -151,9 +151,10 @@ impl pulp::WithSimd for BackwardRows<'_> {
             let full = d / LANES * LANES;
             let mut partial = [0.0f32; LANES];
             for start in (0..full).step_by(LANES) {
+                let (dy, gamma) = (&dy[start..][..LANES], &gamma[start..][..LANES]);
+                let x = &x[start..][..LANES];
                 for lane in 0..LANES {
-                    let j = start + lane;
-                    partial[lane] += dy[j] * gamma[j] * x[j];
+                    partial[lane] += dy[lane] * gamma[lane] * x[lane];
                 }
             }
             let mut total = 0.0f32;
