@@ -10,9 +10,13 @@
 //! Two paths, one function: [`selective_scan_fn_reference`] wraps the readable per-time-step
 //! loop of burn tensor ops ([`selective_scan_reference`]; autodiff builds a graph per step);
 //! [`selective_scan_fn`] is one backend extension whose forward and hand-written backward run
-//! on host memory, parallel over the batch; within a sequence, channels go one SIMD vector at a
-//! time (a block), and the block's `N` states stay in L1 for its whole scan, as each CUDA
-//! thread of the reference kernel keeps its channel's state in registers. Following the paper's
+//! on host memory, parallel over the batch. Within a sequence, the kernels go chunk by chunk;
+//! a chunk's rows are staged block-major in order (a block is one SIMD vector of channels),
+//! then scanned block by block, each block's `N` states carried across chunks in L1, as each
+//! CUDA thread of the reference kernel keeps its channel's state in registers.
+//! [`selective_scan_fn_projected`] takes Δ in Mamba's low rank (`dt_proj` without its bias) and
+//! forms the product in the kernel, as the reference's `mamba_inner_fn` keeps `delta_proj`
+//! inside its one autograd function. Following the paper's
 //! hardware-aware scan, the backward does not keep `[b, l, d, N]` states from the forward: the
 //! forward saves the state every [`CHUNK`] steps (`[b, l/CHUNK, N, d]`) and the output before
 //! the gate, and the backward recomputes the states chunk by chunk from those checkpoints, then
