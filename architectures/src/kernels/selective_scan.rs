@@ -339,7 +339,7 @@ impl HostInputs {
             None => Delta::Given(values(&self.delta)),
             Some(weight) => Delta::Projected {
                 low: values(&self.delta),
-                rank: values(weight).len() / dims.d,
+                rank: values(weight).len().checked_div(dims.d).unwrap_or(0),
                 weight: values(weight),
             },
         }
