@@ -231,9 +231,11 @@ struct Dims {
 }
 
 impl Dims {
-    fn of<B: Backend>(u: &FloatTensor<B>, a: &FloatTensor<B>) -> Self {
-        let [batch, l, d] = u.shape().dims::<3>();
-        let [_, n] = a.shape().dims::<2>();
+    /// Sizes from either function's inputs: `u` first, `A` sixth from the end (third, or
+    /// fourth after a projected Δ's weight).
+    fn of<B: Backend>(inputs: &[FloatTensor<B>]) -> Self {
+        let [batch, l, d] = inputs[0].shape().dims::<3>();
+        let [_, n] = inputs[inputs.len() - 6].shape().dims::<2>();
         Self { batch, l, d, n }
     }
 
@@ -256,6 +258,14 @@ enum Delta<'a> {
 }
 
 impl<'a> Delta<'a> {
+    /// The low rank of a projected Δ.
+    fn rank(self) -> Option<usize> {
+        match self {
+            Self::Given(_) => None,
+            Self::Projected { rank, .. } => Some(rank),
+        }
+    }
+
     /// Sequence `index`'s share of the whole batch's Δ.
     fn of_sequence(self, dims: Dims, index: usize) -> Self {
         match self {
@@ -383,7 +393,7 @@ fn forward_host<B: Backend>(
     keep: bool,
 ) -> (FloatTensor<B>, Option<Saved<B>>) {
     let device = inputs[0].device();
-    let dims = Dims::of::<B>(&inputs[0], &inputs[inputs.len() - 6]);
+    let dims = Dims::of::<B>(&inputs);
     let host = HostInputs::read::<B>(inputs);
     let all = [&host.u, &host.b, &host.c].map(values);
     let delta = host.delta(dims);
@@ -625,37 +635,65 @@ impl<V: Copy> Staged<V> {
     }
 }
 
-/// A projected Δ's weight `[rank, d]` as `[blocks, rank]` vectors (empty for a given Δ).
-#[inline(always)]
-fn weight_blocks<S: pulp::Simd>(simd: S, delta: Delta, blocks: &[Block], d: usize) -> Vec<S::f32s> {
-    let Delta::Projected { rank, weight, .. } = delta else {
-        return Vec::new();
-    };
-    let mut staged = Vec::with_capacity(blocks.len() * rank);
-    for block in blocks {
-        for r in 0..rank {
-            staged.push(block.load(simd, weight, d, r));
-        }
-    }
-    staged
+/// The inputs both kernels stage chunk by chunk: Δ (given, or formed from its low rank and the
+/// weight, held here as `[blocks, rank]` vectors, empty for a given Δ), `u` and `z`.
+struct StagedInputs<V> {
+    weight: Vec<V>,
+    delta: Staged<V>,
+    u: Staged<V>,
+    z: Staged<V>,
 }
 
-/// Stage Δ's rows `first..first + len`, given or projected.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn stage_delta<S: pulp::Simd>(
-    simd: S,
-    rows: &mut Staged<S::f32s>,
-    delta: Delta,
-    weight: &[S::f32s],
-    blocks: &[Block],
-    d: usize,
-    first: usize,
-    len: usize,
-) {
-    match delta {
-        Delta::Given(delta) => rows.gather(simd, blocks, delta, d, first, len),
-        Delta::Projected { low, rank, .. } => rows.project(simd, weight, low, rank, first, len),
+impl<V: Copy> StagedInputs<V> {
+    fn new<S: pulp::Simd<f32s = V>>(
+        simd: S,
+        delta: Delta,
+        blocks: &[Block],
+        d: usize,
+        span: usize,
+    ) -> Self {
+        let mut weight = Vec::new();
+        if let Delta::Projected {
+            rank, weight: w, ..
+        } = delta
+        {
+            for block in blocks {
+                for r in 0..rank {
+                    weight.push(block.load(simd, w, d, r));
+                }
+            }
+        }
+        let staged = || Staged::new(blocks.len(), span, simd.splat_f32s(0.0));
+        Self {
+            weight,
+            delta: staged(),
+            u: staged(),
+            z: staged(),
+        }
+    }
+
+    /// Stage rows `first..first + len` of Δ, `u` and the gate `z: [l, d]`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn stage<S: pulp::Simd<f32s = V>>(
+        &mut self,
+        simd: S,
+        seq: &Sequence,
+        z: &[f32],
+        blocks: &[Block],
+        d: usize,
+        first: usize,
+        len: usize,
+    ) {
+        match seq.delta {
+            Delta::Given(delta) => self.delta.gather(simd, blocks, delta, d, first, len),
+            Delta::Projected { low, rank, .. } => {
+                self.delta
+                    .project(simd, &self.weight, low, rank, first, len)
+            }
+        }
+        self.u.gather(simd, blocks, seq.u, d, first, len);
+        self.z.gather(simd, blocks, z, d, first, len);
     }
 }
 
@@ -681,30 +719,18 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         let (mut checkpoints, mut ys) = (self.checkpoints, self.ys);
         let zero = simd.splat_f32s(0.0);
         let blocks: Vec<Block> = Block::all(d, S::F32_LANES).collect();
-        let weight = weight_blocks(simd, seq.delta, &blocks, d);
         // Each block's `n` states, carried across chunks: `[blocks, n]` vectors.
         let mut h_all = vec![zero; blocks.len() * n];
         let mut a = vec![zero; n];
         let span = CHUNK.min(l);
         let mut dt_block = vec![zero; span]; // Δ after the softplus, the block's chunk
+        let mut inputs = StagedInputs::new(simd, seq.delta, &blocks, d, span);
         let staged = || Staged::new(blocks.len(), span, zero);
-        let (mut delta_rows, mut u_rows, mut z_rows) = (staged(), staged(), staged());
         let (mut y_rows, mut out_rows) = (staged(), staged());
         for chunk in 0..self.dims.chunks() {
             let first = chunk * CHUNK;
             let len = CHUNK.min(l - first);
-            stage_delta(
-                simd,
-                &mut delta_rows,
-                seq.delta,
-                &weight,
-                &blocks,
-                d,
-                first,
-                len,
-            );
-            u_rows.gather(simd, &blocks, seq.u, d, first, len);
-            z_rows.gather(simd, &blocks, gate.z, d, first, len);
+            inputs.stage(simd, &seq, gate.z, &blocks, d, first, len);
             for (j, block) in blocks.iter().enumerate() {
                 let h = &mut h_all[j * n..][..n];
                 if let Some(saved) = checkpoints.as_deref_mut() {
@@ -717,7 +743,8 @@ impl pulp::WithSimd for ForwardSequence<'_> {
                 }
                 let d_skip = block.load(simd, gate.d_skip, d, 0);
                 let delta_bias = block.load(simd, gate.delta_bias, d, 0);
-                let (delta, u, z) = (delta_rows.block(j), u_rows.block(j), z_rows.block(j));
+                let (delta, u) = (inputs.delta.block(j), inputs.u.block(j));
+                let z = inputs.z.block(j);
                 // The point-wise work before and after the scan runs in loops of its own: its
                 // iterations are independent, so they overlap, where inside the step loop each
                 // step's softplus and gate (two divisions, two exps) delayed the state loop.
@@ -811,12 +838,12 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
         let span = CHUNK.min(l);
         let blocks: Vec<Block> = Block::all(d, S::F32_LANES).collect();
-        let weight = weight_blocks(simd, seq.delta, &blocks, d);
+        let mut inputs = StagedInputs::new(simd, seq.delta, &blocks, d, span);
         // A projected Δ's gradients: its low rank's, summed over the blocks lane by lane as dC,
         // `[l, rank]` vectors, and the weight's, per block, `[blocks, rank]` vectors.
-        let rank = weight.len() / blocks.len().max(1);
+        let rank = seq.delta.rank().unwrap_or(0);
         let mut dlow_lanes = vec![zero; l * rank];
-        let mut dweight_all = vec![zero; weight.len()];
+        let mut dweight_all = vec![zero; inputs.weight.len()];
         // h_t and exp(Δ_t A) of the block and chunk being reversed, `[span, n]` vectors each.
         let (mut states, mut decays) = (vec![zero; span * n], vec![zero; span * n]);
         // Per state index: A, the state before the chunk (its checkpoint) and the running state
@@ -834,24 +861,12 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         let (mut dt_block, mut slope_block) = (vec![zero; span], vec![zero; span]);
         let mut dy_block = vec![zero; span]; // the gradient at the output before the gate
         let staged = || Staged::new(blocks.len(), span, zero);
-        let (mut delta_rows, mut u_rows, mut z_rows) = (staged(), staged(), staged());
         let (mut dout_rows, mut ys_rows) = (staged(), staged());
         let (mut du_rows, mut ddelta_rows, mut dz_rows) = (staged(), staged(), staged());
         for chunk in (0..dims.chunks()).rev() {
             let first = chunk * CHUNK;
             let len = CHUNK.min(l - first);
-            stage_delta(
-                simd,
-                &mut delta_rows,
-                seq.delta,
-                &weight,
-                &blocks,
-                d,
-                first,
-                len,
-            );
-            u_rows.gather(simd, &blocks, seq.u, d, first, len);
-            z_rows.gather(simd, &blocks, gate.z, d, first, len);
+            inputs.stage(simd, &seq, gate.z, &blocks, d, first, len);
             dout_rows.gather(simd, &blocks, dout, d, first, len);
             ys_rows.gather(simd, &blocks, ys, d, first, len);
             for (j, block) in blocks.iter().enumerate() {
@@ -861,9 +876,9 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                 let d_skip = block.load(simd, gate.d_skip, d, 0);
                 let delta_bias = block.load(simd, gate.delta_bias, d, 0);
                 let (g, da) = (&mut g_all[j * n..][..n], &mut da_all[j * n..][..n]);
-                let (u_block, z_block) = (u_rows.block(j), z_rows.block(j));
+                let (u_block, z_block) = (inputs.u.block(j), inputs.z.block(j));
                 let (dout_block, ys_block) = (dout_rows.block(j), ys_rows.block(j));
-                let delta_block = delta_rows.block(j);
+                let delta_block = inputs.delta.block(j);
                 for tau in 0..len {
                     (dt_block[tau], slope_block[tau]) =
                         softplus_simd(simd, simd.add_f32s(delta_block[tau], delta_bias));
@@ -953,7 +968,8 @@ impl pulp::WithSimd for BackwardSequence<'_> {
                         let t = first + tau;
                         let low_t = &low[t * rank..][..rank];
                         let dlow_t = &mut dlow_lanes[t * rank..][..rank];
-                        let per_block = weight
+                        let per_block = inputs
+                            .weight
                             .chunks_exact(rank.max(1))
                             .zip(dweight_all.chunks_exact_mut(rank.max(1)));
                         for (j, (w, dw)) in per_block.enumerate() {
@@ -999,7 +1015,7 @@ impl pulp::WithSimd for BackwardSequence<'_> {
 fn backward_host<B: Backend>(state: ScanState<B>, dout: FloatTensor<B>) -> Vec<FloatTensor<B>> {
     let inputs = state.inputs;
     let device = inputs[0].device();
-    let dims = Dims::of::<B>(&inputs[0], &inputs[inputs.len() - 6]);
+    let dims = Dims::of::<B>(&inputs);
     let low_shape = inputs[1].shape();
     let host = HostInputs::read::<B>(inputs);
     let [checkpoints, ys, dout] = [state.checkpoints, state.ys, dout].map(host_data::<B>);
@@ -1018,10 +1034,7 @@ fn backward_host<B: Backend>(state: ScanState<B>, dout: FloatTensor<B>) -> Vec<F
         (zeros(dn), zeros(dims.d), zeros(dims.d));
     // Δ's gradient: `[b, l, d]` when given; `[b, l, rank]` and per-sequence `[rank, d]` weight
     // parts when projected.
-    let rank = match delta {
-        Delta::Given(_) => None,
-        Delta::Projected { rank, .. } => Some(rank),
-    };
+    let rank = delta.rank();
     let (mut ddelta, mut dweight_parts) = match rank {
         None => (zeros(ld), Vec::new()),
         Some(rank) => (zeros(dims.l * rank), zeros(rank * dims.d)),
