@@ -677,10 +677,12 @@ fn backward_slab_narrow<const W: usize>(
                 }
             }
         }
-        for lane in 0..VECTOR.min(d.lq - block * VECTOR) {
-            let i = block * VECTOR + lane;
-            for c in 0..d.e {
-                dq[i * d.e + c] = acc[c][lane];
+        let rows = dq[block * VECTOR * d.e..]
+            .chunks_exact_mut(d.e.max(1))
+            .take(VECTOR);
+        for (lane, row) in rows.enumerate() {
+            for (c, value) in row.iter_mut().enumerate() {
+                *value = acc[c][lane];
             }
         }
     }
