@@ -18,7 +18,7 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::blocks::{Dropout, RevIn, RevInConfig, rows};
+use crate::blocks::{Dropout, RevIn, RevInConfig, dense, rows};
 use crate::error::ConfigError;
 use crate::griffin::{Griffin, GriffinConfig, GriffinState};
 use crate::mamba::{Mamba, MambaConfig, MambaState};
@@ -249,9 +249,7 @@ impl Forecaster for PatchForecaster {
         let hidden = self.backbone.forward(tokens); // [b·c, n, d]
         let d = hidden.dims()[2];
         let flat = self.head_dropout.forward(hidden.reshape([b * c, n * d]));
-        let y = self
-            .head
-            .forward(flat)
+        let y = dense(&self.head, flat)
             .reshape([b, c, self.pred_len])
             .swap_dims(1, 2); // [b, H, c]
         match (&self.revin, stats) {

@@ -283,8 +283,7 @@ impl MambaBlock {
         let x = x.reshape([b * l, d]);
         let in_weight = self.in_proj.weight.val(); // [d, 2i]
         let half = |start| {
-            x.clone()
-                .matmul(in_weight.clone().narrow(1, start, i))
+            kernels::linear(x.clone(), in_weight.clone().narrow(1, start, i), None)
                 .reshape([b, l, i])
         };
         let (x, z) = (half(0), half(i)); // [b, l, i] each
