@@ -1,7 +1,7 @@
 //! Progress reporting, kept apart from the training loop: the loop calls a [`Progress`], the binary
 //! passes an indicatif one, tests pass [`Silent`].
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -25,19 +25,25 @@ pub struct Silent;
 
 impl Progress for Silent {}
 
-/// indicatif bars for epochs and batches (loss, lr, ETA); hidden when stdout is not a terminal.
+/// indicatif bars for epochs and batches (loss, lr, ETA) while stdout is a terminal; otherwise
+/// (a run under `nohup`, a CI log) one plain line on stderr per epoch, so a long run still shows
+/// where it is.
 pub struct Bars {
     multi: MultiProgress,
     epochs: Option<ProgressBar>,
     batches: Option<ProgressBar>,
     loss_sum: f64,
     loss_count: usize,
+    /// `(label, epochs)` of the run, when reporting in plain lines.
+    lines: Option<(String, usize)>,
+    plain: bool,
 }
 
 impl Bars {
-    /// Bars drawn on stderr while stdout is a terminal.
+    /// Bars drawn on stderr while stdout is a terminal, plain epoch lines otherwise.
     pub fn new() -> Self {
-        let target = if std::io::stdout().is_terminal() {
+        let terminal = std::io::stdout().is_terminal();
+        let target = if terminal {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -48,6 +54,8 @@ impl Bars {
             batches: None,
             loss_sum: 0.0,
             loss_count: 0,
+            lines: None,
+            plain: !terminal,
         }
     }
 }
@@ -74,6 +82,9 @@ impl Progress for Bars {
         batch_bar.enable_steady_tick(Duration::from_millis(200));
         self.epochs = Some(epoch_bar);
         self.batches = Some(batch_bar);
+        if self.plain {
+            self.lines = Some((label.to_string(), epochs));
+        }
     }
 
     fn batch(&mut self, loss: f64, lr: f64) {
@@ -105,9 +116,24 @@ impl Progress for Bars {
         if let Some(bar) = &self.batches {
             bar.reset();
         }
+        if let Some((label, epochs)) = &self.lines {
+            // Best effort, as the bars: a closed stderr does not stop the run.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{label} epoch {}/{epochs}: train {:.4} val mse {:.4} mae {:.4}{} lr {:.2e} ({:.1} s)",
+                record.epoch,
+                record.train_loss,
+                record.val_mse,
+                record.val_mae,
+                if record.improved { " *" } else { "" },
+                record.lr,
+                record.seconds
+            );
+        }
     }
 
     fn finish(&mut self) {
+        self.lines = None;
         for bar in [self.batches.take(), self.epochs.take()]
             .into_iter()
             .flatten()
