@@ -4,9 +4,11 @@
 //! Burn's composite costs more than its products: every matmul output is allocated zero-filled
 //! as bytes and then copied once more to realign it (together 18% of Mamba's projections), the
 //! bias is a second pass with a second output, and its gradient a third. Here the output starts
-//! as the bias rows (or zeros) and the product accumulates into it; backward,
-//! `dx = dy·Wᵀ` and `dW = xᵀ·dy` read the transposes through strides (no copies), and
-//! `db = Σ_rows dy` is summed in fixed row groups, so it does not depend on the thread count.
+//! as the bias rows and the product accumulates into it (without a bias, gemm writes fresh,
+//! unfilled memory); backward, `dx = dy·Wᵀ` and `dW = xᵀ·dy` read the transposes through
+//! strides (no copies), and `db = Σ_rows dy` is summed in fixed row groups, so it does not
+//! depend on the thread count. The gemm call is one of the workspace's audited `unsafe`
+//! exceptions: both operands' extents are checked against their slices before it.
 
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
