@@ -51,35 +51,48 @@ fn draw_seed(device: &Device) -> u64 {
         .fold(0u64, |seed, d| (seed << 32) ^ u64::from(d.to_bits()))
 }
 
+/// Mask values per parallel task: even, so a task starts on a word boundary, and fixed, so the
+/// mask does not depend on the thread count (each value depends only on its index anyway).
+const TASK: usize = 1 << 16;
+
 /// `n` mask values: `0` with probability `prob`, else `1 / (1 − prob)`.
 fn mask(seed: u64, n: usize, prob: f64) -> Vec<f32> {
     let keep = 1.0 - prob;
-    pulp::Arch::new().dispatch(Mask {
-        seed,
-        n,
-        // Keep when a uniform 32-bit draw is below keep · 2³².
-        threshold: (keep * 4_294_967_296.0) as u64,
-        scale: (1.0 / keep) as f32,
-    })
+    // Keep when a uniform 32-bit draw is below keep · 2³².
+    let threshold = (keep * 4_294_967_296.0) as u64;
+    let scale = (1.0 / keep) as f32;
+    let mut out = vec![0.0f32; n];
+    let tasks = out.chunks_mut(TASK).enumerate().collect();
+    crate::kernels::parallel(tasks, |(task, out)| {
+        pulp::Arch::new().dispatch(Mask {
+            seed,
+            first_word: (task * TASK / 2) as u64,
+            out,
+            threshold,
+            scale,
+        });
+    });
+    out
 }
 
-/// The mask loop as a pulp SIMD operation (compiled for the CPU's widest vectors).
-struct Mask {
+/// One task's share of the mask loop as a pulp SIMD operation (compiled for the CPU's widest
+/// vectors).
+struct Mask<'a> {
     seed: u64,
-    n: usize,
+    first_word: u64,
+    out: &'a mut [f32],
     threshold: u64,
     scale: f32,
 }
 
-impl pulp::WithSimd for Mask {
-    type Output = Vec<f32>;
+impl pulp::WithSimd for Mask<'_> {
+    type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) -> Vec<f32> {
-        let mut out = vec![0.0f32; self.n];
+    fn with_simd<S: pulp::Simd>(self, _: S) {
         // Counter-based: word i is SplitMix64's i-th output, so iterations are independent.
-        for (i, pair) in out.chunks_mut(2).enumerate() {
-            let word = splitmix64_at(self.seed, i as u64);
+        for (i, pair) in self.out.chunks_mut(2).enumerate() {
+            let word = splitmix64_at(self.seed, self.first_word + i as u64);
             for (value, draw) in pair.iter_mut().zip([word & 0xffff_ffff, word >> 32]) {
                 *value = if draw < self.threshold {
                     self.scale
@@ -88,7 +101,6 @@ impl pulp::WithSimd for Mask {
                 };
             }
         }
-        out
     }
 }
 
@@ -118,6 +130,26 @@ mod tests {
         // the mean is preserved in expectation
         let mean = m.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
         assert!((mean - 1.0).abs() < 0.01, "mean {mean}");
+    }
+
+    /// Split over tasks, the mask is still value `i` = half `i % 2` of SplitMix64 word `i / 2`,
+    /// across task boundaries and at an odd length.
+    #[test]
+    fn parallel_mask_is_the_counter_sequence() {
+        let (seed, n, prob) = (11, 3 * TASK + 5, 0.25);
+        let threshold = (0.75 * 4_294_967_296.0) as u64;
+        let want: Vec<f32> = (0..n)
+            .map(|i| {
+                let word = splitmix64_at(seed, (i / 2) as u64);
+                let draw = if i % 2 == 0 {
+                    word & 0xffff_ffff
+                } else {
+                    word >> 32
+                };
+                if draw < threshold { 1.0 / 0.75 } else { 0.0 }
+            })
+            .collect();
+        assert_eq!(mask(seed, n, prob), want);
     }
 
     #[test]
