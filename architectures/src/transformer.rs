@@ -168,7 +168,11 @@ impl TransformerConfig {
     }
 }
 
-/// LayerNorm or RMSNorm.
+/// LayerNorm's ε: set on the module and passed to the kernel (burn keeps the module's private).
+const LAYER_NORM_EPSILON: f64 = 1e-5;
+
+/// LayerNorm or RMSNorm, both run by host kernels ([`kernels::layer_norm`],
+/// [`kernels::rms_norm`]) with burn's modules holding the parameters.
 #[derive(Module, Debug)]
 pub enum Norm {
     /// LayerNorm.
@@ -180,14 +184,21 @@ pub enum Norm {
 impl Norm {
     fn new(kind: NormKind, d: usize, device: &Device) -> Self {
         match kind {
-            NormKind::LayerNorm => Self::Layer(LayerNormConfig::new(d).init(device)),
+            NormKind::LayerNorm => Self::Layer(
+                LayerNormConfig::new(d)
+                    .with_epsilon(LAYER_NORM_EPSILON)
+                    .init(device),
+            ),
             NormKind::RmsNorm => Self::Rms(RmsNormConfig::new(d).init(device)),
         }
     }
 
     fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Self::Layer(n) => n.forward(x),
+            Self::Layer(n) => match &n.beta {
+                Some(beta) => kernels::layer_norm(x, n.gamma.val(), beta.val(), LAYER_NORM_EPSILON),
+                None => n.forward(x),
+            },
             Self::Rms(n) => kernels::rms_norm_layer(n, x),
         }
     }

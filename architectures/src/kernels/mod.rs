@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod attention;
 pub mod causal_conv;
+pub mod layer_norm;
 pub mod linear;
 pub mod rg_lru;
 pub mod rms_norm;
@@ -15,6 +16,7 @@ pub mod selective_scan;
 pub use activation::{Activation, gelu, gelu_tanh, silu, softplus};
 pub use attention::{Mask, attention, attention_weights, reference_attention};
 pub use causal_conv::{causal_conv1d, causal_conv1d_reference};
+pub use layer_norm::{layer_norm, layer_norm_reference};
 pub use linear::{linear, linear_reference};
 pub use rg_lru::{rg_lru, rg_lru_reference, rg_lru_step};
 pub use rms_norm::{rms_norm, rms_norm_layer, rms_norm_reference};
