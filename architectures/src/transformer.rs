@@ -1,7 +1,10 @@
 //! Transformer backbone: pre-norm multi-head self-attention blocks with a GELU MLP (Vaswani et
 //! al. 2017, <https://arxiv.org/abs/1706.03762>; pre-norm as in GPT-2 and nanoGPT `model.py`
 //! @ 3adf61e), rotary (Su et al. 2021, <https://arxiv.org/abs/2104.09864>) or learned positions,
-//! LayerNorm or RMSNorm, and a `causal` switch.
+//! LayerNorm, RMSNorm or BatchNorm, and a `causal` switch. Post-norm blocks (the original
+//! Transformer's order) with BatchNorm are PatchTST's encoder (Nie et al. 2023,
+//! <https://arxiv.org/abs/2211.14730>; yuqinie98/PatchTST `PatchTST_backbone.py` @ 204c21e:
+//! `TSTEncoderLayer` with `pre_norm=False`, `norm='BatchNorm'`).
 //!
 //! The attention is written here rather than taken from burn's `MultiHeadAttention`, so masking,
 //! positions and the KV cache stay under our control: `step` appends one position's keys and
@@ -12,8 +15,8 @@
 
 use burn::module::Param;
 use burn::nn::{
-    LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig, RotaryEncoding,
-    RotaryEncodingConfig,
+    BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm,
+    RmsNormConfig, RotaryEncoding, RotaryEncodingConfig,
 };
 use burn::prelude::*;
 
@@ -29,6 +32,11 @@ pub enum NormKind {
     LayerNorm,
     /// RMSNorm (eps 1e-5).
     RmsNorm,
+    /// BatchNorm over the width with statistics over every token of the batch (PatchTST's
+    /// `BatchNorm1d(d_model)` on `[batch·channels, d_model, patches]`; eps 1e-5, momentum 0.1,
+    /// running statistics at evaluation). Bidirectional encoders only: batch statistics mix
+    /// positions, so an output would depend on later inputs.
+    BatchNorm,
 }
 
 /// Position information.
@@ -73,6 +81,10 @@ pub struct TransformerConfig {
     /// Mask attention to earlier positions only.
     #[config(default = true)]
     pub causal: bool,
+    /// Post-norm blocks, `x = Norm(x + Attn(x))`, `x = Norm(x + MLP(x))`, without a final norm
+    /// (the original Transformer and PatchTST), instead of pre-norm.
+    #[config(default = false)]
+    pub post_norm: bool,
 }
 
 impl TransformerConfig {
@@ -110,6 +122,11 @@ impl TransformerConfig {
                 self.d_model / self.n_heads
             ));
         }
+        if self.norm == NormKind::BatchNorm && self.causal {
+            return invalid(
+                "batch norm needs a bidirectional encoder: its batch statistics mix positions, so a causal model's outputs would depend on later inputs".to_string(),
+            );
+        }
         for (name, p) in [
             ("dropout", self.dropout),
             ("attention dropout", self.attention_dropout),
@@ -135,7 +152,8 @@ impl TransformerConfig {
             blocks: (0..self.n_layers)
                 .map(|_| self.init_block(device))
                 .collect(),
-            norm: Norm::new(self.norm, self.d_model, device),
+            norm: (!self.post_norm).then(|| Norm::new(self.norm, self.d_model, device)),
+            post_norm: self.post_norm,
             rotary: (self.positions == PositionKind::Rotary)
                 .then(|| RotaryEncodingConfig::new(self.max_len, d_head).init(device)),
             position_embedding: (self.positions == PositionKind::Learned).then(|| {
@@ -172,13 +190,15 @@ impl TransformerConfig {
 const LAYER_NORM_EPSILON: f64 = 1e-5;
 
 /// LayerNorm or RMSNorm, both run by host kernels ([`kernels::layer_norm`],
-/// [`kernels::rms_norm`]) with burn's modules holding the parameters.
+/// [`kernels::rms_norm`]) with burn's modules holding the parameters, or burn's BatchNorm.
 #[derive(Module, Debug)]
 pub enum Norm {
     /// LayerNorm.
     Layer(LayerNorm),
     /// RMSNorm.
     Rms(RmsNorm),
+    /// BatchNorm (its running statistics are module state).
+    Batch(BatchNorm),
 }
 
 impl Norm {
@@ -190,6 +210,7 @@ impl Norm {
                     .init(device),
             ),
             NormKind::RmsNorm => Self::Rms(RmsNormConfig::new(d).init(device)),
+            NormKind::BatchNorm => Self::Batch(BatchNormConfig::new(d).init(device)),
         }
     }
 
@@ -200,11 +221,19 @@ impl Norm {
                 None => n.forward(x),
             },
             Self::Rms(n) => kernels::rms_norm_layer(n, x),
+            Self::Batch(n) => {
+                // Every token is a sample of the width's `d` features: `[rows, d]`.
+                let dims = x.dims();
+                let d = dims[D - 1];
+                let rows = dims.iter().product::<usize>() / d.max(1);
+                n.forward(x.reshape([rows, d])).reshape(dims)
+            }
         }
     }
 }
 
-/// One pre-norm block: `x + Attn(Norm(x))`, then `x + MLP(Norm(x))`.
+/// One block: pre-norm `x + Attn(Norm(x))`, then `x + MLP(Norm(x))`, or post-norm
+/// `Norm(x + Attn(x))`, then `Norm(x + MLP(x))`.
 #[derive(Module, Debug)]
 pub struct Block {
     norm_attention: Norm,
@@ -225,8 +254,9 @@ pub struct Block {
 #[derive(Module, Debug)]
 pub struct Transformer {
     blocks: Vec<Block>,
-    /// Final normalisation.
-    norm: Norm,
+    /// Final normalisation (pre-norm blocks only).
+    norm: Option<Norm>,
+    post_norm: bool,
     rotary: Option<RotaryEncoding>,
     /// `[max_len, d]`.
     position_embedding: Option<Param<Tensor<2>>>,
@@ -310,6 +340,34 @@ impl Transformer {
         let hidden = block.dropout.forward(gelu(rows(&block.mlp_in, x)));
         block.dropout.forward(rows(&block.mlp_out, hidden))
     }
+
+    /// The input of a residual branch: `Norm(x)` pre-norm, `x` post-norm.
+    fn branch_input(&self, norm: &Norm, x: Tensor<3>) -> Tensor<3> {
+        if self.post_norm { x } else { norm.forward(x) }
+    }
+
+    /// `x` with a residual branch added: `x + branch` pre-norm, `Norm(x + branch)` post-norm.
+    fn add_branch(&self, norm: &Norm, x: Tensor<3>, branch: Tensor<3>) -> Tensor<3> {
+        if self.post_norm {
+            norm.forward(x + branch)
+        } else {
+            x + branch
+        }
+    }
+
+    /// One block's MLP half: `x + MLP(Norm(x))` or `Norm(x + MLP(x))`.
+    fn mlp_half(&self, block: &Block, x: Tensor<3>) -> Tensor<3> {
+        let branch = Self::mlp(block, self.branch_input(&block.norm_mlp, x.clone()));
+        self.add_branch(&block.norm_mlp, x, branch)
+    }
+
+    /// The final norm of pre-norm blocks (post-norm blocks end normalised).
+    fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
+    }
 }
 
 impl SequenceModel for Transformer {
@@ -318,12 +376,14 @@ impl SequenceModel for Transformer {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let mut x = self.dropout.forward(self.add_positions(x, 0));
         for block in &self.blocks {
-            let [q, k, v] = self.qkv(block, block.norm_attention.forward(x.clone()), 0);
+            let input = self.branch_input(&block.norm_attention, x.clone());
+            let [q, k, v] = self.qkv(block, input, 0);
             let attended = self.attend(block, q, k, v, self.causal);
-            x = x + block.dropout.forward(rows(&block.out, attended));
-            x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
+            let branch = block.dropout.forward(rows(&block.out, attended));
+            x = self.add_branch(&block.norm_attention, x, branch);
+            x = self.mlp_half(block, x);
         }
-        self.norm.forward(x)
+        self.final_norm(x)
     }
 
     fn init_state(&self, _batch: usize, _device: &Device) -> KvCache {
@@ -343,18 +403,20 @@ impl SequenceModel for Transformer {
         let mut x = self.add_positions(x.reshape([b, 1, d]), t);
         let mut layers = Vec::with_capacity(self.blocks.len());
         for (block, cache) in self.blocks.iter().zip(state.layers) {
-            let [q, k, v] = self.qkv(block, block.norm_attention.forward(x.clone()), t);
+            let input = self.branch_input(&block.norm_attention, x.clone());
+            let [q, k, v] = self.qkv(block, input, t);
             let (k, v) = match cache {
                 Some((ck, cv)) => (Tensor::cat(vec![ck, k], 2), Tensor::cat(vec![cv, v], 2)), // [b, h, t + 1, k]
                 None => (k, v),
             };
             // The cache holds only the past: nothing to hide.
             let attended = self.attend(block, q, k.clone(), v.clone(), false);
-            x = x + block.dropout.forward(rows(&block.out, attended));
-            x = x.clone() + Self::mlp(block, block.norm_mlp.forward(x));
+            let branch = block.dropout.forward(rows(&block.out, attended));
+            x = self.add_branch(&block.norm_attention, x, branch);
+            x = self.mlp_half(block, x);
             layers.push(Some((k, v)));
         }
-        let y = self.norm.forward(x).reshape([b, d]);
+        let y = self.final_norm(x).reshape([b, d]);
         (
             y,
             KvCache {
@@ -405,6 +467,96 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("even head width"), "{e}");
+        let e = TransformerConfig::new(16)
+            .with_norm(NormKind::BatchNorm)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("bidirectional encoder"), "{e}");
+    }
+
+    /// Post-norm blocks keep `forward` equal to `step` (a causal model with LayerNorm).
+    #[test]
+    fn forward_equals_step_with_post_norm() {
+        let device = Device::flex();
+        device.seed(2);
+        let model = TransformerConfig::new(16)
+            .with_n_heads(2)
+            .with_d_ff(32)
+            .with_post_norm(true)
+            .with_max_len(32)
+            .init(&device);
+        assert!(model.norm.is_none(), "post-norm blocks have no final norm");
+        let x = Tensor::<3>::random([2, 9, 16], Distribution::Default, &device);
+        let y = SequenceModel::forward(&model, x.clone());
+        let mut state = model.init_state(2, &device);
+        let mut steps = Vec::new();
+        for t in 0..9 {
+            let (yt, next) = model.step(x.clone().narrow(1, t, 1).reshape([2, 16]), state);
+            state = next;
+            steps.push(yt.unsqueeze_dim::<3>(1));
+        }
+        let diff = (y - Tensor::cat(steps, 1)).abs().max().into_scalar::<f32>();
+        assert!(diff <= 1e-4, "max abs diff {diff}");
+    }
+
+    /// PatchTST's encoder (post-norm, BatchNorm): batch statistics while training, with
+    /// gradients reaching the norms' scales and shifts and the running statistics updated;
+    /// running statistics at evaluation, deterministic and different from the batch's.
+    #[test]
+    fn batch_norm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let model = TransformerConfig::new(16)
+            .with_n_heads(4)
+            .with_d_ff(32)
+            .with_n_layers(2)
+            .with_causal(false)
+            .with_positions(PositionKind::Learned)
+            .with_max_len(10)
+            .with_norm(NormKind::BatchNorm)
+            .with_post_norm(true)
+            .init(&device);
+        let x = Tensor::<3>::random([4, 10, 16], Distribution::Normal(1.0, 2.0), &device);
+        let batch_of = |norm: &Norm| match norm {
+            Norm::Batch(n) => n.clone(),
+            _ => panic!("a BatchNorm model"),
+        };
+        let before = batch_of(&model.blocks[0].norm_attention)
+            .running_mean
+            .value()
+            .into_data();
+        let trained = SequenceModel::forward(&model, x.clone());
+        let grads = trained.clone().powi_scalar(2).mean().backward();
+        for block in &model.blocks {
+            for norm in [&block.norm_attention, &block.norm_mlp] {
+                let norm = batch_of(norm);
+                for grad in [norm.gamma.grad(&grads), norm.beta.grad(&grads)] {
+                    let values = grad
+                        .expect("a gradient")
+                        .into_data()
+                        .to_vec::<f32>()
+                        .unwrap();
+                    assert!(values.iter().all(|v| v.is_finite()));
+                    assert!(values.iter().any(|v| *v != 0.0));
+                }
+            }
+        }
+        let after = batch_of(&model.blocks[0].norm_attention)
+            .running_mean
+            .value_sync() // merges this thread's update
+            .into_data();
+        assert_ne!(before, after, "a training forward updates the running mean");
+
+        let eval = model.valid();
+        let x_eval = x.inner();
+        let first = SequenceModel::forward(&eval, x_eval.clone()).into_data();
+        let again = SequenceModel::forward(&eval, x_eval).into_data();
+        assert_eq!(first, again, "evaluation uses fixed running statistics");
+        let trained = trained.inner().into_data();
+        assert_ne!(
+            first, trained,
+            "evaluation does not use the batch's statistics"
+        );
     }
 
     /// The registry's causal variant uses rotary positions and LayerNorm; this covers the other
