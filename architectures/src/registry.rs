@@ -17,7 +17,7 @@ use crate::linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 use crate::mamba::MambaConfig;
 use crate::repeat::{Repeat, RepeatConfig};
 use crate::sequence_model::{Forecaster, SequenceModel, WindowState};
-use crate::transformer::{PositionKind, TransformerConfig};
+use crate::transformer::{NormKind, PositionKind, TransformerConfig};
 
 /// Architectures selectable with `--arch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -77,6 +77,10 @@ pub struct ModelOptions {
     pub window: Option<usize>,
     /// `--params`: a target parameter count; width and depth come from the size ladder.
     pub params: Option<usize>,
+    /// `--norm`: the Transformer's normalisation.
+    pub norm: Option<NormKind>,
+    /// `--post-norm`: the Transformer's post-norm blocks.
+    pub post_norm: Option<bool>,
 }
 
 impl ModelOptions {
@@ -107,6 +111,8 @@ impl ModelOptions {
             causal: pick(self.causal, defaults.causal, "causal", accepted),
             window: pick(self.window, defaults.window, "window", accepted),
             params: self.params,
+            norm: pick(self.norm, defaults.norm, "norm", accepted),
+            post_norm: pick(self.post_norm, defaults.post_norm, "post-norm", accepted),
         }
     }
 
@@ -132,6 +138,8 @@ impl ModelOptions {
         push(self.causal.is_some(), "causal");
         push(self.window.is_some(), "window");
         push(self.params.is_some(), "params");
+        push(self.norm.is_some(), "norm");
+        push(self.post_norm.is_some(), "post-norm");
         given
     }
 }
@@ -217,6 +225,8 @@ impl ArchName {
                 "patch-len",
                 "stride",
                 "causal",
+                "norm",
+                "post-norm",
             ],
             Self::Mamba => &[
                 "params",
@@ -331,7 +341,9 @@ impl ArchName {
                         .with_dropout(options.dropout.unwrap_or(0.1))
                         .with_positions(positions)
                         .with_max_len(max_len)
-                        .with_causal(causal),
+                        .with_causal(causal)
+                        .with_norm(options.norm.unwrap_or(NormKind::LayerNorm))
+                        .with_post_norm(options.post_norm.unwrap_or(false)),
                 );
                 ArchConfig::Patch(adapter)
             }

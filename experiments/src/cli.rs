@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use architectures::{ArchName, ModelOptions};
+use architectures::{ArchName, ModelOptions, NormKind};
 use clap::{Args, Parser, Subcommand};
 use datasets::{Features, SplitRule};
 use experiments::{BackendName, Preset};
@@ -129,6 +129,14 @@ pub struct ModelArgs {
     /// count; see `archzoo list`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub params: Option<u64>,
+    /// Transformer normalisation (default layer-norm; batch-norm: PatchTST's, bidirectional
+    /// encoders only).
+    #[arg(long, value_enum)]
+    pub norm: Option<NormKind>,
+    /// Transformer post-norm blocks, Norm(x + branch), without a final norm (the original
+    /// Transformer and PatchTST; default: pre-norm).
+    #[arg(long)]
+    pub post_norm: bool,
 }
 
 impl ModelArgs {
@@ -151,6 +159,8 @@ impl ModelArgs {
             causal: self.causal.then_some(true),
             window: u(self.window),
             params: u(self.params),
+            norm: self.norm,
+            post_norm: self.post_norm.then_some(true),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use architectures::ModelOptions;
+use architectures::{ModelOptions, NormKind};
 use serde::{Deserialize, Serialize};
 
 /// A named training recipe.
@@ -15,7 +15,8 @@ pub enum Preset {
     /// LTSF-Linear: L = 336, Adam with per-dataset lr and batch, 10 epochs, lr halving, patience 3.
     Ltsf,
     /// PatchTST/42's official ETTh1 recipe: L = 336, 3 layers, 4 heads, d_model 16, d_ff 128,
-    /// dropout 0.3, batch 128, lr 1e-4, 100 epochs, schedule type3, patience 100.
+    /// dropout 0.3, post-norm BatchNorm blocks, batch 128, lr 1e-4, 100 epochs, schedule type3,
+    /// patience 100.
     Patchtst,
 }
 
@@ -84,7 +85,7 @@ impl Preset {
                 "LTSF-Linear: L=336, Adam with per-dataset lr/batch (ETTh1 0.005/32, ETTh2 0.05/32, ETTm1 1e-4/8, ETTm2 1e-3|0.01/32), 10 epochs, patience 3"
             }
             Self::Patchtst => {
-                "PatchTST/42 ETTh1 recipe: L=336, 3 layers, 4 heads, d_model 16, d_ff 128, dropout 0.3, batch 128, lr 1e-4, 100 epochs, type3 schedule, patience 100"
+                "PatchTST/42 ETTh1 recipe: L=336, 3 layers, 4 heads, d_model 16, d_ff 128, dropout 0.3, post-norm BatchNorm blocks, batch 128, lr 1e-4, 100 epochs, type3 schedule, patience 100"
             }
         }
     }
@@ -145,6 +146,10 @@ impl Preset {
                     dropout: Some(0.3),
                     patch_len: Some(16),
                     stride: Some(8),
+                    // PatchTST_backbone.py's TSTEncoderLayer defaults: pre_norm=False,
+                    // norm='BatchNorm'.
+                    norm: Some(NormKind::BatchNorm),
+                    post_norm: Some(true),
                     ..ModelOptions::default()
                 },
             },
@@ -160,13 +165,51 @@ impl fmt::Display for Preset {
 
 #[cfg(test)]
 mod tests {
-    use super::LrSchedule;
+    use super::{LrSchedule, Preset};
 
     #[test]
     fn type1_schedule_matches_tslib() {
         // TSLib: adjust_learning_rate(epoch + 1) after each 0-based epoch, lr0 * 0.5^(e - 1).
         let lrs: Vec<f64> = (1..=5).map(|e| LrSchedule::Type1.lr(1.0, e)).collect();
         assert_eq!(lrs, [1.0, 1.0, 0.5, 0.25, 0.125]);
+    }
+
+    /// The preset builds PatchTST's encoder: its sizes, bidirectional, post-norm BatchNorm.
+    #[test]
+    fn patchtst_builds_patchtsts_encoder() {
+        use architectures::{
+            ArchConfig, ArchName, BackboneConfig, ModelOptions, NormKind, TaskShape,
+        };
+        let values = Preset::Patchtst.values("ETTh1", 96);
+        let task = TaskShape {
+            seq_len: values.seq_len,
+            pred_len: 96,
+            channels: 7,
+        };
+        let options = ModelOptions::default()
+            .with_defaults(&values.model, ArchName::Transformer.accepted_options());
+        let config = ArchName::Transformer.config(task, &options).unwrap();
+        let ArchConfig::Patch(adapter) = config else {
+            panic!("a patch model")
+        };
+        let BackboneConfig::Transformer(encoder) = adapter.backbone else {
+            panic!("a Transformer backbone")
+        };
+        assert_eq!(
+            (
+                encoder.d_model,
+                encoder.n_layers,
+                encoder.n_heads,
+                encoder.d_ff
+            ),
+            (16, 3, 4, 128)
+        );
+        assert_eq!(encoder.norm, NormKind::BatchNorm);
+        assert!(encoder.post_norm && !encoder.causal);
+        assert_eq!(
+            (adapter.seq_len, adapter.patch_len, adapter.stride),
+            (336, 16, 8)
+        );
     }
 
     #[test]

@@ -275,6 +275,28 @@ fn option_that_does_not_apply_to_the_architecture() {
         &stderr(&output),
         &["moving_avg must be odd"],
     );
+    let output = archzoo(&["train", "--arch", "mamba", "--norm", "batch-norm"], None);
+    assert_clean_failure(
+        output.status.success(),
+        &stderr(&output),
+        &["--norm does not apply to `mamba`"],
+    );
+    let output = archzoo(
+        &[
+            "train",
+            "--arch",
+            "transformer",
+            "--causal",
+            "--norm",
+            "batch-norm",
+        ],
+        None,
+    );
+    assert_clean_failure(
+        output.status.success(),
+        &stderr(&output),
+        &["batch norm needs a bidirectional encoder"],
+    );
 }
 
 #[test]
