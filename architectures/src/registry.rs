@@ -194,7 +194,9 @@ impl ArchName {
             }
             Self::Rlinear => "RevIN + dropout + Linear (Li et al. 2023)",
             Self::Repeat => "repeat the last input value over the horizon; no training",
-            Self::Transformer => "pre-norm self-attention over patches (PatchTST-style adapter)",
+            Self::Transformer => {
+                "self-attention over patches, pre-norm or PatchTST's post-norm BatchNorm (PatchTST-style adapter)"
+            }
             Self::Mamba => "Mamba-1 selective SSM blocks over patches (fused scan; same adapter)",
             Self::Griffin => {
                 "Griffin: RG-LRU, RG-LRU, local MQA blocks over patches (fused scan; same adapter)"
