@@ -195,6 +195,7 @@ fn forward_host<B: Backend>(
     let (d, [b, h]) = Dims::of(&q.shape(), &v.shape(), mask, scale);
     let (q, k, v) = (host_data::<B>(q), host_data::<B>(k), host_data::<B>(v));
     let (q, k, v) = (values(&q), values(&k), values(&v));
+    let mask = LaneMask::of(&d); // the same for every slab
     let mut out = vec![0.0f32; d.n * d.lq * d.ev];
     let mut lse = vec![0.0f32; d.n * d.lq];
     let slabs = out
@@ -207,6 +208,7 @@ fn forward_host<B: Backend>(
         let v = &v[s * d.lk * d.ev..][..d.lk * d.ev];
         pulp::Arch::new().dispatch(ForwardSlab {
             d,
+            mask: &mask,
             q,
             k,
             v,
@@ -238,6 +240,7 @@ fn backward_host<B: Backend>(
         values(&lse),
         values(&dout),
     );
+    let mask = LaneMask::of(&d); // the same for every slab
     let mut dq = vec![0.0f32; d.n * d.lq * d.e];
     let mut dk = vec![0.0f32; d.n * d.lk * d.e];
     let mut dv = vec![0.0f32; d.n * d.lk * d.ev];
@@ -257,6 +260,7 @@ fn backward_host<B: Backend>(
         };
         pulp::Arch::new().dispatch(BackwardSlab {
             d,
+            mask: &mask,
             x: slab,
             dq,
             dk,
@@ -270,6 +274,8 @@ fn backward_host<B: Backend>(
 /// [`forward_slab`] as a pulp SIMD operation.
 struct ForwardSlab<'a> {
     d: Dims,
+    /// Visible keys per query (the lane kernels').
+    mask: &'a LaneMask,
     q: &'a [f32],
     k: &'a [f32],
     v: &'a [f32],
@@ -284,6 +290,7 @@ impl pulp::WithSimd for ForwardSlab<'_> {
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let Self {
             d,
+            mask,
             q,
             k,
             v,
@@ -291,8 +298,8 @@ impl pulp::WithSimd for ForwardSlab<'_> {
             lse,
         } = self;
         match d.e.max(d.ev) {
-            0..=4 => forward_slab_narrow::<4>(d, q, k, v, out, lse),
-            5..=NARROW => forward_slab_narrow::<NARROW>(d, q, k, v, out, lse),
+            0..=4 => forward_slab_narrow::<4>(d, mask, q, k, v, out, lse),
+            5..=NARROW => forward_slab_narrow::<NARROW>(d, mask, q, k, v, out, lse),
             _ => forward_slab(d, q, k, v, out, lse),
         }
     }
@@ -301,6 +308,8 @@ impl pulp::WithSimd for ForwardSlab<'_> {
 /// [`backward_slab`] as a pulp SIMD operation.
 struct BackwardSlab<'a> {
     d: Dims,
+    /// Visible keys per query (the lane kernels').
+    mask: &'a LaneMask,
     x: Slab<'a>,
     dq: &'a mut [f32],
     dk: &'a mut [f32],
@@ -312,10 +321,17 @@ impl pulp::WithSimd for BackwardSlab<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
-        let Self { d, x, dq, dk, dv } = self;
+        let Self {
+            d,
+            mask,
+            x,
+            dq,
+            dk,
+            dv,
+        } = self;
         match d.e.max(d.ev) {
-            0..=4 => backward_slab_narrow::<4>(d, x, dq, dk, dv),
-            5..=NARROW => backward_slab_narrow::<NARROW>(d, x, dq, dk, dv),
+            0..=4 => backward_slab_narrow::<4>(d, mask, x, dq, dk, dv),
+            5..=NARROW => backward_slab_narrow::<NARROW>(d, mask, x, dq, dk, dv),
             _ => backward_slab(d, x, dq, dk, dv),
         }
     }
@@ -549,6 +565,7 @@ impl LaneMask {
 #[inline(always)]
 fn forward_slab_narrow<const W: usize>(
     d: Dims,
+    mask: &LaneMask,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -560,7 +577,6 @@ fn forward_slab_narrow<const W: usize>(
         padded_rows::<W>(k, d.lk, d.e),
         padded_rows::<W>(v, d.lk, d.ev),
     );
-    let mask = LaneMask::of(&d);
     let mut scores = vec![[0.0f32; VECTOR]; d.lk];
     for (block, qb) in qt.iter().enumerate() {
         let (first, last) = mask.keys[block];
@@ -621,12 +637,12 @@ fn forward_slab_narrow<const W: usize>(
 #[inline(always)]
 fn backward_slab_narrow<const W: usize>(
     d: Dims,
+    mask: &LaneMask,
     x: Slab<'_>,
     dq: &mut [f32],
     dk: &mut [f32],
     dv: &mut [f32],
 ) {
-    let mask = LaneMask::of(&d);
     // D_i = dO_i·o_i, padded to whole blocks (the padding's weights are all zero).
     let mut dot_do = vec![0.0f32; d.lq.next_multiple_of(VECTOR)];
     for (i, dd) in dot_do.iter_mut().enumerate().take(d.lq) {
