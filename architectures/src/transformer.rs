@@ -456,6 +456,20 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
+    /// `x: [b, l, d]` through `step`, one position at a time: the outputs `[b, l, d]` and the
+    /// final state.
+    fn run_steps(model: &Transformer, x: Tensor<3>) -> (Tensor<3>, KvCache) {
+        let [b, l, d] = x.dims();
+        let mut state = model.init_state(b, &x.device());
+        let mut steps = Vec::with_capacity(l);
+        for t in 0..l {
+            let (yt, next) = model.step(x.clone().narrow(1, t, 1).reshape([b, d]), state);
+            state = next;
+            steps.push(yt.unsqueeze_dim::<3>(1));
+        }
+        (Tensor::cat(steps, 1), state)
+    }
+
     #[test]
     fn bad_configs_are_rejected_before_building() {
         let e = TransformerConfig::new(10)
@@ -494,14 +508,8 @@ mod tests {
         assert!(model.norm.is_none(), "post-norm blocks have no final norm");
         let x = Tensor::<3>::random([2, 9, 16], Distribution::Default, &device);
         let y = SequenceModel::forward(&model, x.clone());
-        let mut state = model.init_state(2, &device);
-        let mut steps = Vec::new();
-        for t in 0..9 {
-            let (yt, next) = model.step(x.clone().narrow(1, t, 1).reshape([2, 16]), state);
-            state = next;
-            steps.push(yt.unsqueeze_dim::<3>(1));
-        }
-        let diff = (y - Tensor::cat(steps, 1)).abs().max().into_scalar::<f32>();
+        let (stepped, _) = run_steps(&model, x);
+        let diff = (y - stepped).abs().max().into_scalar::<f32>();
         assert!(diff <= 1e-4, "max abs diff {diff}");
     }
 
@@ -580,14 +588,8 @@ mod tests {
             .init(&device);
         let x = Tensor::<3>::random([2, 12, 16], Distribution::Default, &device);
         let y = SequenceModel::forward(&model, x.clone());
-        let mut state = model.init_state(2, &device);
-        let mut steps = Vec::new();
-        for t in 0..12 {
-            let (yt, next) = model.step(x.clone().narrow(1, t, 1).reshape([2, 16]), state);
-            state = next;
-            steps.push(yt.unsqueeze_dim::<3>(1));
-        }
-        let diff = (y - Tensor::cat(steps, 1)).abs().max().into_scalar::<f32>();
+        let (stepped, state) = run_steps(&model, x);
+        let diff = (y - stepped).abs().max().into_scalar::<f32>();
         assert!(diff <= 1e-4, "max abs diff {diff}");
         assert_eq!(state.position, 12);
     }
