@@ -274,7 +274,7 @@ impl<B: Backend + ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{flat, max_rel};
+    use crate::kernels::testing::{assert_close, flat};
     use burn::tensor::Distribution;
 
     /// Host kernel against the tensor-op reference: output and the gradients of x, w, bias.
@@ -307,16 +307,14 @@ mod tests {
             ]
         };
         let (fused, reference) = (run(true), run(false));
-        for (name, (got, want)) in ["y", "dx", "dw", "dbias"]
-            .iter()
-            .zip(fused.iter().zip(&reference))
-        {
-            let err = max_rel(got, want);
-            assert!(
-                err < 1e-5,
-                "{name}: relative error {err:e} (b{b} l{l} c{c} k{k} silu {silu})"
-            );
-        }
+        let context = format!("b{b} l{l} c{c} k{k} silu {silu}");
+        assert_close(
+            &["y", "dx", "dw", "dbias"],
+            &fused,
+            &reference,
+            1e-5,
+            &context,
+        );
     }
 
     #[test]

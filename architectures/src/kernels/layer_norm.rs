@@ -23,7 +23,7 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{host_data, on_host_backend, parallel, register, sum, sum_parts, values};
+use super::{LANES, host_data, on_host_backend, parallel, register, sum, sum_parts, values};
 
 /// Rows per parallel task; fixed, so `dγ` and `dβ` (partial sums per task, added in task order)
 /// do not depend on the thread count.
@@ -84,11 +84,11 @@ impl LayerNormBackend for NdArray {}
 fn moments(x: &[f32], epsilon: f32) -> (f32, f32) {
     let d = x.len() as f32;
     let mean = sum(x) / d;
-    let mut centred = [0.0f32; super::LANES];
-    let full = x.len() / super::LANES * super::LANES;
-    for start in (0..full).step_by(super::LANES) {
-        let x = &x[start..][..super::LANES];
-        for lane in 0..super::LANES {
+    let mut centred = [0.0f32; LANES];
+    let full = x.len() / LANES * LANES;
+    for start in (0..full).step_by(LANES) {
+        let x = &x[start..][..LANES];
+        for lane in 0..LANES {
             let c = x[lane] - mean;
             centred[lane] += c * c;
         }
@@ -179,12 +179,12 @@ impl pulp::WithSimd for BackwardRows<'_> {
             let (x, dy, dx) = (&x[..d], &dy[..d], &mut dx[..d]);
             let (mean, r) = moments(x, self.epsilon);
             // mean(g) and mean(g ⊙ x̂) over 16 partial sums each, as `dot`.
-            let (mut g_sum, mut gx_sum) = ([0.0f32; super::LANES], [0.0f32; super::LANES]);
-            let full = d / super::LANES * super::LANES;
-            for start in (0..full).step_by(super::LANES) {
-                let (x, dy) = (&x[start..][..super::LANES], &dy[start..][..super::LANES]);
-                let gamma = &gamma[start..][..super::LANES];
-                for lane in 0..super::LANES {
+            let (mut g_sum, mut gx_sum) = ([0.0f32; LANES], [0.0f32; LANES]);
+            let full = d / LANES * LANES;
+            for start in (0..full).step_by(LANES) {
+                let (x, dy) = (&x[start..][..LANES], &dy[start..][..LANES]);
+                let gamma = &gamma[start..][..LANES];
+                for lane in 0..LANES {
                     let g = dy[lane] * gamma[lane];
                     g_sum[lane] += g;
                     gx_sum[lane] += g * (x[lane] - mean) * r;
@@ -299,7 +299,7 @@ impl<B: Backend + LayerNormBackend, C: CheckpointStrategy> LayerNormBackend for 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{flat, max_rel};
+    use crate::kernels::testing::{assert_close, flat, max_rel};
     use burn::nn::LayerNormConfig;
     use burn::tensor::Distribution;
 
@@ -341,13 +341,8 @@ mod tests {
         let weights = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let fused = run(true, &x, &gamma, &beta, &weights);
         let reference = run(false, &x, &gamma, &beta, &weights);
-        for (name, (got, want)) in ["y", "dx", "dgamma", "dbeta"]
-            .iter()
-            .zip(fused.iter().zip(&reference))
-        {
-            let err = max_rel(got, want);
-            assert!(err < 1e-5, "{name}: relative error {err:e} at {shape:?}");
-        }
+        let names = ["y", "dx", "dgamma", "dbeta"];
+        assert_close(&names, &fused, &reference, 1e-5, &format!("{shape:?}"));
     }
 
     #[test]

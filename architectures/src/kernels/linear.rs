@@ -345,7 +345,7 @@ impl<B: Backend + LinearBackend, C: CheckpointStrategy> LinearBackend for Autodi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{flat, max_rel};
+    use crate::kernels::testing::{assert_close, flat, max_rel};
     use burn::tensor::Distribution;
 
     /// Output and the gradients of every tracked input, both paths under the same output
@@ -382,14 +382,11 @@ mod tests {
             results
         };
         let (fused, reference) = (run(true), run(false));
-        assert_eq!(fused.len(), reference.len());
-        for (index, (got, want)) in fused.iter().zip(&reference).enumerate() {
-            let err = max_rel(got, want);
-            assert!(
-                err < 1e-5,
-                "result {index}: relative error {err:e} at [{m}, {k}] x [{k}, {n}]"
-            );
-        }
+        let mut names = vec!["y", "dweight"];
+        names.extend(track_x.then_some("dx"));
+        names.extend(with_bias.then_some("dbias"));
+        let context = format!("[{m}, {k}] x [{k}, {n}]");
+        assert_close(&names, &fused, &reference, 1e-5, &context);
     }
 
     #[test]

@@ -141,15 +141,7 @@ pub(crate) fn max(x: &[f32]) -> f32 {
     for &v in &x[full..] {
         partial[0] = partial[0].max(v);
     }
-    // Halving tree, as in `horizontal_sum`.
-    let mut width = LANES / 2;
-    while width > 0 {
-        for lane in 0..width {
-            partial[lane] = partial[lane].max(partial[lane + width]);
-        }
-        width /= 2;
-    }
-    partial[0]
+    reduce_lanes(partial, f32::max)
 }
 
 /// `x ← exp(x − shift)` element-wise.
@@ -166,11 +158,16 @@ pub(crate) fn exp_shifted(x: &mut [f32], shift: f32) {
 /// PatchTST's head width 4, where every query row ends in six reductions).
 #[inline(always)]
 fn horizontal_sum(partial: &[f32; LANES]) -> f32 {
-    let mut v = *partial;
+    reduce_lanes(*partial, |a, b| a + b)
+}
+
+/// `v` folded with `combine` as a halving tree: lane `i` with lane `i + 8`, then `i + 4`, ...
+#[inline(always)]
+fn reduce_lanes(mut v: [f32; LANES], combine: impl Fn(f32, f32) -> f32) -> f32 {
     let mut width = LANES / 2;
     while width > 0 {
         for lane in 0..width {
-            v[lane] += v[lane + width];
+            v[lane] = combine(v[lane], v[lane + width]);
         }
         width /= 2;
     }
@@ -313,6 +310,29 @@ pub(crate) mod testing {
             .zip(want)
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
             / scale
+    }
+
+    /// Each `got[i]` within `tolerance` of `want[i]` by [`max_rel`]; a failure names the result
+    /// (`names[i]`) and the case (`context`).
+    pub(crate) fn assert_close(
+        names: &[&str],
+        got: &[Vec<f32>],
+        want: &[Vec<f32>],
+        tolerance: f32,
+        context: &str,
+    ) {
+        assert_eq!(
+            (got.len(), want.len()),
+            (names.len(), names.len()),
+            "results to compare ({context})"
+        );
+        for ((name, got), want) in names.iter().zip(got).zip(want) {
+            let err = max_rel(got, want);
+            assert!(
+                err < tolerance,
+                "{name}: relative error {err:e} ({context})"
+            );
+        }
     }
 }
 

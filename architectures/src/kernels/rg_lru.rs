@@ -492,7 +492,7 @@ impl<B: Backend + RgLruBackend, C: CheckpointStrategy> RgLruBackend for Autodiff
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{flat, max_rel};
+    use crate::kernels::testing::{assert_close, flat, max_rel};
     use burn::tensor::Distribution;
 
     /// Fused against the per-step reference: output and the gradients of x, both gates and Λ.
@@ -520,16 +520,14 @@ mod tests {
             ]
         };
         let (fused, reference) = (run(true), run(false));
-        for (name, (got, want)) in ["y", "dx", "dgate_x", "dgate_a", "da_param"]
-            .iter()
-            .zip(fused.iter().zip(&reference))
-        {
-            let err = max_rel(got, want);
-            assert!(
-                err < 1e-4,
-                "{name}: relative error {err:e} (b{batch} l{l} c{c})"
-            );
-        }
+        let names = ["y", "dx", "dgate_x", "dgate_a", "da_param"];
+        assert_close(
+            &names,
+            &fused,
+            &reference,
+            1e-4,
+            &format!("b{batch} l{l} c{c}"),
+        );
     }
 
     /// `a_param` as the reference initialises it: `softplus(Λ) = −ln r`, `r² ~ U[0.81, 0.998]`.

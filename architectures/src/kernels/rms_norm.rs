@@ -250,7 +250,7 @@ impl<B: Backend + RmsNormBackend, C: CheckpointStrategy> RmsNormBackend for Auto
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{flat, max_rel};
+    use crate::kernels::testing::{assert_close, flat, max_rel};
     use burn::tensor::Distribution;
 
     /// Both paths: output and the gradients of `x` and `γ` under the same output weights.
@@ -279,13 +279,8 @@ mod tests {
         let weights = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let fused = run(true, &x, &gamma, &weights);
         let reference = run(false, &x, &gamma, &weights);
-        for (name, (got, want)) in ["y", "dx", "dgamma"]
-            .iter()
-            .zip(fused.iter().zip(&reference))
-        {
-            let err = max_rel(got, want);
-            assert!(err < 1e-5, "{name}: relative error {err:e} at {shape:?}");
-        }
+        let names = ["y", "dx", "dgamma"];
+        assert_close(&names, &fused, &reference, 1e-5, &format!("{shape:?}"));
     }
 
     #[test]

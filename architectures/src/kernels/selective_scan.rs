@@ -1203,7 +1203,7 @@ impl<B: Backend + ScanBackend, C: CheckpointStrategy> ScanBackend for Autodiff<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{flat, max_rel};
+    use crate::kernels::testing::{assert_close, flat, max_rel};
     use burn::tensor::Distribution;
 
     /// Random inputs in [`selective_scan_fn`]'s order: raw Δ around the softplus's bend, A < 0
@@ -1279,13 +1279,8 @@ mod tests {
             "dz",
             "ddelta_bias",
         ];
-        for (name, (got, want)) in names.iter().zip(fused.iter().zip(&reference)) {
-            let err = max_rel(got, want);
-            assert!(
-                err < 1e-4,
-                "{name}: relative error {err:e} (b{batch} l{l} d{d} n{n})"
-            );
-        }
+        let context = format!("b{batch} l{l} d{d} n{n}");
+        assert_close(&names, &fused, &reference, 1e-4, &context);
     }
 
     /// The projected form against burn's product into the per-step reference: output and the
@@ -1338,13 +1333,8 @@ mod tests {
             "dz",
             "ddelta_bias",
         ];
-        for (name, (got, want)) in names.iter().zip(fused.iter().zip(&reference)) {
-            let err = max_rel(got, want);
-            assert!(
-                err < 1e-4,
-                "{name}: relative error {err:e} (b{batch} l{l} d{d} n{n} rank{rank})"
-            );
-        }
+        let context = format!("b{batch} l{l} d{d} n{n} rank{rank}");
+        assert_close(&names, &fused, &reference, 1e-4, &context);
     }
 
     #[test]
