@@ -8,8 +8,9 @@
 #   time (default 1). With more than one job each process runs on one thread: results do not
 #   depend on the thread count (a 1-epoch run wrote identical forecasts with RAYON_NUM_THREADS
 #   1 and 2), and separate processes keep both cores busier than one process's threads.
-# Runs already in runs/etth1_transformer are skipped (train without --force), so the script
-# resumes where it stopped.
+# Runs already in runs/etth1_transformer are skipped (train without --force), and a run that was
+# killed resumes from its last epoch's checkpoint with the same numbers, so the script picks up
+# where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ARCHZOO_DATA="${ARCHZOO_DATA:-data}"

@@ -279,9 +279,15 @@ pub struct TrainArgs {
     /// Results folder; the run goes to `<out>/<run id>/`.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
-    /// Re-train even if this exact config already has a completed summary.
+    /// Re-train from scratch even if this exact config already has a completed summary or a
+    /// checkpoint (without it, an interrupted run resumes from its last completed epoch).
     #[arg(long)]
     pub force: bool,
+    /// Pause at the end of the first epoch that ends this many minutes or more into training,
+    /// keeping the run's checkpoint; the same command run again resumes it. Decimals allowed;
+    /// 0 pauses after one epoch.
+    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true, value_parser = parse_minutes)]
+    pub time_limit: Option<std::time::Duration>,
     /// Replay a run from its `config.json` (every other run setting is taken from the file).
     #[arg(long, value_name = "CONFIG_JSON")]
     pub config: Option<PathBuf>,
@@ -556,4 +562,15 @@ pub struct MatmulArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--time-limit`: a finite, non-negative number of minutes.
+fn parse_minutes(text: &str) -> Result<std::time::Duration, String> {
+    let minutes: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of minutes"))?;
+    if !minutes.is_finite() || minutes < 0.0 {
+        return Err(format!("`{text}`: minutes must be a finite number ≥ 0"));
+    }
+    Ok(std::time::Duration::from_secs_f64(minutes * 60.0))
 }

@@ -30,6 +30,17 @@ pub enum RunError {
         /// Underlying error.
         source: serde_json::Error,
     },
+    /// A checkpoint file cannot be read, or no longer fits the model (written by another
+    /// version of the code).
+    #[error(
+        "checkpoint {path}: {message} (run again with --force to discard the checkpoint and start over)"
+    )]
+    Checkpoint {
+        /// File involved.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The training loss became NaN or infinite.
     #[error("training diverged: loss {loss} at epoch {epoch}, batch {batch}")]
     Diverged {

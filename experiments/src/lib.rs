@@ -1,10 +1,11 @@
 //! The archzoo runner: a forecasting run is its [`config::RunConfig`]; [`runner::run`] loads the
 //! data under the protocol, trains ([`train`]), evaluates, and writes the run directory
-//! ([`results`]). [`bench`] measures cost. Only the `archzoo` binary prints; this library reports
+//! ([`results`]); an interrupted run resumes from its [`checkpoint`]. [`bench`] measures cost. Only the `archzoo` binary prints; this library reports
 //! through [`progress::Progress`] and returns typed errors ([`error::RunError`]).
 
 pub mod backend;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod memory;

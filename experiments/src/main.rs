@@ -34,7 +34,7 @@ use datasets::{ForecastData, ForecastSpec, KNOWN_DATASETS};
 use experiments::RunRequest;
 use experiments::bench::{self, DecodeBench, TrainStepBench};
 use experiments::progress::Bars;
-use experiments::runner::{self, RunStatus};
+use experiments::runner::{self, RunOptions, RunStatus};
 use experiments::scaling::{self, ScalingSpec};
 use experiments::sweep::{self, Outcome, Plan, RunState, Shard, SweepFile, SweepOptions};
 use experiments::{BackendName, Preset, RunConfig};
@@ -137,9 +137,13 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = &args.data_dir.data_dir;
     let mut bars = Bars::new();
+    let options = RunOptions {
+        force: args.force,
+        time_limit: args.time_limit,
+    };
     if let Some(path) = &args.config {
         let config = RunConfig::load(path)?;
-        let status = runner::run(&config, data_dir, &args.out, args.force, &mut bars)
+        let status = runner::run(&config, data_dir, &args.out, options, &mut bars)
             .with_context(|| format!("run {} failed", config.run_id()))?;
         report(&status, &args.out);
         return Ok(());
@@ -163,7 +167,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         backend: args.backend,
     };
     let (config, data) = request.resolve(&source.name(), &series)?;
-    let status = runner::run_prepared(&config, &data, &args.out, args.force, &mut bars, started)
+    let status = runner::run_prepared(&config, &data, &args.out, options, &mut bars, started)
         .with_context(|| format!("run {} failed", config.run_id()))?;
     report(&status, &args.out);
     Ok(())
@@ -295,8 +299,30 @@ fn write_leaderboard(runs: &[report::StoredRun], dir: &Path, out: &Path) -> anyh
 
 fn report(status: &RunStatus, out: &Path) {
     let (summary, note) = match status {
-        RunStatus::Completed(s) => (s, ""),
-        RunStatus::Skipped(s) => (s, " (already completed; --force to re-train)"),
+        RunStatus::Completed(s) if s.resumed_after_epochs.is_empty() => (s, String::new()),
+        RunStatus::Completed(s) => (
+            s,
+            format!(
+                " (resumed after epoch {})",
+                s.resumed_after_epochs
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        RunStatus::Skipped(s) => (s, " (already completed; --force to re-train)".into()),
+        RunStatus::Paused {
+            run_id,
+            epoch,
+            epochs,
+        } => {
+            say(format!(
+                "{run_id}: paused after epoch {epoch}/{epochs} (time limit); the same command resumes it -> {}",
+                out.join(run_id).display()
+            ));
+            return;
+        }
     };
     say(format!(
         "{} {} L={} H={} {} {} seed {}: test MSE {:.4} MAE {:.4} ({} windows) | val MSE {:.4} | {} params, {} epochs (best {}), {:.1} s -> {}{note}",

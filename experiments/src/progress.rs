@@ -12,6 +12,9 @@ use crate::train::EpochRecord;
 pub trait Progress {
     /// A training run starts: `epochs` epochs of `batches` batches at most.
     fn start(&mut self, _label: &str, _epochs: usize, _batches: usize) {}
+    /// The run resumes from a checkpoint with `epochs_done` epochs already trained (called after
+    /// `start`).
+    fn resumed(&mut self, _epochs_done: usize) {}
     /// One training batch done.
     fn batch(&mut self, _loss: f64, _lr: f64) {}
     /// One epoch done.
@@ -84,6 +87,18 @@ impl Progress for Bars {
         self.batches = Some(batch_bar);
         if self.plain {
             self.lines = Some((label.to_string(), epochs));
+        }
+    }
+
+    fn resumed(&mut self, epochs_done: usize) {
+        if let Some(bar) = &self.epochs {
+            bar.set_position(epochs_done as u64);
+        }
+        if let Some((label, epochs)) = &self.lines {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{label}: resumed from the checkpoint after epoch {epochs_done}/{epochs}"
+            );
         }
     }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Result, RunError, io_at};
 use crate::train::EpochRecord;
@@ -62,10 +63,16 @@ pub struct Summary {
     pub epochs_run: usize,
     /// Epoch whose weights were tested.
     pub best_epoch: usize,
-    /// Seconds of training (with per-epoch validation).
+    /// Seconds of training (with per-epoch validation), summed over every segment of a resumed
+    /// run.
     pub train_seconds: f64,
-    /// Seconds end to end: load, train, validate, test.
+    /// Seconds end to end: load, train, validate, test (for a resumed run: the earlier
+    /// segments' training seconds plus the last segment end to end).
     pub wall_seconds: f64,
+    /// Epochs after which an interrupted run was resumed from its checkpoint (empty for a run
+    /// trained in one go); the numbers are the same either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_after_epochs: Vec<usize>,
     /// Peak resident memory of the process, bytes.
     pub peak_rss_bytes: Option<u64>,
     /// Backend.
@@ -120,13 +127,38 @@ impl RunDir {
             .map_err(|source| RunError::Json { path, source })
     }
 
-    /// Create the directory, write `config.json` and start an empty `metrics.jsonl` (a previous
-    /// incomplete attempt's metrics are replaced).
-    pub fn begin(&self, config: &RunConfig) -> Result<MetricsLog> {
+    /// The run's training checkpoint (`checkpoint/`).
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(&self.path)
+    }
+
+    /// Create the directory, write `config.json` and start `metrics.jsonl` with `records`: the
+    /// epochs a resumed run has already trained (their lines are kept as first written, so the
+    /// numbers stay exact), or none for a fresh start, which replaces a previous attempt's
+    /// metrics.
+    pub fn begin(&self, config: &RunConfig, records: &[EpochRecord]) -> Result<MetricsLog> {
         std::fs::create_dir_all(&self.path).map_err(io_at(&self.path))?;
         write_json_atomic(&self.path.join("config.json"), config)?;
         let path = self.metrics_path();
-        let file = File::create(&path).map_err(io_at(&path))?;
+        let written = match records {
+            [] => String::new(),
+            _ => std::fs::read_to_string(&path).unwrap_or_default(),
+        };
+        let kept: Vec<&str> = written.lines().take(records.len()).collect();
+        let text: String = if kept.len() == records.len() {
+            kept.iter().map(|line| format!("{line}\n")).collect()
+        } else {
+            // The log lost lines the checkpoint has: write them from the checkpoint.
+            records
+                .iter()
+                .map(|r| format!("{}\n", json_line(r)))
+                .collect()
+        };
+        write_text_atomic(&path, &text)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_at(&path))?;
         Ok(MetricsLog { file, path })
     }
 
@@ -145,11 +177,14 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Append `record`.
     pub fn append(&mut self, record: &EpochRecord) -> Result<()> {
-        let line = serde_json::to_string(record).expect("EpochRecord serializes");
-        writeln!(self.file, "{line}")
+        writeln!(self.file, "{}", json_line(record))
             .and_then(|()| self.file.flush())
             .map_err(io_at(&self.path))
     }
+}
+
+fn json_line(record: &EpochRecord) -> String {
+    serde_json::to_string(record).expect("EpochRecord serializes")
 }
 
 /// Serialize `value` to `path` through a temporary file and a rename.
@@ -162,6 +197,11 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Write `text` to `path` through a temporary file (named for this process, so concurrent
 /// writers never share one) and a rename: readers see the old file or the new one, never a part.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    write_bytes_atomic(path, text.as_bytes())
+}
+
+/// [`write_text_atomic`] for bytes.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .map_or("file".into(), |n| n.to_string_lossy());
@@ -172,7 +212,7 @@ pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
         .truncate(true)
         .open(&tmp)
         .map_err(io_at(&tmp))?;
-    file.write_all(text.as_bytes())
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io_at(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_at(path))

@@ -1,8 +1,9 @@
-//! One forecasting run end to end: load and prepare the data, write `config.json`, train,
-//! evaluate, write `summary.json`.
+//! One forecasting run end to end: load and prepare the data, write `config.json`, train
+//! (resuming from the run's checkpoint when an earlier attempt stopped), evaluate, write
+//! `summary.json`.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use architectures::SequenceModel;
 use datasets::{DataSource, ForecastData, ForecastSpec, TimeSeries};
@@ -12,15 +13,35 @@ use crate::error::{Result, RunError};
 use crate::progress::Progress;
 use crate::results::{RunDir, Summary, write_json_atomic};
 use crate::sysinfo;
-use crate::train;
+use crate::train::{self, TrainOptions, Trained};
 
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub enum RunStatus {
-    /// Trained now.
+    /// Trained now (or finished now, resumed from a checkpoint).
     Completed(Summary),
     /// A completed summary already existed; nothing was re-trained.
     Skipped(Summary),
+    /// The time limit passed after `epoch` of `epochs` epochs; the run's checkpoint holds it and
+    /// running it again resumes there.
+    Paused {
+        /// Run id.
+        run_id: String,
+        /// Epochs completed.
+        epoch: usize,
+        /// Epochs configured.
+        epochs: usize,
+    },
+}
+
+/// How [`run`] treats earlier attempts and time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Train from scratch even when the run completed before or left a checkpoint.
+    pub force: bool,
+    /// Pause at the end of the first epoch that ends this long or longer after training began
+    /// (see [`train::TrainOptions::time_limit`]).
+    pub time_limit: Option<Duration>,
 }
 
 /// Load the series `data` names (`synthetic`, a known dataset under `data_dir`, or a CSV path)
@@ -60,22 +81,24 @@ pub fn prepare_data(config: &RunConfig, data_dir: &Path) -> Result<ForecastData>
 }
 
 /// Run `config`, writing results under `out/<run id>/`. A run with a completed summary is
-/// skipped unless `force`.
+/// skipped, and one with a checkpoint resumes from it, unless `options.force`.
 pub fn run(
     config: &RunConfig,
     data_dir: &Path,
     out: &Path,
-    force: bool,
+    options: RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<RunStatus> {
     let started = Instant::now();
     let dir = RunDir::new(out, config);
-    if !force && let Some(summary) = dir.completed()? {
+    if !options.force
+        && let Some(summary) = dir.completed()?
+    {
         return Ok(RunStatus::Skipped(summary));
     }
     // Data errors surface before anything is written.
     let data = prepare_data(config, data_dir)?;
-    run_prepared(config, &data, out, force, progress, started)
+    run_prepared(config, &data, out, options, progress, started)
 }
 
 /// [`run`] on data already prepared with `config`'s data settings; `started` is when loading
@@ -84,18 +107,47 @@ pub fn run_prepared(
     config: &RunConfig,
     data: &ForecastData,
     out: &Path,
-    force: bool,
+    options: RunOptions,
     progress: &mut dyn Progress,
     started: Instant,
 ) -> Result<RunStatus> {
     let dir = RunDir::new(out, config);
-    if !force && let Some(summary) = dir.completed()? {
+    if !options.force
+        && let Some(summary) = dir.completed()?
+    {
         return Ok(RunStatus::Skipped(summary));
     }
     config.arch.validate()?;
     let device = config.backend.device()?;
-    let mut log = dir.begin(config)?;
-    let outcome = train::train(config, data, &device, progress, |record| log.append(record))?;
+    let checkpoint = dir.checkpoint();
+    let resume = if options.force {
+        checkpoint.remove()?;
+        None
+    } else {
+        checkpoint.load()?
+    };
+    let records = resume
+        .as_ref()
+        .map_or(&[][..], |saved| &saved.state.records);
+    let mut log = dir.begin(config, records)?;
+    let train_options = TrainOptions {
+        checkpoint: Some(checkpoint.clone()),
+        resume,
+        time_limit: options.time_limit,
+    };
+    let trained = train::train(config, data, &device, progress, train_options, |record| {
+        log.append(record)
+    })?;
+    let outcome = match trained {
+        Trained::Finished(outcome) => outcome,
+        Trained::Paused { epoch, epochs } => {
+            return Ok(RunStatus::Paused {
+                run_id: config.run_id(),
+                epoch,
+                epochs,
+            });
+        }
+    };
     let [train_split, val_split, test_split] = &data.splits;
     let summary = Summary {
         run_id: config.run_id(),
@@ -125,7 +177,8 @@ pub fn run_prepared(
         epochs_run: outcome.epochs_run,
         best_epoch: outcome.best_epoch,
         train_seconds: outcome.train_seconds,
-        wall_seconds: started.elapsed().as_secs_f64(),
+        wall_seconds: outcome.earlier_train_seconds + started.elapsed().as_secs_f64(),
+        resumed_after_epochs: outcome.resumed_after.clone(),
         peak_rss_bytes: sysinfo::peak_rss_bytes(),
         backend: config.backend.to_string(),
         git_commit: sysinfo::git_commit().to_string(),
@@ -136,5 +189,7 @@ pub fn run_prepared(
     let forecasts = train::sample_forecasts(&outcome.model, data, test_split, &windows, &device);
     write_json_atomic(&dir.forecasts_path(), &forecasts)?;
     dir.finish(&summary)?;
+    // The summary marks the run complete; the checkpoint is no longer needed.
+    checkpoint.remove()?;
     Ok(RunStatus::Completed(summary))
 }

@@ -45,7 +45,7 @@ use crate::preset::Preset;
 use crate::progress::Progress;
 use crate::request::RunRequest;
 use crate::results::{RunDir, Summary, write_json_atomic, write_text_atomic};
-use crate::runner::{self, RunStatus};
+use crate::runner::{self, RunOptions, RunStatus};
 
 /// One value or a list of values.
 #[derive(Clone, Debug, Deserialize)]
@@ -430,13 +430,15 @@ pub fn run(
                 let failed = failure_path(out, &planned.run_id);
                 let data = &plan.data[planned.data];
                 let started = Instant::now();
-                match runner::run_prepared(&planned.config, data, out, false, progress, started) {
+                let options = RunOptions::default();
+                match runner::run_prepared(&planned.config, data, out, options, progress, started) {
                     Ok(RunStatus::Completed(summary) | RunStatus::Skipped(summary)) => {
                         if failed.exists() {
                             std::fs::remove_file(&failed).map_err(io_at(&failed))?;
                         }
                         Outcome::Completed(Box::new(summary))
                     }
+                    Ok(RunStatus::Paused { .. }) => unreachable!("sweeps set no time limit"),
                     Err(error) => {
                         let reason = error_chain(&error);
                         if let Some(dir) = failed.parent() {

@@ -13,8 +13,9 @@
 //! Metrics are MSE and MAE over every window, horizon step and scored channel, accumulated in f64
 //! over elements, so they do not depend on the batch size (PROTOCOL.md).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use architectures::blocks::dropout;
 use architectures::{Arch, Forecaster};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -25,9 +26,11 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Checkpoint, Saved, ToSave, TrainState};
 use crate::config::RunConfig;
 use crate::error::{Result, RunError};
 use crate::progress::Progress;
+use crate::sysinfo;
 
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,24 +73,61 @@ pub struct Outcome {
     pub epochs_run: usize,
     /// Epoch whose weights were tested (0 when untrained).
     pub best_epoch: usize,
-    /// Seconds spent in the training loop (including per-epoch validation).
+    /// Seconds spent in the training loop (including per-epoch validation), over every segment
+    /// of a resumed run.
     pub train_seconds: f64,
+    /// The part of `train_seconds` spent before the last resume (0 for a run trained in one go).
+    pub earlier_train_seconds: f64,
+    /// Epochs after which the run was resumed from its checkpoint.
+    pub resumed_after: Vec<usize>,
     /// Trainable parameters.
     pub params: usize,
     /// The tested model (inference copy).
     pub model: Arch,
 }
 
+/// How a call to [`train`] ended.
+#[derive(Clone, Debug)]
+pub enum Trained {
+    /// Training ended (last epoch or early stop) and the best weights were tested.
+    Finished(Box<Outcome>),
+    /// The time limit passed at the end of epoch `epoch` of `epochs`; the checkpoint holds the
+    /// run, and training it again resumes there.
+    Paused {
+        /// Epochs completed.
+        epoch: usize,
+        /// Epochs configured.
+        epochs: usize,
+    },
+}
+
+/// Checkpointing and pausing for [`train`].
+#[derive(Default)]
+pub struct TrainOptions {
+    /// Where to write a checkpoint after every epoch (none: keep nothing).
+    pub checkpoint: Option<Checkpoint>,
+    /// A checkpoint to resume from (read by the caller, which also restores `metrics.jsonl`).
+    pub resume: Option<Saved>,
+    /// Pause at the end of the first epoch that ends this long or longer after the call began.
+    pub time_limit: Option<Duration>,
+}
+
 /// Train `config.arch` on `data` and evaluate the best-validation weights on the test split.
 /// `on_epoch` sees every epoch record as soon as it exists (the runner appends it to disk).
+///
+/// With `options.resume` the run continues from that checkpoint and ends with the numbers an
+/// uninterrupted run gets: the weights, Adam's state, the early-stopping state, the window
+/// order and the dropout generator are all where the interrupted run left them.
 pub fn train(
     config: &RunConfig,
     data: &ForecastData,
     device: &Device,
     progress: &mut dyn Progress,
+    options: TrainOptions,
     mut on_epoch: impl FnMut(&EpochRecord) -> Result<()>,
-) -> Result<Outcome> {
+) -> Result<Trained> {
     device.seed(config.seed);
+    let draws_at_seed = dropout::seed_draws();
     let autodiff = device.clone().autodiff();
     let mut model = config.arch.init(&autodiff);
     let params = model.num_params();
@@ -97,15 +137,17 @@ pub fn train(
 
     if params == 0 {
         let model = model.valid();
-        return Ok(Outcome {
+        return Ok(Trained::Finished(Box::new(Outcome {
             val: evaluate(&model, data, val_split, eval_batch, device),
             test: evaluate(&model, data, test_split, eval_batch, device),
             epochs_run: 0,
             best_epoch: 0,
             train_seconds: started.elapsed().as_secs_f64(),
+            earlier_train_seconds: 0.0,
+            resumed_after: Vec::new(),
             params,
             model,
-        });
+        })));
     }
 
     let train_cfg = &config.train;
@@ -120,10 +162,56 @@ pub fn train(
     let (mut x_buf, mut y_buf) = (Vec::new(), Vec::new());
 
     let mut best: Option<(Arch, Metrics, usize)> = None;
+    let mut records = Vec::new();
     let mut epochs_without_improvement = 0;
-    let mut epochs_run = 0;
+    let mut seconds_before = 0.0;
+    let mut resumed_after = Vec::new();
     progress.start(&config.arch.name().to_string(), train_cfg.epochs, batches);
-    for epoch in 1..=train_cfg.epochs {
+    if let Some(saved) = options.resume {
+        let state = saved.state;
+        let unfit = |message: String| RunError::Checkpoint {
+            path: saved.path.clone(),
+            message,
+        };
+        // burn initialises parameters lazily, on first use: an uninterrupted run draws each
+        // parameter's initial values from the device generator during its first training step,
+        // interleaved with that step's dropout seeds. A throwaway first step makes the same draws
+        // in the same order; the remaining dropout seeds are replayed after it.
+        let first_batch = train_cfg.batch_size.min(train_split.windows);
+        let x = Tensor::<3>::zeros([first_batch, l, c], &autodiff);
+        let loss = model.forecast(x).powi_scalar(2).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = AdamConfig::new().init().step(0.0, model, grads);
+        // The step queued a BatchNorm running-statistics update (burn's `RunningState` applies
+        // it at the next read); syncing now lets the checkpoint's statistics replace it.
+        let _ = model.valid();
+        let drawn = dropout::seed_draws() - draws_at_seed;
+        dropout::replay_seed_draws(&autodiff, state.dropout_draws.saturating_sub(drawn));
+        for _ in 0..state.epoch {
+            order.shuffle(&mut rng);
+        }
+        model = model
+            .try_load_record(saved.model)
+            .map_err(|e| unfit(e.to_string()))?;
+        optim = optim.load_record(saved.optimizer);
+        let best_model = model
+            .valid()
+            .try_load_record(saved.best)
+            .map_err(|e| unfit(e.to_string()))?;
+        let best_val = evaluate(&best_model, data, val_split, eval_batch, device);
+        best = Some((best_model, best_val, state.best_epoch));
+        records = state.records;
+        epochs_without_improvement = state.epochs_without_improvement;
+        seconds_before = state.train_seconds;
+        resumed_after = state.resumed_after;
+        resumed_after.push(state.epoch);
+        progress.resumed(state.epoch);
+    }
+    let done = records.len();
+    // A checkpoint written after the early stop (the run died before testing) trains no more.
+    let stopped = done > 0 && epochs_without_improvement >= train_cfg.patience;
+    let last_epoch = if stopped { done } else { train_cfg.epochs };
+    for epoch in done + 1..=last_epoch {
         let epoch_started = Instant::now();
         let lr = train_cfg.schedule.lr(train_cfg.lr, epoch);
         order.shuffle(&mut rng);
@@ -152,7 +240,6 @@ pub fn train(
             loss_sum += loss_value;
             progress.batch(loss_value, lr);
         }
-        epochs_run = epoch;
         let inference = model.valid();
         let val = evaluate(&inference, data, val_split, eval_batch, device);
         let improved = best.as_ref().is_none_or(|(_, m, _)| val.mse <= m.mse);
@@ -173,6 +260,7 @@ pub fn train(
         };
         progress.epoch(&record);
         on_epoch(&record)?;
+        records.push(record);
         if !val.mse.is_finite() {
             progress.finish();
             return Err(RunError::Diverged {
@@ -181,23 +269,51 @@ pub fn train(
                 loss: val.mse,
             });
         }
+        let (best_model, _, best_epoch) = best.as_ref().expect("an epoch ran");
+        if let Some(checkpoint) = &options.checkpoint {
+            checkpoint.save(ToSave {
+                state: &TrainState {
+                    run_id: config.run_id(),
+                    git_commit: sysinfo::git_commit().to_string(),
+                    epoch,
+                    records: records.clone(),
+                    best_epoch: *best_epoch,
+                    epochs_without_improvement,
+                    dropout_draws: dropout::seed_draws() - draws_at_seed,
+                    train_seconds: seconds_before + started.elapsed().as_secs_f64(),
+                    resumed_after: resumed_after.clone(),
+                },
+                model: model.clone().into_record(),
+                optimizer: optim.to_record(),
+                best: improved.then(|| best_model.clone().into_record()),
+            })?;
+        }
         if epochs_without_improvement >= train_cfg.patience {
             break;
         }
+        if epoch < last_epoch && options.time_limit.is_some_and(|t| started.elapsed() >= t) {
+            progress.finish();
+            return Ok(Trained::Paused {
+                epoch,
+                epochs: train_cfg.epochs,
+            });
+        }
     }
     progress.finish();
-    let train_seconds = started.elapsed().as_secs_f64();
+    let train_seconds = seconds_before + started.elapsed().as_secs_f64();
     let (model, val, best_epoch) = best.expect("at least one epoch ran");
     let test = evaluate(&model, data, test_split, eval_batch, device);
-    Ok(Outcome {
+    Ok(Trained::Finished(Box::new(Outcome {
         test,
         val,
-        epochs_run,
+        epochs_run: records.len(),
         best_epoch,
         train_seconds,
+        earlier_train_seconds: seconds_before,
+        resumed_after,
         params,
         model,
-    })
+    })))
 }
 
 /// MSE and MAE of `model` over every window of `split`, in order, `batch` windows at a time.

@@ -7,6 +7,8 @@
 //! per call — so masks still follow `device.seed` and a run stays reproducible — and expanded with
 //! SplitMix64, two 32-bit draws per output word.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 
@@ -40,8 +42,29 @@ impl Dropout {
     }
 }
 
+/// Seeds every [`Dropout`] in this process has drawn from a device generator. burn's generators
+/// are process-wide and their state cannot be read back, so a training checkpoint stores how many
+/// seeds its run drew since seeding the device, and the resumed run replays as many draws
+/// ([`replay_seed_draws`]) to put the generator where the interrupted run left it.
+static SEED_DRAWS: AtomicU64 = AtomicU64::new(0);
+
+/// How many seeds dropout has drawn in this process so far (see [`replay_seed_draws`]).
+pub fn seed_draws() -> u64 {
+    SEED_DRAWS.load(Ordering::SeqCst)
+}
+
+/// Advance `device`'s generator by `count` dropout seed draws, exactly the calls dropout makes,
+/// so that after `device.seed(s)` and the same model initialisation the generator stands where a
+/// run seeded with `s` stood after drawing `count` masks.
+pub fn replay_seed_draws(device: &Device, count: u64) {
+    for _ in 0..count {
+        draw_seed(device);
+    }
+}
+
 /// 64 bits from the device's generator: two uniform f32 in `[0, 1)`, their bit patterns joined.
 fn draw_seed(device: &Device) -> u64 {
+    SEED_DRAWS.fetch_add(1, Ordering::SeqCst);
     let draws = Tensor::<1>::random([2], Distribution::Default, device)
         .into_data()
         .try_to_vec::<f32>()
@@ -194,7 +217,19 @@ mod tests {
             .unwrap();
         assert_ne!(first, second, "each call draws a new mask");
         autodiff.seed(3);
-        let again = dropout.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        let again = dropout
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(first, again, "masks follow the device seed");
+        // Replaying one draw after seeding stands the generator where the second call found it.
+        autodiff.seed(3);
+        replay_seed_draws(&autodiff, 1);
+        let replayed = dropout.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(
+            second, replayed,
+            "a replayed draw advances the generator as a mask does"
+        );
     }
 }
