@@ -5,28 +5,14 @@ mod common;
 
 use std::path::Path;
 
-use common::{archzoo, read_json, single_run, stderr, stdout};
+use common::{read_json, single_run, stderr, stdout};
 
 /// Three epochs on the synthetic series at L = 48, H = 24, with `model` options, into `out`.
 fn train(model: &[&str], out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "train",
-        "--data",
-        "synthetic",
-        "--epochs",
-        "3",
-        "--patience",
-        "3",
-        "--seq-len",
-        "48",
-        "--pred-len",
-        "24",
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = vec!["--epochs", "3", "--patience", "3"];
     args.extend_from_slice(model);
     args.extend_from_slice(extra);
-    archzoo(&args, None)
+    common::train_synthetic(out, &args)
 }
 
 /// `metrics.jsonl` without the wall-clock field, which no two runs share.
@@ -160,15 +146,23 @@ fn a_run_paused_twice_ends_bit_identical_to_one_trained_in_one_go() {
     }
 }
 
+const RLINEAR: &[&str] = &["--arch", "rlinear"];
+
+/// An RLinear run under `out` paused after its first epoch; its directory.
+fn paused_rlinear(out: &Path) -> std::path::PathBuf {
+    let output = train(RLINEAR, out, &["--time-limit", "0"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = single_run(out);
+    assert!(run.join("checkpoint/state.json").exists());
+    run
+}
+
 #[test]
 fn force_discards_a_checkpoint_and_starts_over() {
     let tmp = common::tempdir();
     let out = tmp.path().join("runs");
-    let model: &[&str] = &["--arch", "rlinear"];
-    assert!(train(model, &out, &["--time-limit", "0"]).status.success());
-    let run = single_run(&out);
-    assert!(run.join("checkpoint/state.json").exists());
-    let output = train(model, &out, &["--force"]);
+    let run = paused_rlinear(&out);
+    let output = train(RLINEAR, &out, &["--force"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!stdout(&output).contains("resumed"), "{}", stdout(&output));
     let summary = read_json(&run.join("summary.json"));
@@ -180,12 +174,10 @@ fn force_discards_a_checkpoint_and_starts_over() {
 fn a_damaged_checkpoint_is_a_clear_error_that_keeps_the_run() {
     let tmp = common::tempdir();
     let out = tmp.path().join("runs");
-    let model: &[&str] = &["--arch", "rlinear"];
-    assert!(train(model, &out, &["--time-limit", "0"]).status.success());
-    let run = single_run(&out);
+    let run = paused_rlinear(&out);
     let weights = run.join("checkpoint/model-1.bpk");
     std::fs::write(&weights, b"not a burnpack file").unwrap();
-    let output = train(model, &out, &[]);
+    let output = train(RLINEAR, &out, &[]);
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("model-1.bpk"), "names the file: {err}");
@@ -200,7 +192,7 @@ fn a_damaged_checkpoint_is_a_clear_error_that_keeps_the_run() {
 fn time_limit_must_be_minutes() {
     for bad in ["-1", "soon", "inf"] {
         let tmp = common::tempdir();
-        let output = train(&["--arch", "rlinear"], tmp.path(), &["--time-limit", bad]);
+        let output = train(RLINEAR, tmp.path(), &["--time-limit", bad]);
         assert!(!output.status.success());
         assert!(
             stderr(&output).contains("--time-limit"),

@@ -7,23 +7,9 @@ use common::{archzoo, read_json, single_run, stderr, stdout};
 
 /// Two epochs of `arch` on the synthetic series at L = 48, H = 24.
 fn quick_train_arch(arch: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "train",
-        "--arch",
-        arch,
-        "--data",
-        "synthetic",
-        "--epochs",
-        "2",
-        "--seq-len",
-        "48",
-        "--pred-len",
-        "24",
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = vec!["--arch", arch, "--epochs", "2"];
     args.extend_from_slice(extra);
-    archzoo(&args, None)
+    common::train_synthetic(out, &args)
 }
 
 fn quick_train(out: &std::path::Path, extra: &[&str]) -> std::process::Output {

@@ -40,6 +40,24 @@ pub fn archzoo(args: &[&str], data_dir: Option<&Path>) -> Output {
     command.output().expect("archzoo runs")
 }
 
+/// `archzoo train` on the synthetic series at L = 48, H = 24 into `out`, with `args` (the
+/// architecture, epochs and any other flags).
+pub fn train_synthetic(out: &Path, args: &[&str]) -> Output {
+    let mut all = vec![
+        "train",
+        "--data",
+        "synthetic",
+        "--seq-len",
+        "48",
+        "--pred-len",
+        "24",
+        "--out",
+        out.to_str().expect("UTF-8 path"),
+    ];
+    all.extend_from_slice(args);
+    archzoo(&all, None)
+}
+
 /// stdout as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
