@@ -16,13 +16,16 @@ def load(summary):
     config = summary.with_name("config.json")
     # The learning rate actually used (a preset's, or --lr): runs at another rate are their own group.
     row["lr"] = json.loads(config.read_text())["train"]["lr"] if config.exists() else None
+    # Epochs after which a run resumed from its checkpoint (same numbers as one go; provenance).
+    row["resumed_after_epochs"] = " ".join(map(str, row.get("resumed_after_epochs", [])))
     return row
 
 
 rows = [load(p) for p in sorted(runs_dir.glob("*/summary.json"))]
 fields = ["run_id", "arch", "dataset", "seq_len", "pred_len", "features", "preset", "lr", "seed",
           "test_mse", "test_mae", "val_mse", "n_test_windows", "params", "epochs_run",
-          "best_epoch", "wall_seconds", "peak_rss_bytes", "backend", "git_commit"]
+          "best_epoch", "wall_seconds", "peak_rss_bytes", "backend", "git_commit",
+          "resumed_after_epochs"]
 with open(dest / "runs.csv", "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
