@@ -1,7 +1,11 @@
 """Collect the summary.json files under a runs folder into runs.csv and a mean ± std table.
 
-Usage: python3 scripts/summarize_runs.py RUNS_DIR DEST_DIR
+Usage: python3 scripts/summarize_runs.py RUNS_DIR DEST_DIR [--keep]
 (Stand-in until `archzoo report` exists; reads only what the runs wrote.)
+
+--keep also keeps the rows of DEST_DIR/runs.csv whose run folders are not under RUNS_DIR (runs
+made on another machine or in an earlier checkout, whose folders are gone); a run found under
+RUNS_DIR replaces its old row. Without it, runs.csv holds exactly the runs under RUNS_DIR.
 """
 import csv
 import json
@@ -10,7 +14,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-runs_dir, dest = Path(sys.argv[1]), Path(sys.argv[2])
+args = [a for a in sys.argv[1:] if a != "--keep"]
+if len(args) != 2:
+    sys.exit(__doc__)
+runs_dir, dest = Path(args[0]), Path(args[1])
+keep = "--keep" in sys.argv[1:]
+
 def load(summary):
     row = json.loads(summary.read_text())
     config = summary.with_name("config.json")
@@ -21,11 +30,30 @@ def load(summary):
     return row
 
 
-rows = [load(p) for p in sorted(runs_dir.glob("*/summary.json"))]
 fields = ["run_id", "arch", "dataset", "seq_len", "pred_len", "features", "preset", "lr", "seed",
           "test_mse", "test_mae", "val_mse", "n_test_windows", "params", "epochs_run",
           "best_epoch", "wall_seconds", "peak_rss_bytes", "backend", "git_commit",
           "resumed_after_epochs"]
+INTS = {"seq_len", "pred_len", "seed", "n_test_windows", "params", "epochs_run", "best_epoch",
+        "peak_rss_bytes"}
+FLOATS = {"lr", "test_mse", "test_mae", "val_mse", "wall_seconds"}
+
+
+def kept(row):
+    """A runs.csv row back in summary.json's types (csv reads every cell as a string)."""
+    for k in INTS & row.keys():
+        row[k] = int(row[k]) if row[k] else None
+    for k in FLOATS & row.keys():
+        row[k] = float(row[k]) if row[k] else None
+    return row
+
+
+rows = {r["run_id"]: r for r in map(load, sorted(runs_dir.glob("*/summary.json")))}
+if keep and (dest / "runs.csv").exists():
+    with open(dest / "runs.csv", newline="") as f:
+        old = [kept(r) for r in csv.DictReader(f) if r["run_id"] not in rows]
+    rows.update((r["run_id"], r) for r in old)
+rows = sorted(rows.values(), key=lambda r: r["run_id"])
 with open(dest / "runs.csv", "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
