@@ -178,6 +178,15 @@ impl Checkpoint {
         write_bytes_atomic(path, &bytes)
     }
 
+    /// The epochs the stored checkpoint has completed; `None` when there is none, or when its
+    /// `state.json` cannot be read (resuming then reports why, see [`Checkpoint::load`]).
+    pub fn epochs_done(&self) -> Option<usize> {
+        let text = std::fs::read_to_string(self.state_path()).ok()?;
+        serde_json::from_str::<TrainState>(&text)
+            .ok()
+            .map(|state| state.epoch)
+    }
+
     /// Delete the checkpoint (the run completed, or starts over).
     pub fn remove(&self) -> Result<()> {
         match std::fs::remove_dir_all(&self.dir) {

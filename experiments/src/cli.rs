@@ -58,6 +58,11 @@ pub struct SweepArgs {
     /// Run again the runs recorded as failed.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Stop after this many minutes: the run in training pauses at the end of the first epoch
+    /// past the limit (keeping its checkpoint) and no further run starts; the same command run
+    /// again resumes it. Decimals allowed; 0 trains one epoch of one run.
+    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true, value_parser = parse_minutes)]
+    pub time_limit: Option<std::time::Duration>,
     /// Do not end with the leaderboard and charts of the runs in the output folder.
     #[arg(long)]
     pub no_report: bool,

@@ -202,6 +202,9 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
             let state = match sweep::state(&out, run)? {
                 RunState::Done(s) => format!("done (test MSE {:.4})", s.test_mse),
                 RunState::Failed(reason) => format!("failed: {reason}"),
+                RunState::Paused { epochs_done } => {
+                    format!("paused after epoch {epochs_done} (resumes from its checkpoint)")
+                }
                 RunState::Pending => "pending".into(),
             };
             let here = if shard.owns(&run.run_id) { "*" } else { " " };
@@ -213,6 +216,7 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
     let options = SweepOptions {
         shard,
         retry_failed: args.retry_failed,
+        time_limit: args.time_limit,
     };
     let total = mine.len();
     let mut position = 0;
@@ -230,8 +234,11 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
             Outcome::Skipped(RunState::Failed(reason)) => {
                 format!("skipped  failed before ({reason}; --retry-failed to rerun)")
             }
-            Outcome::Skipped(RunState::Pending) => "skipped".into(),
+            Outcome::Skipped(RunState::Pending | RunState::Paused { .. }) => "skipped".into(),
             Outcome::Failed(reason) => format!("FAILED   {reason}"),
+            Outcome::Paused { epoch, epochs } => {
+                format!("paused   after epoch {epoch}/{epochs} (time limit)")
+            }
         };
         say(format!("[{position}/{total}] {}  {line}", run.run_id));
     })?;
@@ -248,11 +255,22 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|o| matches!(o, Outcome::Completed(_)))
         .count();
+    let paused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Paused { .. }))
+        .count();
+    // Runs after a pause, or not started because the time limit had passed.
+    let not_reached = total - outcomes.len();
     say(format!(
         "{completed} trained, {} skipped, {failed} failed; ledger {}",
-        outcomes.len() - completed - failed,
+        outcomes.len() - completed - failed - paused,
         out.join("ledger.csv").display()
     ));
+    if paused + not_reached > 0 {
+        say(format!(
+            "time limit: {paused} run paused, {not_reached} not started; the same command resumes the sweep"
+        ));
+    }
     if !args.no_report {
         // Read the stored runs once for both the leaderboard and the charts.
         let runs = report::load_runs(&out)?;

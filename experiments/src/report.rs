@@ -413,47 +413,67 @@ pub fn markdown(board: &Leaderboard, source: &Path) -> String {
     md
 }
 
+/// Columns of `leaderboard.csv`.
+pub const CSV_COLUMNS: [&str; 21] = [
+    "dataset",
+    "features",
+    "seq_len",
+    "pred_len",
+    "arch",
+    "params",
+    "preset",
+    "lr",
+    "n_seeds",
+    "seeds",
+    "test_mse_mean",
+    "test_mse_std",
+    "test_mae_mean",
+    "test_mae_std",
+    "train_seconds_median",
+    "train_flops_median",
+    "best_mse",
+    "best_mae",
+    "published_model",
+    "published_mse",
+    "published_mae",
+];
+
 /// The leaderboard as CSV, one line per row.
 pub fn csv(board: &Leaderboard) -> String {
-    let mut text = String::from(
-        "dataset,features,seq_len,pred_len,arch,params,preset,lr,n_seeds,seeds,test_mse_mean,test_mse_std,test_mae_mean,test_mae_std,train_seconds_median,train_flops_median,best_mse,best_mae,published_model,published_mse,published_mae\n",
-    );
-    for (s, rows) in board {
-        for r in rows {
+    let records = board.iter().flat_map(|(s, rows)| {
+        rows.iter().map(move |r| {
             let (model, mse, mae) = r
                 .published
                 .map_or((String::new(), String::new(), String::new()), |p| {
                     (p.model.to_string(), p.mse.to_string(), p.mae.to_string())
                 });
             let seeds: Vec<String> = r.seeds.iter().map(u64::to_string).collect();
-            let _ = writeln!(
-                text,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                s.dataset,
-                s.features,
-                s.seq_len,
-                s.pred_len,
-                r.arch,
-                r.params,
-                r.preset,
-                r.lr,
-                r.seeds.len(),
+            [
+                s.dataset.clone(),
+                s.features.clone(),
+                s.seq_len.to_string(),
+                s.pred_len.to_string(),
+                r.arch.clone(),
+                r.params.to_string(),
+                r.preset.clone(),
+                r.lr.to_string(),
+                r.seeds.len().to_string(),
                 seeds.join(" "),
-                r.mse.mean,
-                r.mse.std,
-                r.mae.mean,
-                r.mae.std,
-                r.train_seconds,
+                r.mse.mean.to_string(),
+                r.mse.std.to_string(),
+                r.mae.mean.to_string(),
+                r.mae.std.to_string(),
+                r.train_seconds.to_string(),
                 r.train_flops.map_or(String::new(), |f| f.to_string()),
-                r.best.0,
-                r.best.1,
+                r.best.0.to_string(),
+                r.best.1.to_string(),
                 model,
                 mse,
-                mae
-            );
-        }
-    }
-    text
+                mae,
+            ]
+        })
+    });
+    crate::results::csv_text(&CSV_COLUMNS, records)
 }
 
 #[cfg(test)]

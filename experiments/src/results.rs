@@ -194,6 +194,23 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_text_atomic(path, &text)
 }
 
+/// CSV text: the `columns` header, then one line per record, quoted where a field needs it
+/// (RFC 4180, by the `csv` crate).
+pub fn csv_text<R, F>(columns: &[&str], records: impl IntoIterator<Item = R>) -> String
+where
+    R: IntoIterator<Item = F>,
+    F: AsRef<[u8]>,
+{
+    // Writing to memory cannot fail: the only errors of `csv::Writer` are I/O errors.
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(columns).expect("CSV to memory");
+    for record in records {
+        writer.write_record(record).expect("CSV to memory");
+    }
+    let bytes = writer.into_inner().expect("CSV to memory");
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+}
+
 /// Write `text` to `path` through a temporary file (named for this process, so concurrent
 /// writers never share one) and a rename: readers see the old file or the new one, never a part.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {

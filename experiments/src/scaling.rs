@@ -239,23 +239,37 @@ pub struct ScalingMeta {
     pub git_commit: String,
 }
 
-/// The CSV header of `scaling.csv`.
-pub const CSV_HEADER: &str = "arch,params,width,seq_len,batch,train_ms,train_tokens_per_s,train_peak_bytes,infer_ms,infer_tokens_per_s,infer_peak_bytes,decode_ms,decode_state_floats,skipped";
+/// Columns of `scaling.csv`: the fields of [`ScalingRow`], in order.
+pub const CSV_COLUMNS: [&str; 14] = [
+    "arch",
+    "params",
+    "width",
+    "seq_len",
+    "batch",
+    "train_ms",
+    "train_tokens_per_s",
+    "train_peak_bytes",
+    "infer_ms",
+    "infer_tokens_per_s",
+    "infer_peak_bytes",
+    "decode_ms",
+    "decode_state_floats",
+    "skipped",
+];
 
-/// Render rows as `scaling.csv` (empty cells for absent values).
+/// Render rows as `scaling.csv`: empty cells for absent values, times to 0.1 µs and rates to
+/// 0.1 token/s (finer digits are below the timing noise).
 pub fn csv(rows: &[ScalingRow]) -> String {
     fn cell<T: ToString>(v: Option<T>) -> String {
         v.map_or(String::new(), |v| v.to_string())
     }
-    let mut text = format!("{CSV_HEADER}\n");
-    for r in rows {
-        text.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            r.arch,
-            r.params,
-            r.width,
-            r.seq_len,
-            r.batch,
+    let records = rows.iter().map(|r| {
+        [
+            r.arch.clone(),
+            r.params.to_string(),
+            r.width.to_string(),
+            r.seq_len.to_string(),
+            r.batch.to_string(),
             cell(r.train_ms.map(|v| format!("{v:.4}"))),
             cell(r.train_tokens_per_s.map(|v| format!("{v:.1}"))),
             cell(r.train_peak_bytes),
@@ -264,71 +278,49 @@ pub fn csv(rows: &[ScalingRow]) -> String {
             cell(r.infer_peak_bytes),
             cell(r.decode_ms.map(|v| format!("{v:.4}"))),
             cell(r.decode_state_floats),
-            r.skipped.replace(',', ";"),
-        ));
-    }
-    text
+            r.skipped.clone(),
+        ]
+    });
+    results::csv_text(&CSV_COLUMNS, records)
 }
 
-/// Read `scaling.csv` back (the charts' input); errors name the file and line.
+/// Read `scaling.csv` back (the charts' input); errors name the file, line and field.
 pub fn read_csv(path: &Path) -> Result<Vec<ScalingRow>> {
-    let text = std::fs::read_to_string(path).map_err(crate::error::io_at(path))?;
-    let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, header)) if header == CSV_HEADER => {}
-        _ => {
-            return Err(RunError::Invalid(format!(
-                "{}: line 1: expected the header `{CSV_HEADER}`",
-                path.display()
-            )));
-        }
+    let file = std::fs::File::open(path).map_err(crate::error::io_at(path))?;
+    let mut reader = csv::Reader::from_reader(file);
+    let at = |line: u64, problem: String| {
+        RunError::Invalid(format!("{}: line {line}: {problem}", path.display()))
+    };
+    let header = reader.headers().map_err(|e| csv_error(path, e, &at))?;
+    if !header.iter().eq(CSV_COLUMNS) {
+        let expected = CSV_COLUMNS.join(",");
+        return Err(at(1, format!("expected the header `{expected}`")));
     }
-    let mut rows = Vec::new();
-    for (index, line) in lines {
-        let at = |field: &str, problem: String| {
-            RunError::Invalid(format!(
-                "{}: line {}: field `{field}`: {problem}",
-                path.display(),
-                index + 1
-            ))
-        };
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() != 14 {
-            return Err(at("*", format!("expected 14 cells, found {}", cells.len())));
+    reader
+        .deserialize()
+        .map(|row| row.map_err(|e| csv_error(path, e, &at)))
+        .collect()
+}
+
+/// A `csv` error as ours: I/O errors keep their kind; the rest name the line and field.
+fn csv_error(path: &Path, error: csv::Error, at: &dyn Fn(u64, String) -> RunError) -> RunError {
+    let line = error.position().map_or(1, csv::Position::line);
+    match error.into_kind() {
+        csv::ErrorKind::Io(source) => crate::error::io_at(path)(source),
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let field = err
+                .field()
+                .and_then(|i| CSV_COLUMNS.get(i as usize))
+                .map_or("?", |name| name);
+            at(line, format!("field `{field}`: {}", err.kind()))
         }
-        fn parse<T: std::str::FromStr>(
-            cell: &str,
-            name: &str,
-            at: &dyn Fn(&str, String) -> RunError,
-        ) -> Result<Option<T>> {
-            if cell.is_empty() {
-                return Ok(None);
-            }
-            cell.parse()
-                .map(Some)
-                .map_err(|_| at(name, format!("cannot parse `{cell}`")))
-        }
-        let required = |cell: &str, name: &str| -> Result<usize> {
-            parse(cell, name, &at)?.ok_or_else(|| at(name, "empty".into()))
-        };
-        rows.push(ScalingRow {
-            arch: cells[0].to_string(),
-            params: required(cells[1], "params")?,
-            width: required(cells[2], "width")?,
-            seq_len: required(cells[3], "seq_len")?,
-            batch: required(cells[4], "batch")?,
-            train_ms: parse(cells[5], "train_ms", &at)?,
-            train_tokens_per_s: parse(cells[6], "train_tokens_per_s", &at)?,
-            train_peak_bytes: parse(cells[7], "train_peak_bytes", &at)?,
-            infer_ms: parse(cells[8], "infer_ms", &at)?,
-            infer_tokens_per_s: parse(cells[9], "infer_tokens_per_s", &at)?,
-            infer_peak_bytes: parse(cells[10], "infer_peak_bytes", &at)?,
-            decode_ms: parse(cells[11], "decode_ms", &at)?,
-            decode_state_floats: parse(cells[12], "decode_state_floats", &at)?,
-            skipped: cells[13].to_string(),
-        });
+        csv::ErrorKind::UnequalLengths { len, .. } => at(
+            line,
+            format!("expected {} fields, found {len}", CSV_COLUMNS.len()),
+        ),
+        csv::ErrorKind::Utf8 { err, .. } => at(line, format!("not UTF-8: {err}")),
+        other => at(line, format!("{other:?}")),
     }
-    Ok(rows)
 }
 
 /// Predicted peak at `len` from earlier `(length, peak bytes)` measurements, ascending (see the
@@ -540,8 +532,9 @@ mod tests {
             decode_state_floats: Some(640),
             skipped: String::new(),
         };
+        // A reason with a comma and a quote survives the round trip (quoted, RFC 4180).
         let skipped = ScalingRow {
-            skipped: "predicted training peak 9 MiB > max 8 MiB".into(),
+            skipped: "predicted training peak 9 MiB > max 8 MiB, \"--max-mib\"".into(),
             ..ScalingRow::unmeasured("mamba", 1234, 16, 256, 1)
         };
         let dir = std::env::temp_dir().join(format!("archzoo-scaling-{}", std::process::id()));
@@ -549,10 +542,23 @@ mod tests {
         let path = dir.join("scaling.csv");
         write_csv(&path, &[row.clone(), skipped.clone()]).unwrap();
         assert_eq!(read_csv(&path).unwrap(), vec![row, skipped]);
-        std::fs::write(&path, format!("{CSV_HEADER}\nmamba,x,16,128,1,,,,,,,,,\n")).unwrap();
+        let header = CSV_COLUMNS.join(",");
+        std::fs::write(&path, format!("{header}\nmamba,x,16,128,1,,,,,,,,,\n")).unwrap();
         let error = read_csv(&path).unwrap_err().to_string();
         assert!(
-            error.contains("line 2") && error.contains("`params`"),
+            error.contains("scaling.csv: line 2: field `params`"),
+            "{error}"
+        );
+        std::fs::write(&path, format!("{header}\nmamba,1,16,128,1,,,,\n")).unwrap();
+        let error = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("line 2: expected 14 fields, found 9"),
+            "{error}"
+        );
+        std::fs::write(&path, "arch,params\nmamba,1\n").unwrap();
+        let error = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("line 1: expected the header `arch,params,"),
             "{error}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -25,13 +25,16 @@
 //!   sweep goes on; failed runs are not retried unless asked ([`SweepOptions::retry_failed`]);
 //! - `--shard i/n` keeps the runs whose id hashes to `i` modulo `n`: shards are disjoint, cover the
 //!   sweep, and do not depend on run order, so `n` machines share one output folder or merge theirs;
+//! - with a time limit ([`SweepOptions::time_limit`]) the run in training pauses at the end of the
+//!   first epoch past it, keeping its checkpoint, and no further run starts; the same command
+//!   resumes the paused run (same numbers as one go) and goes on;
 //! - `ledger.csv` lists every run of the sweep with its state and metrics, rewritten atomically
 //!   from the run directories after each run that trains or fails and at the end, so it never
 //!   holds duplicate or partial rows.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use architectures::{ArchName, ModelOptions};
 use datasets::{Features, ForecastData, SplitRule};
@@ -44,7 +47,7 @@ use crate::error::{Result, RunError, io_at};
 use crate::preset::Preset;
 use crate::progress::Progress;
 use crate::request::RunRequest;
-use crate::results::{RunDir, Summary, write_json_atomic, write_text_atomic};
+use crate::results::{RunDir, Summary, csv_text, write_json_atomic, write_text_atomic};
 use crate::runner::{self, RunOptions, RunStatus};
 
 /// One value or a list of values.
@@ -355,7 +358,12 @@ pub enum RunState {
     Done(Box<Summary>),
     /// `failed.json` exists (and no summary).
     Failed(String),
-    /// Not run, or interrupted before its summary.
+    /// Stopped after a completed epoch (time limit, or killed), with a checkpoint to resume from.
+    Paused {
+        /// Epochs completed.
+        epochs_done: usize,
+    },
+    /// Not run, or interrupted before its first checkpoint.
     Pending,
 }
 
@@ -383,7 +391,10 @@ pub fn state(out: &Path, run: &PlannedRun) -> Result<RunState> {
         })?;
         return Ok(RunState::Failed(failure.reason));
     }
-    Ok(RunState::Pending)
+    Ok(match dir.checkpoint().epochs_done() {
+        Some(epochs_done) => RunState::Paused { epochs_done },
+        None => RunState::Pending,
+    })
 }
 
 fn failure_path(out: &Path, run_id: &str) -> PathBuf {
@@ -397,6 +408,10 @@ pub struct SweepOptions {
     pub shard: Shard,
     /// Run again the runs that failed before.
     pub retry_failed: bool,
+    /// Wall-clock budget of this invocation: the run in training when it runs out pauses at the
+    /// end of that epoch (keeping its checkpoint) and no further run starts. The first run that
+    /// trains always gets at least one epoch, so repeating the command always makes progress.
+    pub time_limit: Option<Duration>,
 }
 
 /// What happened to one run in this invocation.
@@ -408,10 +423,18 @@ pub enum Outcome {
     Skipped(RunState),
     /// Failed now, with the reason.
     Failed(String),
+    /// Paused by the time limit after `epoch` of `epochs`; the sweep stops here.
+    Paused {
+        /// Epochs completed.
+        epoch: usize,
+        /// Epochs planned.
+        epochs: usize,
+    },
 }
 
 /// Run the shard's runs of `plan` under `out`, calling `event` after each; returns the outcomes
-/// in run order. Never stops at a failed run.
+/// in run order. Never stops at a failed run; stops early only at the time limit (the runs not
+/// reached have no outcome).
 pub fn run(
     plan: &Plan,
     options: SweepOptions,
@@ -419,18 +442,29 @@ pub fn run(
     progress: &mut dyn Progress,
     mut event: impl FnMut(&PlannedRun, &Outcome),
 ) -> Result<Vec<Outcome>> {
+    let began = Instant::now();
+    let mut trained_any = false;
     let mut outcomes = Vec::new();
     for planned in plan.shard(options.shard) {
+        let time_left = options
+            .time_limit
+            .map(|limit| limit.saturating_sub(began.elapsed()));
         let outcome = match state(out, planned)? {
             RunState::Done(summary) => Outcome::Skipped(RunState::Done(summary)),
             RunState::Failed(reason) if !options.retry_failed => {
                 Outcome::Skipped(RunState::Failed(reason))
             }
-            RunState::Failed(_) | RunState::Pending => {
+            // The budget is spent: leave this run (and the rest) for the next invocation.
+            _ if trained_any && time_left.is_some_and(|t| t.is_zero()) => break,
+            RunState::Failed(_) | RunState::Paused { .. } | RunState::Pending => {
+                trained_any = true;
                 let failed = failure_path(out, &planned.run_id);
                 let data = &plan.data[planned.data];
                 let started = Instant::now();
-                let options = RunOptions::default();
+                let options = RunOptions {
+                    force: false,
+                    time_limit: time_left,
+                };
                 match runner::run_prepared(&planned.config, data, out, options, progress, started) {
                     Ok(RunStatus::Completed(summary) | RunStatus::Skipped(summary)) => {
                         if failed.exists() {
@@ -438,7 +472,9 @@ pub fn run(
                         }
                         Outcome::Completed(Box::new(summary))
                     }
-                    Ok(RunStatus::Paused { .. }) => unreachable!("sweeps set no time limit"),
+                    Ok(RunStatus::Paused { epoch, epochs, .. }) => {
+                        Outcome::Paused { epoch, epochs }
+                    }
                     Err(error) => {
                         let reason = error_chain(&error);
                         if let Some(dir) = failed.parent() {
@@ -460,7 +496,11 @@ pub fn run(
             write_ledger(plan, out)?;
         }
         event(planned, &outcome);
+        let paused = matches!(outcome, Outcome::Paused { .. });
         outcomes.push(outcome);
+        if paused {
+            break;
+        }
     }
     // Once more at the end, for a sweep that only skipped (or whose other shards progressed).
     write_ledger(plan, out)?;
@@ -503,8 +543,7 @@ pub const LEDGER_COLUMNS: [&str; 16] = [
 /// shard), through a temporary file and a rename.
 pub fn write_ledger(plan: &Plan, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(io_at(out))?;
-    let mut text = LEDGER_COLUMNS.join(",");
-    text.push('\n');
+    let mut rows = Vec::with_capacity(plan.runs.len());
     for run in &plan.runs {
         let c = &run.config;
         let fixed = [
@@ -543,25 +582,19 @@ pub fn write_ledger(plan: &Plan, out: &Path) -> Result<()> {
                     reason,
                 ],
             ),
+            RunState::Paused { epochs_done } => {
+                let mut rest: [String; 7] = Default::default();
+                rest[4] = epochs_done.to_string();
+                ("paused", rest)
+            }
             RunState::Pending => ("pending", Default::default()),
         };
         let mut fields: Vec<String> = fixed.to_vec();
         fields[1] = state.into();
         fields.extend(rest);
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        text.push_str(&row.join(","));
-        text.push('\n');
+        rows.push(fields);
     }
-    write_text_atomic(&out.join("ledger.csv"), &text)
-}
-
-/// Quote a CSV field when it holds a comma, a quote or a line break.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
+    write_text_atomic(&out.join("ledger.csv"), &csv_text(&LEDGER_COLUMNS, rows))
 }
 
 #[cfg(test)]

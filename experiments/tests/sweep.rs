@@ -1,5 +1,6 @@
 //! `archzoo sweep`: resuming after SIGKILL, shards that partition the sweep, failed runs recorded
-//! while the others finish. All on the synthetic series (no download).
+//! while the others finish, a time limit that pauses the sweep. All on the synthetic series (no
+//! download).
 
 mod common;
 
@@ -17,28 +18,16 @@ fn sweep_file(dir: &Path, text: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
-/// `ledger.csv` as rows of fields (the header first); fields may be quoted (RFC 4180).
+/// `ledger.csv` as rows of fields (the header first), parsed as RFC 4180.
 fn ledger(out: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(out.join("ledger.csv")).expect("ledger written");
-    text.lines().map(fields).collect()
-}
-
-fn fields(line: &str) -> Vec<String> {
-    let (mut out, mut field, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    out.push(field);
-    out
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(out.join("ledger.csv"))
+        .expect("ledger written");
+    reader
+        .records()
+        .map(|r| r.expect("valid CSV").iter().map(str::to_string).collect())
+        .collect()
 }
 
 /// Run ids of a `--dry-run` listing that are marked as in the shard.
@@ -184,6 +173,84 @@ fn a_diverging_run_is_recorded_and_the_others_finish() {
     let again = archzoo(&["sweep", &file, "--out", out.to_str().unwrap()], None);
     assert!(!again.status.success());
     assert!(stdout(&again).contains("0 trained"), "{}", stdout(&again));
+}
+
+#[test]
+fn a_time_limited_sweep_pauses_and_the_same_command_resumes_it() {
+    let tmp = common::tempdir();
+    let file = sweep_file(
+        tmp.path(),
+        "arch = \"rlinear\"\nseq_len = 48\npred_len = 24\nepochs = 3\nseed = [1, 2]\n",
+    );
+    let sweep = |out: &Path, limit: Option<&str>| {
+        let mut args = vec![
+            "sweep",
+            &file,
+            "--out",
+            out.to_str().unwrap(),
+            "--no-report",
+        ];
+        args.extend(
+            limit
+                .map(|minutes| ["--time-limit", minutes])
+                .iter()
+                .flatten(),
+        );
+        let output = archzoo(&args, None);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    // (state, epochs_run, test_mse) per ledger row.
+    let states = |out: &Path| -> Vec<(String, String, String)> {
+        ledger(out)[1..]
+            .iter()
+            .map(|r| (r[1].clone(), r[13].clone(), r[11].clone()))
+            .collect()
+    };
+    let out = tmp.path().join("limited");
+
+    // A zero limit trains one epoch of the first run, pauses it and starts nothing else.
+    let text = sweep(&out, Some("0"));
+    assert!(
+        text.contains("paused   after epoch 1/3 (time limit)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 run paused, 1 not started; the same command resumes the sweep"),
+        "{text}"
+    );
+    let rows = states(&out);
+    assert_eq!(rows[0].0, "paused", "{rows:?}");
+    assert_eq!(rows[0].1, "1", "{rows:?}");
+    assert_eq!(rows[1].0, "pending", "{rows:?}");
+
+    // Again: the paused run resumes for one more epoch and pauses again.
+    let text = sweep(&out, Some("0"));
+    assert!(
+        text.contains("paused   after epoch 2/3 (time limit)"),
+        "{text}"
+    );
+    let dry = archzoo(
+        &["sweep", &file, "--out", out.to_str().unwrap(), "--dry-run"],
+        None,
+    );
+    assert!(
+        stdout(&dry).contains("paused after epoch 2 (resumes from its checkpoint)"),
+        "{}",
+        stdout(&dry)
+    );
+    // Without a limit the sweep finishes, with the numbers of one uninterrupted sweep.
+    let text = sweep(&out, None);
+    assert!(text.contains("2 trained"), "{text}");
+    let resumed = states(&out);
+    let reference = tmp.path().join("one-go");
+    sweep(&reference, None);
+    assert_eq!(resumed, states(&reference));
+    assert!(
+        resumed
+            .iter()
+            .all(|(state, epochs, _)| state == "done" && epochs == "3")
+    );
 }
 
 /// Files named `name` one level under `out`.
