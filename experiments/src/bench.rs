@@ -167,6 +167,9 @@ pub struct DecodeBench {
     pub batch: usize,
     /// Positions (0-based step index) to report; decoding runs to the largest.
     pub positions: Vec<usize>,
+    /// Times each reported window of steps is decoded (the first time in the full pass, then
+    /// again from the state that entered it), so a position's figure is not one noisy sample.
+    pub repeats: usize,
     /// Backend.
     pub backend: BackendName,
     /// Seed of the model and the inputs.
@@ -178,7 +181,7 @@ pub struct DecodeBench {
 pub struct PositionLatency {
     /// 0-based index of the step: it sees `position + 1` tokens.
     pub position: usize,
-    /// Steps `position − 8 ..= position` (clipped at 0).
+    /// Steps `position − 8 ..= position` (clipped at 0), each decoded `repeats` times.
     pub step: Timing,
     /// Floats of recurrent state after this step ([`SequenceModel::state_size`]).
     pub state_floats: usize,
@@ -210,7 +213,8 @@ pub struct DecodeReport {
 }
 
 /// Decode `max(positions) + 1` random tokens one `step` at a time (inference, no autodiff) and
-/// report the latency of the steps around each requested position.
+/// report the latency of the 9 steps ending at each requested position, each window decoded
+/// `repeats` times from the state that entered it.
 pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
     bench.arch.validate()?;
     let Some(&last) = bench.positions.iter().max() else {
@@ -238,28 +242,56 @@ pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
         Distribution::Default,
         &device,
     );
-    let mut state = model.init_state(bench.batch, &device);
-    let mut samples = Vec::with_capacity(last + 1);
-    let started_all = Instant::now();
-    for t in 0..=last {
+    // One step at position `t` from `state`: its latency in ms and the next state.
+    let timed_step = |t: usize, state| -> Result<(f64, _)> {
         let x = inputs.clone().narrow(0, t, 1).reshape([bench.batch, width]);
         let started = Instant::now();
         let (y, next) = model.step(x, state);
         sync(&device)?;
-        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        let ms = started.elapsed().as_secs_f64() * 1e3;
         drop(y);
+        Ok((ms, next))
+    };
+    // Each reported window `first..=p`, and the state entering it, kept for the repeats.
+    let windows: Vec<(usize, usize)> = bench
+        .positions
+        .iter()
+        .map(|&p| (p.saturating_sub(8), p))
+        .collect();
+    let mut entering = vec![None; windows.len()];
+    let mut state = model.init_state(bench.batch, &device);
+    let mut samples = Vec::with_capacity(last + 1);
+    let started_all = Instant::now();
+    for t in 0..=last {
+        for (kept, &(first, _)) in entering.iter_mut().zip(&windows) {
+            if first == t && bench.repeats > 1 {
+                *kept = Some(state.clone());
+            }
+        }
+        let (ms, next) = timed_step(t, state)?;
+        samples.push(ms);
         state = next;
     }
     let total_ms = started_all.elapsed().as_secs_f64() * 1e3;
-    let positions = bench
-        .positions
-        .iter()
-        .map(|&p| PositionLatency {
+    let mut positions = Vec::with_capacity(windows.len());
+    for ((first, p), kept) in windows.into_iter().zip(entering) {
+        let mut window = samples[first..=p].to_vec();
+        if let Some(kept) = kept {
+            for _ in 1..bench.repeats {
+                let mut state = kept.clone();
+                for t in first..=p {
+                    let (ms, next) = timed_step(t, state)?;
+                    window.push(ms);
+                    state = next;
+                }
+            }
+        }
+        positions.push(PositionLatency {
             position: p,
-            step: Timing::of(&samples[p.saturating_sub(8)..=p]),
+            step: Timing::of(&window),
             state_floats: model.state_size(p + 1),
-        })
-        .collect();
+        });
+    }
     Ok(DecodeReport {
         arch: bench.arch.name().to_string(),
         backend: bench.backend.to_string(),

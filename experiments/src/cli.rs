@@ -489,9 +489,13 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
     /// Positions (0-based steps) to report, comma-separated; decoding runs to the largest. Each
-    /// is the median of the 9 steps ending there.
+    /// is the median of the 9 steps ending there, decoded --repeats times.
     #[arg(long, value_delimiter = ',', default_value = "64,256,1024")]
     pub positions: Vec<u64>,
+    /// Times each reported window of 9 steps is decoded: once in the full pass, then again from
+    /// the state that entered it.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeats: u64,
     /// Channels of the forecasting task the model is built for (ETT has 7).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
     pub channels: u64,

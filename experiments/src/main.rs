@@ -518,6 +518,7 @@ fn bench_decode(args: &cli::DecodeArgs) -> anyhow::Result<()> {
         arch: args.arch.config(task, &args.model.options())?,
         batch: args.batch as usize,
         positions: args.positions.iter().map(|&p| p as usize).collect(),
+        repeats: args.repeats as usize,
         backend: args.backend,
         seed: args.seed,
     };

@@ -470,6 +470,8 @@ fn measure_arch(
                 arch: config.clone(),
                 batch: spec.batch,
                 positions: decoded.iter().map(|l| l - 1).collect(),
+                // The scaling benchmark decodes every length once (its cost grows with length).
+                repeats: 1,
                 backend: spec.backend,
                 seed: spec.seed,
             },
