@@ -12,7 +12,7 @@ mkdir -p "$dest"
 "$bin" bench decode --arch transformer --causal --positions 64,256,1024,8192 --json | jq -c . >> "$dest/bench.jsonl"
 "$bin" bench decode --arch mamba --positions 64,256,1024,8192 --json | jq -c . >> "$dest/bench.jsonl"
 {
-  echo "# Step decoding latency (batch 1, median of the 9 steps ending at each position)"
+  echo "# Step decoding latency (batch 1; median of the 9 steps ending at each position, each window decoded 5 times)"
   echo
   echo "Command: \`scripts/bench_decode.sh\`."
   echo
