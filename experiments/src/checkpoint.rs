@@ -102,17 +102,24 @@ impl Checkpoint {
         self.dir.join(format!("{kind}-{epoch}.bpk"))
     }
 
-    /// The stored checkpoint, if there is one.
-    pub fn load(&self) -> Result<Option<Saved>> {
+    /// The stored loop state (`state.json`), if there is a checkpoint.
+    fn read_state(&self) -> Result<Option<TrainState>> {
         let path = self.state_path();
         if !path.exists() {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
-        let state: TrainState = serde_json::from_str(&text).map_err(|source| RunError::Json {
-            path: path.clone(),
-            source,
-        })?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| RunError::Json { path, source })
+    }
+
+    /// The stored checkpoint, if there is one.
+    pub fn load(&self) -> Result<Option<Saved>> {
+        let Some(state) = self.read_state()? else {
+            return Ok(None);
+        };
+        let path = self.state_path();
         let model = self.read(&self.file("model", state.epoch), ModuleRecord::from_bytes)?;
         let optimizer = self.read(
             &self.file("optimizer", state.epoch),
@@ -181,10 +188,7 @@ impl Checkpoint {
     /// The epochs the stored checkpoint has completed; `None` when there is none, or when its
     /// `state.json` cannot be read (resuming then reports why, see [`Checkpoint::load`]).
     pub fn epochs_done(&self) -> Option<usize> {
-        let text = std::fs::read_to_string(self.state_path()).ok()?;
-        serde_json::from_str::<TrainState>(&text)
-            .ok()
-            .map(|state| state.epoch)
+        self.read_state().ok().flatten().map(|state| state.epoch)
     }
 
     /// Delete the checkpoint (the run completed, or starts over).

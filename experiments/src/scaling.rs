@@ -288,39 +288,45 @@ pub fn csv(rows: &[ScalingRow]) -> String {
 pub fn read_csv(path: &Path) -> Result<Vec<ScalingRow>> {
     let file = std::fs::File::open(path).map_err(crate::error::io_at(path))?;
     let mut reader = csv::Reader::from_reader(file);
-    let at = |line: u64, problem: String| {
-        RunError::Invalid(format!("{}: line {line}: {problem}", path.display()))
-    };
-    let header = reader.headers().map_err(|e| csv_error(path, e, &at))?;
+    let header = reader.headers().map_err(|e| csv_error(path, e))?;
     if !header.iter().eq(CSV_COLUMNS) {
         let expected = CSV_COLUMNS.join(",");
-        return Err(at(1, format!("expected the header `{expected}`")));
+        return Err(invalid_at(
+            path,
+            1,
+            format!("expected the header `{expected}`"),
+        ));
     }
     reader
         .deserialize()
-        .map(|row| row.map_err(|e| csv_error(path, e, &at)))
+        .map(|row| row.map_err(|e| csv_error(path, e)))
         .collect()
 }
 
+/// A problem at `line` of `path`.
+fn invalid_at(path: &Path, line: u64, problem: String) -> RunError {
+    RunError::Invalid(format!("{}: line {line}: {problem}", path.display()))
+}
+
 /// A `csv` error as ours: I/O errors keep their kind; the rest name the line and field.
-fn csv_error(path: &Path, error: csv::Error, at: &dyn Fn(u64, String) -> RunError) -> RunError {
+fn csv_error(path: &Path, error: csv::Error) -> RunError {
     let line = error.position().map_or(1, csv::Position::line);
-    match error.into_kind() {
-        csv::ErrorKind::Io(source) => crate::error::io_at(path)(source),
+    let problem = match error.into_kind() {
+        csv::ErrorKind::Io(source) => return crate::error::io_at(path)(source),
         csv::ErrorKind::Deserialize { err, .. } => {
             let field = err
                 .field()
                 .and_then(|i| CSV_COLUMNS.get(i as usize))
                 .map_or("?", |name| name);
-            at(line, format!("field `{field}`: {}", err.kind()))
+            format!("field `{field}`: {}", err.kind())
         }
-        csv::ErrorKind::UnequalLengths { len, .. } => at(
-            line,
-            format!("expected {} fields, found {len}", CSV_COLUMNS.len()),
-        ),
-        csv::ErrorKind::Utf8 { err, .. } => at(line, format!("not UTF-8: {err}")),
-        other => at(line, format!("{other:?}")),
-    }
+        csv::ErrorKind::UnequalLengths { len, .. } => {
+            format!("expected {} fields, found {len}", CSV_COLUMNS.len())
+        }
+        csv::ErrorKind::Utf8 { err, .. } => format!("not UTF-8: {err}"),
+        other => format!("{other:?}"),
+    };
+    invalid_at(path, line, problem)
 }
 
 /// Predicted peak at `len` from earlier `(length, peak bytes)` measurements, ascending (see the
