@@ -4,12 +4,12 @@
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// An option was given to an architecture that has no such hyperparameter.
-    #[error("--{option} does not apply to `{arch}` (it takes: {accepted})")]
+    #[error("{option} does not apply to `{arch}` (it takes: {accepted})")]
     NotApplicable {
         /// The architecture (`dlinear`).
         arch: &'static str,
-        /// The flag, without dashes (`d-model`).
-        option: &'static str,
+        /// The option (displayed as its flag, `--d-model`).
+        option: crate::options::ModelOption,
         /// The flags this architecture accepts.
         accepted: String,
     },

@@ -17,7 +17,7 @@ pub fn train_flops(forward_per_window: u64, windows_per_epoch: usize, epochs: us
 mod tests {
     //! Each formula against a count done by hand on a tiny config.
 
-    use crate::forecast_adapter::{BackboneConfig, PatchForecasterConfig};
+    use crate::forecast_adapter::{PatchForecasterConfig, Patching};
     use crate::griffin::{GriffinConfig, TemporalKind};
     use crate::linear::{LinearForecasterConfig, LinearKind};
     use crate::mamba::MambaConfig;
@@ -36,7 +36,8 @@ mod tests {
     fn transformer() {
         // d = 4, d_ff = 8, 1 layer, 3 tokens, bidirectional:
         // qkv 2·3·4·12 = 288, out 2·3·4·4 = 96, MLP 2·2·3·4·8 = 384, attention 2·2·4·9 = 144.
-        let config = TransformerConfig::new(4)
+        let config = TransformerConfig::new()
+            .with_d_model(4)
             .with_n_layers(1)
             .with_n_heads(2)
             .with_d_ff(8)
@@ -52,7 +53,8 @@ mod tests {
         // d = 4, expand 2 (i = 8), n = 2, r = 1, k = 4, one layer, 5 tokens. Per token:
         // in 2·4·16 = 128, x 2·8·5 = 80, dt 2·1·8 = 16, out 2·8·4 = 64, conv 2·4·8 = 64,
         // scan 8·8·2 = 128: 480.
-        let config = MambaConfig::new(4)
+        let config = MambaConfig::new()
+            .with_d_model(4)
             .with_n_layers(1)
             .with_d_state(2)
             .with_dt_rank(Some(1));
@@ -66,7 +68,8 @@ mod tests {
         // Recurrent per token: 2·8·16 + 2·4·8 + 2·2·8·4 + 2·8 + 2·8·8 = 256 + 64 + 128 + 16 + 128.
         // Attention per token 2·64 + 2·8·8 + 2·64 = 384; pairs with window 1: 1 + 2 + 2 = 5,
         // 2·2·8·5 = 160.
-        let base = GriffinConfig::new(8)
+        let base = GriffinConfig::new()
+            .with_d_model(8)
             .with_n_heads(2)
             .with_window(1)
             .with_n_layers(2);
@@ -84,16 +87,18 @@ mod tests {
     #[test]
     fn patch_adapter_adds_embedding_and_head_per_channel() {
         // L = 16, patch 8, stride 8 (+ end padding): n = 3 tokens; d = 4; H = 2; c = 2.
-        let backbone = TransformerConfig::new(4)
+        let backbone = TransformerConfig::new()
+            .with_d_model(4)
             .with_n_layers(1)
             .with_n_heads(2)
             .with_d_ff(8)
             .with_causal(false);
         let per_channel_backbone = backbone.forward_flops(3);
-        let config = PatchForecasterConfig::new(16, 2, 2, BackboneConfig::Transformer(backbone))
-            .with_patch_len(8)
-            .with_stride(8);
-        assert_eq!(config.n_patches(), 3);
+        let config = PatchForecasterConfig {
+            patching: Patching::new(16, 2, 2).with_patch_len(8).with_stride(8),
+            backbone,
+        };
+        assert_eq!(config.patching.n_patches(), 3);
         // embedding 2·3·8·4 = 192, head 2·3·4·2 = 48.
         assert_eq!(
             config.forward_flops(),

@@ -15,53 +15,121 @@
 //! TSLib's `value_embedding` does not); positions are learned per patch as in PatchTST
 //! (`pe = "zeros"`, learned). Measured effect on ETTh1 is in results/etth1_transformer/.
 
+use std::marker::PhantomData;
+
+use burn::module::{Module, ModuleDisplay};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::blocks::{Dropout, RevIn, RevInConfig, dense, rows};
 use crate::error::ConfigError;
-use crate::griffin::{Griffin, GriffinConfig, GriffinState};
-use crate::mamba::{Mamba, MambaConfig, MambaState};
+use crate::options::{ModelOption, ModelOptions};
+use crate::registry::{Architecture, TaskShape};
 use crate::sequence_model::{Forecaster, SequenceModel};
-use crate::transformer::{KvCache, Transformer, TransformerConfig};
 
-/// A backbone's configuration.
+/// What a backbone's file implements (on a marker type, the `…Spec` of its registry line) to sit
+/// behind the adapter; [`Patched`] makes it an [`Architecture`].
+pub trait Backbone {
+    /// The backbone's configuration.
+    type Config: BackboneConfig;
+    /// One line for `archzoo list`.
+    const ABOUT: &'static str;
+    /// The backbone's own options; the adapter adds `--patch-len`, `--stride` and `--params`.
+    const OPTIONS: &'static [ModelOption];
+    /// Depths of the size ladder.
+    const LADDER_DEPTHS: &'static [usize] = &[1, 2, 3, 4, 6];
+
+    /// The backbone's configuration from the options given (the `Config`'s defaults for the
+    /// rest). `patching` is the adapter's, already set from the task and the patch options; a
+    /// backbone may adjust it (its `--dropout` may be the head's).
+    fn configure(
+        options: &ModelOptions,
+        patching: &mut Patching,
+    ) -> Result<Self::Config, ConfigError>;
+
+    /// The options of the ladder point `width × depth`.
+    fn ladder_point(width: usize, depth: usize, options: &mut ModelOptions) {
+        options.d_model = Some(width);
+        options.layers = Some(depth);
+    }
+}
+
+/// A backbone's configuration: what the adapter asks of it.
+pub trait BackboneConfig: Clone + core::fmt::Debug + Serialize + DeserializeOwned {
+    /// The built backbone.
+    type Model: Module + ModuleDisplay + SequenceModel;
+    /// Width `d` (the patch embedding's output).
+    fn d_model(&self) -> usize;
+    /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]).
+    fn forward_flops(&self, tokens: usize) -> u64;
+    /// Check ranges before building.
+    fn validate(&self) -> Result<(), ConfigError>;
+    /// Build on `device` (the config has passed [`Self::validate`]).
+    fn init(&self, device: &Device) -> Self::Model;
+}
+
+/// The registry entry of backbone `B` behind the adapter.
+pub struct Patched<B>(PhantomData<B>);
+
+impl<B: Backbone> Architecture for Patched<B> {
+    type Config = PatchForecasterConfig<B::Config>;
+    type Model = PatchForecaster<<B::Config as BackboneConfig>::Model>;
+
+    const ABOUT: &'static str = B::ABOUT;
+    const BACKBONE: bool = true;
+
+    fn options() -> Vec<ModelOption> {
+        let adapter = [
+            ModelOption::Params,
+            ModelOption::PatchLen,
+            ModelOption::Stride,
+        ];
+        adapter
+            .into_iter()
+            .chain(B::OPTIONS.iter().copied())
+            .collect()
+    }
+
+    fn ladder_depths() -> &'static [usize] {
+        B::LADDER_DEPTHS
+    }
+
+    fn ladder_point(width: usize, depth: usize, options: &mut ModelOptions) {
+        B::ladder_point(width, depth, options);
+    }
+
+    fn config(task: TaskShape, options: &ModelOptions) -> Result<Self::Config, ConfigError> {
+        let mut patching = Patching::new(task.seq_len, task.pred_len, task.channels);
+        patching.patch_len = options.patch_len.unwrap_or(patching.patch_len);
+        patching.stride = options.stride.unwrap_or(patching.stride);
+        patching.validate()?;
+        let backbone = B::configure(options, &mut patching)?;
+        Ok(PatchForecasterConfig { patching, backbone })
+    }
+
+    fn validate(config: &Self::Config) -> Result<(), ConfigError> {
+        config.patching.validate()?;
+        config.backbone.validate()
+    }
+
+    fn forward_flops(config: &Self::Config) -> u64 {
+        config.forward_flops()
+    }
+
+    fn init(config: &Self::Config, device: &Device) -> Self::Model {
+        config.init(device)
+    }
+
+    fn sequence_params(model: &Self::Model) -> usize {
+        model.backbone.num_params()
+    }
+}
+
+/// The adapter's own hyperparameters.
 #[derive(Config, Debug)]
-pub enum BackboneConfig {
-    /// Self-attention blocks.
-    Transformer(TransformerConfig),
-    /// Mamba-1 selective SSM blocks.
-    Mamba(MambaConfig),
-    /// Griffin / Hawk residual blocks.
-    Griffin(GriffinConfig),
-}
-
-/// A built backbone.
-#[derive(Module, Debug)]
-#[allow(clippy::large_enum_variant)] // one per model, never in collections: boxing buys nothing
-pub enum Backbone {
-    /// Self-attention blocks.
-    Transformer(Transformer),
-    /// Mamba-1 selective SSM blocks.
-    Mamba(Mamba),
-    /// Griffin / Hawk residual blocks.
-    Griffin(Griffin),
-}
-
-/// Recurrent state of a backbone.
-#[derive(Clone, Debug)]
-pub enum BackboneState {
-    /// KV cache.
-    Transformer(KvCache),
-    /// Convolution inputs and SSM states.
-    Mamba(MambaState),
-    /// Convolution inputs, RG-LRU states and local key/value windows.
-    Griffin(GriffinState),
-}
-
-/// Hyperparameters of a [`PatchForecaster`].
-#[derive(Config, Debug)]
-pub struct PatchForecasterConfig {
+pub struct Patching {
     /// Lookback `L`.
     pub seq_len: usize,
     /// Horizon `H`.
@@ -80,11 +148,9 @@ pub struct PatchForecasterConfig {
     /// Dropout before the flatten head.
     #[config(default = 0.0)]
     pub head_dropout: f64,
-    /// The backbone; its width is the embedding width.
-    pub backbone: BackboneConfig,
 }
 
-impl PatchForecasterConfig {
+impl Patching {
     /// Whether the input is end-padded by `stride` (patching) or not (point embedding).
     pub fn padded(&self) -> bool {
         !(self.patch_len == 1 && self.stride == 1)
@@ -94,33 +160,6 @@ impl PatchForecasterConfig {
     pub fn n_patches(&self) -> usize {
         let padded_len = self.seq_len + if self.padded() { self.stride } else { 0 };
         (padded_len - self.patch_len) / self.stride + 1
-    }
-
-    /// Width of the backbone.
-    pub fn d_model(&self) -> usize {
-        match &self.backbone {
-            BackboneConfig::Transformer(c) => c.d_model,
-            BackboneConfig::Mamba(c) => c.d_model,
-            BackboneConfig::Griffin(c) => c.d_model,
-        }
-    }
-
-    /// Forward FLOPs for one window (see [`crate::flops`]): per channel, the patch embedding
-    /// `2·n·patch_len·d`, the backbone over `n` tokens, and the flatten head `2·n·d·H`.
-    pub fn forward_flops(&self) -> u64 {
-        let (n, d) = (self.n_patches(), self.d_model());
-        let backbone = match &self.backbone {
-            BackboneConfig::Transformer(c) => c.forward_flops(n),
-            BackboneConfig::Mamba(c) => c.forward_flops(n),
-            BackboneConfig::Griffin(c) => c.forward_flops(n),
-        };
-        let (n, d, p, h) = (
-            n as u64,
-            d as u64,
-            self.patch_len as u64,
-            self.pred_len as u64,
-        );
-        self.channels as u64 * (2 * n * p * d + backbone + 2 * n * d * h)
     }
 
     /// Check ranges before building.
@@ -147,41 +186,54 @@ impl PatchForecasterConfig {
                 self.head_dropout
             )));
         }
-        match &self.backbone {
-            BackboneConfig::Transformer(c) => c.validate(),
-            BackboneConfig::Mamba(c) => c.validate(),
-            BackboneConfig::Griffin(c) => c.validate(),
-        }
+        Ok(())
+    }
+}
+
+/// Hyperparameters of a [`PatchForecaster`]: the adapter's and its backbone's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "C: BackboneConfig")]
+pub struct PatchForecasterConfig<C> {
+    /// Patching, normalisation and head.
+    pub patching: Patching,
+    /// The backbone; its width is the embedding width.
+    pub backbone: C,
+}
+
+impl<C: BackboneConfig> PatchForecasterConfig<C> {
+    /// Forward FLOPs for one window (see [`crate::flops`]): per channel, the patch embedding
+    /// `2·n·patch_len·d`, the backbone over `n` tokens, and the flatten head `2·n·d·H`.
+    pub fn forward_flops(&self) -> u64 {
+        let p = &self.patching;
+        let (n, d) = (p.n_patches(), self.backbone.d_model());
+        let backbone = self.backbone.forward_flops(n);
+        let (n, d, len, h) = (n as u64, d as u64, p.patch_len as u64, p.pred_len as u64);
+        p.channels as u64 * (2 * n * len * d + backbone + 2 * n * d * h)
     }
 
     /// Build on `device`.
     ///
     /// # Panics
     ///
-    /// If the config does not pass [`Self::validate`].
-    pub fn init(&self, device: &Device) -> PatchForecaster {
-        if let Err(e) = self.validate() {
+    /// If the patching or the backbone does not validate.
+    pub fn init(&self, device: &Device) -> PatchForecaster<C::Model> {
+        let p = &self.patching;
+        if let Err(e) = p.validate().and_then(|()| self.backbone.validate()) {
             panic!("invalid PatchForecasterConfig: {e}");
         }
-        let d = self.d_model();
-        let n = self.n_patches();
+        let d = self.backbone.d_model();
+        let n = p.n_patches();
         PatchForecaster {
-            revin: self
-                .revin
-                .then(|| RevInConfig::new(self.channels).init(device)),
-            embedding: LinearConfig::new(self.patch_len, d).init(device),
-            backbone: match &self.backbone {
-                BackboneConfig::Transformer(c) => Backbone::Transformer(c.init(device)),
-                BackboneConfig::Mamba(c) => Backbone::Mamba(c.init(device)),
-                BackboneConfig::Griffin(c) => Backbone::Griffin(c.init(device)),
-            },
-            head_dropout: Dropout::new(self.head_dropout),
-            head: LinearConfig::new(n * d, self.pred_len).init(device),
-            seq_len: self.seq_len,
-            pred_len: self.pred_len,
-            patch_len: self.patch_len,
-            stride: self.stride,
-            padded: self.padded(),
+            revin: p.revin.then(|| RevInConfig::new(p.channels).init(device)),
+            embedding: LinearConfig::new(p.patch_len, d).init(device),
+            backbone: self.backbone.init(device),
+            head_dropout: Dropout::new(p.head_dropout),
+            head: LinearConfig::new(n * d, p.pred_len).init(device),
+            seq_len: p.seq_len,
+            pred_len: p.pred_len,
+            patch_len: p.patch_len,
+            stride: p.stride,
+            padded: p.padded(),
             n_patches: n,
         }
     }
@@ -189,12 +241,12 @@ impl PatchForecasterConfig {
 
 /// Backbone-agnostic forecaster, `[b, L, c] -> [b, H, c]`.
 #[derive(Module, Debug)]
-pub struct PatchForecaster {
+pub struct PatchForecaster<M: Module> {
     revin: Option<RevIn>,
     /// `patch_len -> d`.
     embedding: Linear,
     /// The sequence model over patches.
-    pub backbone: Backbone,
+    pub backbone: M,
     head_dropout: Dropout,
     /// `n · d -> H`.
     head: Linear,
@@ -206,14 +258,7 @@ pub struct PatchForecaster {
     n_patches: usize,
 }
 
-impl PatchForecaster {
-    /// The backbone as a sequence model (for the contract and for decoding benchmarks).
-    pub fn backbone(&self) -> &Backbone {
-        &self.backbone
-    }
-}
-
-impl Forecaster for PatchForecaster {
+impl<M: Module + SequenceModel> Forecaster for PatchForecaster<M> {
     fn forecast(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, l, c] = x.dims();
         assert_eq!(
@@ -259,72 +304,36 @@ impl Forecaster for PatchForecaster {
     }
 }
 
-impl SequenceModel for Backbone {
-    type State = BackboneState;
+/// As a sequence model the adapter is its backbone (the contract tests and the cost benchmarks
+/// run the backbone on its own width).
+impl<M: Module + SequenceModel> SequenceModel for PatchForecaster<M> {
+    type State = M::State;
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        match self {
-            Self::Transformer(m) => m.forward(x),
-            Self::Mamba(m) => m.forward(x),
-            Self::Griffin(m) => m.forward(x),
-        }
+        self.backbone.forward(x)
     }
 
-    fn init_state(&self, batch: usize, device: &Device) -> BackboneState {
-        match self {
-            Self::Transformer(m) => BackboneState::Transformer(m.init_state(batch, device)),
-            Self::Mamba(m) => BackboneState::Mamba(m.init_state(batch, device)),
-            Self::Griffin(m) => BackboneState::Griffin(m.init_state(batch, device)),
-        }
+    fn init_state(&self, batch: usize, device: &Device) -> M::State {
+        self.backbone.init_state(batch, device)
     }
 
-    fn step(&self, x: Tensor<2>, state: BackboneState) -> (Tensor<2>, BackboneState) {
-        match (self, state) {
-            (Self::Transformer(m), BackboneState::Transformer(s)) => {
-                let (y, s) = m.step(x, s);
-                (y, BackboneState::Transformer(s))
-            }
-            (Self::Mamba(m), BackboneState::Mamba(s)) => {
-                let (y, s) = m.step(x, s);
-                (y, BackboneState::Mamba(s))
-            }
-            (Self::Griffin(m), BackboneState::Griffin(s)) => {
-                let (y, s) = m.step(x, s);
-                (y, BackboneState::Griffin(s))
-            }
-            (backbone, state) => panic!("state {state:?} does not belong to {backbone:?}"),
-        }
+    fn step(&self, x: Tensor<2>, state: M::State) -> (Tensor<2>, M::State) {
+        self.backbone.step(x, state)
     }
 
     fn state_size(&self, len: usize) -> usize {
-        match self {
-            Self::Transformer(m) => m.state_size(len),
-            Self::Mamba(m) => m.state_size(len),
-            Self::Griffin(m) => m.state_size(len),
-        }
+        self.backbone.state_size(len)
     }
 
     fn width(&self) -> Option<usize> {
-        match self {
-            Self::Transformer(m) => m.width(),
-            Self::Mamba(m) => m.width(),
-            Self::Griffin(m) => m.width(),
-        }
+        self.backbone.width()
     }
 
     fn max_len(&self) -> Option<usize> {
-        match self {
-            Self::Transformer(m) => m.max_len(),
-            Self::Mamba(m) => m.max_len(),
-            Self::Griffin(m) => m.max_len(),
-        }
+        self.backbone.max_len()
     }
 
     fn is_causal(&self) -> bool {
-        match self {
-            Self::Transformer(m) => m.is_causal(),
-            Self::Mamba(m) => m.is_causal(),
-            Self::Griffin(m) => m.is_causal(),
-        }
+        self.backbone.is_causal()
     }
 }

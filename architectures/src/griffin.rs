@@ -55,7 +55,9 @@ use burn::tensor::{Distribution, TensorData};
 
 use crate::blocks::{CausalConv1d, rows};
 use crate::error::ConfigError;
+use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, Mask, gelu_tanh};
+use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
 
 /// Temporal-mixing block of a residual block.
@@ -70,7 +72,8 @@ pub enum TemporalKind {
 /// Hyperparameters of a [`Griffin`] backbone.
 #[derive(Config, Debug)]
 pub struct GriffinConfig {
-    /// Width `d`.
+    /// Width `d` (the Mamba default's width).
+    #[config(default = 128)]
     pub d_model: usize,
     /// Residual blocks; the pattern repeats over them.
     #[config(default = 3)]
@@ -97,15 +100,109 @@ pub struct GriffinConfig {
     /// MLP width as a multiple of `d_model`.
     #[config(default = 3)]
     pub mlp_expansion: usize,
-    /// Run the per-time-step reference RG-LRU instead of the fused kernel (tests, benchmarks).
-    #[config(default = false)]
-    pub reference_scan: bool,
+}
+
+/// The registry entry of Griffin: one `[recurrent, recurrent, attention]` pattern per three
+/// residual blocks, behind the forecasting adapter.
+pub struct GriffinSpec;
+
+/// The registry entry of Hawk: recurrent blocks only.
+pub struct HawkSpec;
+
+impl Backbone for GriffinSpec {
+    type Config = GriffinConfig;
+
+    const ABOUT: &'static str =
+        "Griffin: RG-LRU, RG-LRU, local MQA blocks over patches (fused scan; same adapter)";
+    const OPTIONS: &'static [ModelOption] = &[
+        ModelOption::DModel,
+        ModelOption::Layers,
+        ModelOption::Heads,
+        ModelOption::Window,
+        ModelOption::Dropout,
+    ];
+    /// Whole patterns of three.
+    const LADDER_DEPTHS: &'static [usize] = &[3, 6];
+
+    fn configure(
+        options: &ModelOptions,
+        patching: &mut Patching,
+    ) -> Result<GriffinConfig, ConfigError> {
+        let config = configure(GriffinConfig::new(), options, patching);
+        if (1..3).contains(&config.n_layers) {
+            // The pattern cycles over the layers: fewer than 3 would be Hawk under Griffin's name.
+            return Err(ConfigError::Invalid(format!(
+                "griffin with {} layer(s) has no attention block (its pattern is recurrent, recurrent, attention); use --layers 3 or more, or --arch hawk",
+                config.n_layers
+            )));
+        }
+        Ok(GriffinConfig {
+            window: options.window.unwrap_or(config.window),
+            ..config
+        })
+    }
+}
+
+impl Backbone for HawkSpec {
+    type Config = GriffinConfig;
+
+    const ABOUT: &'static str = "Hawk: RG-LRU recurrent blocks only over patches (same adapter)";
+    /// Heads are the RG-LRU gates' diagonal blocks.
+    const OPTIONS: &'static [ModelOption] = &[
+        ModelOption::DModel,
+        ModelOption::Layers,
+        ModelOption::Heads,
+        ModelOption::Dropout,
+    ];
+
+    fn configure(
+        options: &ModelOptions,
+        patching: &mut Patching,
+    ) -> Result<GriffinConfig, ConfigError> {
+        Ok(configure(GriffinConfig::hawk(), options, patching))
+    }
+}
+
+/// The options Griffin and Hawk share. No dropout of their own, as in the paper: `--dropout` is
+/// the adapter head's.
+fn configure(
+    config: GriffinConfig,
+    options: &ModelOptions,
+    patching: &mut Patching,
+) -> GriffinConfig {
+    patching.head_dropout = options.dropout.unwrap_or(patching.head_dropout);
+    GriffinConfig {
+        d_model: options.d_model.unwrap_or(config.d_model),
+        n_layers: options.layers.unwrap_or(config.n_layers),
+        n_heads: options.heads.unwrap_or(config.n_heads),
+        ..config
+    }
+}
+
+impl BackboneConfig for GriffinConfig {
+    type Model = Griffin;
+
+    fn d_model(&self) -> usize {
+        self.d_model
+    }
+
+    fn forward_flops(&self, tokens: usize) -> u64 {
+        GriffinConfig::forward_flops(self, tokens)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        GriffinConfig::validate(self)
+    }
+
+    fn init(&self, device: &Device) -> Griffin {
+        GriffinConfig::init(self, device)
+    }
 }
 
 impl GriffinConfig {
     /// Hawk: recurrent blocks only.
-    pub fn hawk(d_model: usize) -> Self {
-        Self::new(d_model).with_pattern(vec![TemporalKind::Recurrent])
+    pub fn hawk() -> Self {
+        Self::new().with_pattern(vec![TemporalKind::Recurrent])
     }
 
     /// RG-LRU width `c`, resolved.
@@ -210,7 +307,7 @@ impl GriffinConfig {
                 .collect(),
             norm: norm(),
             d_model: d,
-            reference_scan: self.reference_scan,
+            reference_scan: false,
         }
     }
 
@@ -685,7 +782,8 @@ mod tests {
 
     #[test]
     fn pattern_cycles_and_hawk_is_recurrent_only() {
-        let griffin = GriffinConfig::new(16)
+        let griffin = GriffinConfig::new()
+            .with_d_model(16)
             .with_n_layers(5)
             .init(&Device::flex());
         let kinds: Vec<bool> = griffin
@@ -694,7 +792,7 @@ mod tests {
             .map(|b| matches!(b.temporal, Temporal::Attention(_)))
             .collect();
         assert_eq!(kinds, vec![false, false, true, false, false]);
-        let hawk = GriffinConfig::hawk(16).init(&Device::flex());
+        let hawk = GriffinConfig::hawk().with_d_model(16).init(&Device::flex());
         assert!(
             hawk.blocks
                 .iter()
@@ -706,7 +804,7 @@ mod tests {
     fn initialisation_follows_the_reference() {
         let device = Device::flex();
         device.seed(1);
-        let model = GriffinConfig::new(64).init(&device);
+        let model = GriffinConfig::new().with_d_model(64).init(&device);
         let Temporal::Recurrent(r) = &model.blocks[0].temporal else {
             panic!("block 0 is recurrent");
         };
@@ -738,7 +836,7 @@ mod tests {
     fn fused_and_reference_lru_agree_in_the_model() {
         let device = Device::flex().autodiff();
         device.seed(4);
-        let fused = GriffinConfig::new(16).init(&device);
+        let fused = GriffinConfig::new().with_d_model(16).init(&device);
         let reference = fused.clone().reference(true);
         let x = Tensor::<3>::random([2, 11, 16], Distribution::Default, &device);
         let err = max_rel(&flat(fused.forward(x.clone())), &flat(reference.forward(x)));
@@ -769,7 +867,10 @@ mod tests {
 
     #[test]
     fn state_is_constant_beyond_the_window() {
-        let model = GriffinConfig::new(16).with_window(8).init(&Device::flex());
+        let model = GriffinConfig::new()
+            .with_d_model(16)
+            .with_window(8)
+            .init(&Device::flex());
         // Two recurrent blocks of 16 channels · (3 conv inputs + 1 state), one attention block
         // with 2 · window · head width (16 / 4).
         assert_eq!(model.state_size(100), 2 * 16 * 4 + 2 * 8 * 4);

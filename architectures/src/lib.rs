@@ -20,9 +20,10 @@
 //!   `step` that reproduces `forward` position by position.
 //! - [`Forecaster`]: the forecasting contract, `[b, L, c] -> [b, H, c]`.
 //!
-//! The registry ([`ArchName`] -> [`ArchConfig`] -> [`Arch`] -> [`ArchState`]) is exhaustive: adding
-//! an architecture is one file plus one variant in each enum, and the compiler points at every
-//! `match` left to extend.
+//! The registry ([`registry`]) is one list: adding an architecture is its file (an
+//! [`Architecture`], or a [`Backbone`] behind the forecasting adapter) and one line in that list;
+//! [`ArchName`], [`ArchConfig`], [`Arch`] and [`ArchState`] and their dispatch are derived from
+//! it. Model options are declared once ([`options`]).
 
 pub mod blocks;
 pub mod error;
@@ -32,17 +33,21 @@ pub mod griffin;
 pub mod kernels;
 pub mod linear;
 pub mod mamba;
+pub mod options;
 pub mod registry;
 pub mod repeat;
 pub mod sequence_model;
 pub mod transformer;
 
 pub use error::ConfigError;
-pub use forecast_adapter::{Backbone, BackboneConfig, PatchForecaster, PatchForecasterConfig};
+pub use forecast_adapter::{
+    Backbone, BackboneConfig, PatchForecaster, PatchForecasterConfig, Patched, Patching,
+};
 pub use griffin::{Griffin, GriffinConfig, GriffinState, TemporalKind};
 pub use linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 pub use mamba::{Mamba, MambaConfig, MambaState};
-pub use registry::{Arch, ArchConfig, ArchName, ArchState, ModelOptions, TaskShape};
+pub use options::{ModelOption, ModelOptions};
+pub use registry::{Arch, ArchConfig, ArchName, ArchState, Architecture, TaskShape};
 pub use repeat::{Repeat, RepeatConfig};
 pub use sequence_model::{Forecaster, SequenceModel, WindowState};
 pub use transformer::{KvCache, NormKind, PositionKind, Transformer, TransformerConfig};

@@ -30,7 +30,58 @@ use burn::prelude::*;
 
 use crate::blocks::{Dropout, RevIn, RevInConfig, TimeLinear, TimeLinearConfig, time_linear};
 use crate::error::ConfigError;
+use crate::options::{ModelOption, ModelOptions};
+use crate::registry::{Architecture, TaskShape};
 use crate::sequence_model::{Forecaster, SequenceModel, WindowState, rolling};
+
+/// The family's registry entries: one marker type per member, each an [`Architecture`].
+macro_rules! members {
+    ($($(#[doc = $doc:literal])+ $spec:ident: $kind:ident, $about:literal, [$($option:ident),*];)+) => {$(
+        $(#[doc = $doc])+
+        pub struct $spec;
+
+        impl Architecture for $spec {
+            type Config = LinearForecasterConfig;
+            type Model = LinearForecaster;
+
+            const ABOUT: &'static str = $about;
+
+            fn options() -> Vec<ModelOption> {
+                vec![$(ModelOption::$option),*]
+            }
+
+            fn config(task: TaskShape, options: &ModelOptions) -> Result<Self::Config, ConfigError> {
+                Ok(LinearForecasterConfig::from_options(LinearKind::$kind, task, options))
+            }
+
+            fn validate(config: &Self::Config) -> Result<(), ConfigError> {
+                config.validate()
+            }
+
+            fn forward_flops(config: &Self::Config) -> u64 {
+                config.forward_flops()
+            }
+
+            fn init(config: &Self::Config, device: &Device) -> Self::Model {
+                config.init(device)
+            }
+        }
+    )+};
+}
+
+members! {
+    /// Linear (LTSF-Linear).
+    LinearSpec: Linear, "Linear(L->H) along time per channel (LTSF-Linear, Zeng et al. 2023)", [Individual];
+    /// NLinear (LTSF-Linear).
+    NlinearSpec: NLinear, "last-value normalisation + Linear (LTSF-Linear)", [Individual];
+    /// DLinear (LTSF-Linear).
+    DlinearSpec: DLinear, "moving-average trend/seasonal decomposition, one Linear each (LTSF-Linear)", [Individual, MovingAvg];
+    /// RLinear (RTSF).
+    RlinearSpec: RLinear, "RevIN + dropout + Linear (Li et al. 2023)", [Individual, Dropout];
+}
+
+/// RTSF's RLinear input dropout, its default (the other members have no dropout).
+const RLINEAR_DROPOUT: f64 = 0.1;
 
 /// Which member of the linear family.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -94,6 +145,25 @@ pub struct LinearForecaster {
 }
 
 impl LinearForecasterConfig {
+    /// The configuration of member `kind` for `task`, from the options given (the registry has
+    /// rejected the ones the member does not take).
+    pub fn from_options(kind: LinearKind, task: TaskShape, options: &ModelOptions) -> Self {
+        let config = Self::new(kind, task.seq_len, task.pred_len, task.channels);
+        let dropout = if kind == LinearKind::RLinear {
+            RLINEAR_DROPOUT
+        } else {
+            config.dropout
+        };
+        Self {
+            individual: options.individual,
+            moving_avg: options.moving_avg.unwrap_or(config.moving_avg),
+            dropout: options.dropout.unwrap_or(dropout),
+            // TSLib's constant initialisation is DLinear's (set by its preset).
+            mean_init: options.mean_init && kind == LinearKind::DLinear,
+            ..config
+        }
+    }
+
     /// Forward FLOPs for one window (multiply-adds count 2; see [`crate::flops`]): one `L -> H`
     /// map per channel, `2·L·H·c`; DLinear has two (seasonal and trend), `4·L·H·c` (its moving
     /// average and the folding of both maps into one are not counted).

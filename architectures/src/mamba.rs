@@ -25,8 +25,8 @@
 //! a backbone behind the forecasting adapter, not `MambaLMHeadModel`. `A_log`, `D` and the dt bias
 //! would get no weight decay; archzoo trains with Adam without weight decay, so nothing does.
 //!
-//! `forward` runs the fused scan function ([`kernels::selective_scan_fn`]) unless `reference_scan`
-//! asks for the per-step reference; `step` keeps the last `d_conv − 1` inputs of the
+//! `forward` runs the fused scan function ([`kernels::selective_scan_fn`]) unless
+//! [`Mamba::reference`] asks for the per-step reference (tests, benchmarks); `step` keeps the last `d_conv − 1` inputs of the
 //! convolution and the `[b, d_inner, N]` SSM state per layer, O(1) per token.
 //!
 //! Shapes: b batch, l length, d d_model, i d_inner, n d_state, r dt_rank, k d_conv.
@@ -38,13 +38,16 @@ use burn::tensor::{Distribution, TensorData};
 
 use crate::blocks::{CausalConv1d, rows};
 use crate::error::ConfigError;
+use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, silu, softplus};
+use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
 
 /// Hyperparameters of a [`Mamba`] backbone.
 #[derive(Config, Debug)]
 pub struct MambaConfig {
-    /// Width `d`.
+    /// Width `d` (TSLib's MambaSimple ETTh1 script: 128).
+    #[config(default = 128)]
     pub d_model: usize,
     /// Residual blocks.
     #[config(default = 2)]
@@ -70,9 +73,59 @@ pub struct MambaConfig {
     /// Floor of the initial Δ.
     #[config(default = 1e-4)]
     pub dt_init_floor: f64,
-    /// Run the per-time-step reference scan instead of the fused kernel (tests, benchmarks).
-    #[config(default = false)]
-    pub reference_scan: bool,
+}
+
+/// The registry entry: Mamba behind the forecasting adapter.
+pub struct MambaSpec;
+
+impl Backbone for MambaSpec {
+    type Config = MambaConfig;
+
+    const ABOUT: &'static str =
+        "Mamba-1 selective SSM blocks over patches (fused scan; same adapter)";
+    const OPTIONS: &'static [ModelOption] = &[
+        ModelOption::DModel,
+        ModelOption::Layers,
+        ModelOption::DState,
+        ModelOption::Expand,
+        ModelOption::Dropout,
+    ];
+
+    /// Mamba has no dropout of its own: `--dropout` is the adapter head's.
+    fn configure(
+        options: &ModelOptions,
+        patching: &mut Patching,
+    ) -> Result<MambaConfig, ConfigError> {
+        patching.head_dropout = options.dropout.unwrap_or(patching.head_dropout);
+        let config = MambaConfig::new();
+        Ok(MambaConfig {
+            d_model: options.d_model.unwrap_or(config.d_model),
+            n_layers: options.layers.unwrap_or(config.n_layers),
+            d_state: options.d_state.unwrap_or(config.d_state),
+            expand: options.expand.unwrap_or(config.expand),
+            ..config
+        })
+    }
+}
+
+impl BackboneConfig for MambaConfig {
+    type Model = Mamba;
+
+    fn d_model(&self) -> usize {
+        self.d_model
+    }
+
+    fn forward_flops(&self, tokens: usize) -> u64 {
+        MambaConfig::forward_flops(self, tokens)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        MambaConfig::validate(self)
+    }
+
+    fn init(&self, device: &Device) -> Mamba {
+        MambaConfig::init(self, device)
+    }
 }
 
 impl MambaConfig {
@@ -145,7 +198,7 @@ impl MambaConfig {
                 .collect(),
             norm: RmsNormConfig::new(self.d_model).init(device),
             d_model: self.d_model,
-            reference_scan: self.reference_scan,
+            reference_scan: false,
         }
     }
 
@@ -427,7 +480,7 @@ mod tests {
     fn initialisation_follows_the_reference() {
         let device = Device::flex();
         device.seed(0);
-        let config = MambaConfig::new(40).with_d_state(4);
+        let config = MambaConfig::new().with_d_model(40).with_d_state(4);
         assert_eq!((config.d_inner(), config.rank()), (80, 3)); // ceil(40 / 16) = 3
         let model = config.init(&device);
         let block = &model.layers[0].mixer;
@@ -455,7 +508,10 @@ mod tests {
     fn fused_and_reference_scans_agree_in_the_block() {
         let device = Device::flex().autodiff();
         device.seed(4);
-        let fused = MambaConfig::new(16).with_d_state(8).init(&device);
+        let fused = MambaConfig::new()
+            .with_d_model(16)
+            .with_d_state(8)
+            .init(&device);
         let reference = fused.clone().reference(true);
         let x = Tensor::<3>::random([2, 11, 16], Distribution::Default, &device);
         let (a, b) = (flat(fused.forward(x.clone())), flat(reference.forward(x)));
@@ -468,7 +524,10 @@ mod tests {
 
     #[test]
     fn state_size_is_constant() {
-        let model = MambaConfig::new(8).with_n_layers(3).init(&Device::flex());
+        let model = MambaConfig::new()
+            .with_d_model(8)
+            .with_n_layers(3)
+            .init(&Device::flex());
         // 3 layers · 16 channels · (3 conv inputs + 16 states)
         assert_eq!(model.state_size(1), 3 * 16 * 19);
         assert_eq!(model.state_size(10_000), model.state_size(1));

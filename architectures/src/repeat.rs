@@ -3,7 +3,46 @@
 
 use burn::prelude::*;
 
+use crate::error::ConfigError;
+use crate::options::{ModelOption, ModelOptions};
+use crate::registry::{Architecture, TaskShape};
 use crate::sequence_model::{Forecaster, SequenceModel, WindowState};
+
+/// The registry entry.
+pub struct RepeatSpec;
+
+impl Architecture for RepeatSpec {
+    type Config = RepeatConfig;
+    type Model = Repeat;
+
+    const ABOUT: &'static str = "repeat the last input value over the horizon; no training";
+    const TRAINABLE: bool = false;
+
+    fn options() -> Vec<ModelOption> {
+        Vec::new()
+    }
+
+    fn config(task: TaskShape, _: &ModelOptions) -> Result<RepeatConfig, ConfigError> {
+        Ok(RepeatConfig::new(task.seq_len, task.pred_len))
+    }
+
+    fn validate(config: &RepeatConfig) -> Result<(), ConfigError> {
+        if config.seq_len == 0 || config.pred_len == 0 {
+            return Err(ConfigError::Invalid(
+                "seq_len and pred_len must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn forward_flops(_: &RepeatConfig) -> u64 {
+        0
+    }
+
+    fn init(config: &RepeatConfig, device: &Device) -> Repeat {
+        config.init(device)
+    }
+}
 
 /// Hyperparameters of [`Repeat`].
 #[derive(Config, Debug)]

@@ -27,7 +27,9 @@ use burn::prelude::*;
 
 use crate::blocks::{Dropout, rows};
 use crate::error::ConfigError;
+use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, Mask, gelu};
+use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
 
 /// Normalisation layer of the blocks.
@@ -58,6 +60,7 @@ pub enum PositionKind {
 #[derive(Config, Debug)]
 pub struct TransformerConfig {
     /// Width `d`.
+    #[config(default = 64)]
     pub d_model: usize,
     /// Blocks.
     #[config(default = 2)]
@@ -66,7 +69,7 @@ pub struct TransformerConfig {
     #[config(default = 4)]
     pub n_heads: usize,
     /// MLP hidden width.
-    #[config(default = 256)]
+    #[config(default = 128)]
     pub d_ff: usize,
     /// Dropout on the residual branches, the MLP and the input.
     #[config(default = 0.1)]
@@ -189,6 +192,82 @@ impl TransformerConfig {
             dropout: Dropout::new(self.dropout),
             attention_dropout: Dropout::new(self.attention_dropout),
         }
+    }
+}
+
+/// The registry entry: the Transformer behind the forecasting adapter.
+pub struct TransformerSpec;
+
+/// Rotary table of a causal backbone: it also runs as a sequence model of any length up to it.
+const CAUSAL_MAX_LEN: usize = 16_384;
+
+impl Backbone for TransformerSpec {
+    type Config = TransformerConfig;
+
+    const ABOUT: &'static str = "self-attention over patches, pre-norm or PatchTST's post-norm BatchNorm (PatchTST-style adapter)";
+    const OPTIONS: &'static [ModelOption] = &[
+        ModelOption::DModel,
+        ModelOption::Layers,
+        ModelOption::Heads,
+        ModelOption::DFf,
+        ModelOption::Dropout,
+        ModelOption::Causal,
+        ModelOption::Norm,
+        ModelOption::PostNorm,
+    ];
+
+    /// Behind the adapter the encoder is bidirectional (PatchTST) and learns one position per
+    /// patch, unless `--causal`, which gives it rotary positions.
+    fn configure(
+        options: &ModelOptions,
+        patching: &mut Patching,
+    ) -> Result<TransformerConfig, ConfigError> {
+        let config = TransformerConfig::new();
+        let (positions, max_len) = if options.causal {
+            (PositionKind::Rotary, CAUSAL_MAX_LEN)
+        } else {
+            (PositionKind::Learned, patching.n_patches())
+        };
+        Ok(TransformerConfig {
+            d_model: options.d_model.unwrap_or(config.d_model),
+            n_layers: options.layers.unwrap_or(config.n_layers),
+            n_heads: options.heads.unwrap_or(config.n_heads),
+            d_ff: options.d_ff.unwrap_or(config.d_ff),
+            dropout: options.dropout.unwrap_or(config.dropout),
+            norm: options.norm.unwrap_or(config.norm),
+            post_norm: options.post_norm,
+            causal: options.causal,
+            positions,
+            max_len,
+            ..config
+        })
+    }
+
+    /// The MLP follows the width: `d_ff = 2·width` unless given.
+    fn ladder_point(width: usize, depth: usize, options: &mut ModelOptions) {
+        options.d_model = Some(width);
+        options.layers = Some(depth);
+        options.d_ff = options.d_ff.or(Some(2 * width));
+    }
+}
+
+impl BackboneConfig for TransformerConfig {
+    type Model = Transformer;
+
+    fn d_model(&self) -> usize {
+        self.d_model
+    }
+
+    fn forward_flops(&self, tokens: usize) -> u64 {
+        TransformerConfig::forward_flops(self, tokens)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        TransformerConfig::validate(self)
+    }
+
+    fn init(&self, device: &Device) -> Transformer {
+        TransformerConfig::init(self, device)
     }
 }
 
@@ -472,22 +551,26 @@ mod tests {
 
     #[test]
     fn bad_configs_are_rejected_before_building() {
-        let e = TransformerConfig::new(10)
+        let e = TransformerConfig::new()
+            .with_d_model(10)
             .with_n_heads(3)
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("divisible by heads"), "{e}");
-        let e = TransformerConfig::new(16)
+        let e = TransformerConfig::new()
+            .with_d_model(16)
             .with_n_layers(0)
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("must be positive"), "{e}");
-        let e = TransformerConfig::new(12)
+        let e = TransformerConfig::new()
+            .with_d_model(12)
             .with_n_heads(4)
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("even head width"), "{e}");
-        let e = TransformerConfig::new(16)
+        let e = TransformerConfig::new()
+            .with_d_model(16)
             .with_norm(NormKind::BatchNorm)
             .validate()
             .unwrap_err();
@@ -499,7 +582,8 @@ mod tests {
     fn forward_equals_step_with_post_norm() {
         let device = Device::flex();
         device.seed(2);
-        let model = TransformerConfig::new(16)
+        let model = TransformerConfig::new()
+            .with_d_model(16)
             .with_n_heads(2)
             .with_d_ff(32)
             .with_post_norm(true)
@@ -520,7 +604,8 @@ mod tests {
     fn batch_norm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
         let device = Device::flex().autodiff();
         device.seed(5);
-        let model = TransformerConfig::new(16)
+        let model = TransformerConfig::new()
+            .with_d_model(16)
             .with_n_heads(4)
             .with_d_ff(32)
             .with_n_layers(2)
@@ -579,7 +664,8 @@ mod tests {
     fn forward_equals_step_with_learned_positions_and_rms_norm() {
         let device = Device::flex();
         device.seed(1);
-        let model = TransformerConfig::new(16)
+        let model = TransformerConfig::new()
+            .with_d_model(16)
             .with_n_heads(2)
             .with_d_ff(32)
             .with_norm(NormKind::RmsNorm)

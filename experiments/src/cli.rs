@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use architectures::{ArchName, ModelOptions, NormKind};
+use architectures::{ArchName, ModelOptions};
 use clap::{Args, Parser, Subcommand};
-use datasets::{Features, SplitRule};
-use experiments::{BackendName, Preset};
+use experiments::request::DataArgs;
+use experiments::{BackendName, RunRequest};
 
 /// archzoo: a reproducible architecture zoo for sequence models. Trains forecasters under the
 /// standard long-horizon protocol and writes every run's config, metrics and summary to disk.
@@ -88,199 +88,11 @@ pub struct DataDirArg {
     pub data_dir: PathBuf,
 }
 
-/// Model hyperparameters; each architecture takes the ones that apply and rejects the others.
-#[derive(Debug, Args, Default)]
-pub struct ModelArgs {
-    /// Model width.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub d_model: Option<u64>,
-    /// Number of layers (blocks).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub layers: Option<u64>,
-    /// Attention heads.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub heads: Option<u64>,
-    /// Feed-forward width.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub d_ff: Option<u64>,
-    /// SSM state size.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub d_state: Option<u64>,
-    /// Expansion factor.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub expand: Option<u64>,
-    /// Patch length.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub patch_len: Option<u64>,
-    /// Patch stride.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub stride: Option<u64>,
-    /// Dropout probability in [0, 1).
-    #[arg(long, allow_negative_numbers = true)]
-    pub dropout: Option<f64>,
-    /// One set of weights per channel (linear family).
-    #[arg(long)]
-    pub individual: bool,
-    /// DLinear moving-average kernel (odd).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub moving_avg: Option<u64>,
-    /// Causal backbone: attention to earlier positions only (forecasting default: bidirectional).
-    #[arg(long)]
-    pub causal: bool,
-    /// Local-attention window: earlier positions each query sees (Griffin).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub window: Option<u64>,
-    /// Target parameter count: width and depth from the architecture's size ladder (the closest
-    /// count; see `archzoo list`).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub params: Option<u64>,
-    /// Transformer normalisation (default layer-norm; batch-norm: PatchTST's, bidirectional
-    /// encoders only).
-    #[arg(long, value_enum)]
-    pub norm: Option<NormKind>,
-    /// Transformer post-norm blocks, Norm(x + branch), without a final norm (the original
-    /// Transformer and PatchTST; default: pre-norm).
-    #[arg(long)]
-    pub post_norm: bool,
-}
-
-impl ModelArgs {
-    /// As the architectures crate's options.
-    pub fn options(&self) -> ModelOptions {
-        let u = |v: Option<u64>| v.map(|v| v as usize);
-        ModelOptions {
-            d_model: u(self.d_model),
-            layers: u(self.layers),
-            heads: u(self.heads),
-            d_ff: u(self.d_ff),
-            d_state: u(self.d_state),
-            expand: u(self.expand),
-            patch_len: u(self.patch_len),
-            stride: u(self.stride),
-            dropout: self.dropout,
-            individual: self.individual.then_some(true),
-            moving_avg: u(self.moving_avg),
-            mean_init: None,
-            causal: self.causal.then_some(true),
-            window: u(self.window),
-            params: u(self.params),
-            norm: self.norm,
-            post_norm: self.post_norm.then_some(true),
-        }
-    }
-}
-
-/// Split rule: `auto` picks the protocol's rule from the dataset name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SplitArg {
-    /// ETTh* -> ett-hour, ETTm* -> ett-minute, anything else -> ratio.
-    Auto,
-    /// 12/4/4 months of hourly rows.
-    EttHour,
-    /// 12/4/4 months of 15-minute rows.
-    EttMinute,
-    /// 70/10/20 of the rows.
-    Ratio,
-}
-
-impl SplitArg {
-    /// The rule, `None` for `auto` (the protocol's rule for the dataset).
-    pub fn rule(self) -> Option<SplitRule> {
-        match self {
-            Self::Auto => None,
-            Self::EttHour => Some(SplitRule::EttHour),
-            Self::EttMinute => Some(SplitRule::EttMinute),
-            Self::Ratio => Some(SplitRule::Ratio),
-        }
-    }
-
-    /// The rule for `dataset`.
-    pub fn resolve(self, dataset: &str) -> SplitRule {
-        self.rule()
-            .unwrap_or_else(|| SplitRule::for_dataset(dataset))
-    }
-}
-
-/// Feature mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FeaturesArg {
-    /// All channels in, all out.
-    #[value(name = "M")]
-    M,
-    /// Target only.
-    #[value(name = "S")]
-    S,
-    /// All channels in, target out.
-    #[value(name = "MS")]
-    Ms,
-}
-
-impl From<FeaturesArg> for Features {
-    fn from(f: FeaturesArg) -> Self {
-        match f {
-            FeaturesArg::M => Features::M,
-            FeaturesArg::S => Features::S,
-            FeaturesArg::Ms => Features::MS,
-        }
-    }
-}
-
-/// Data selection shared by `train` and `data inspect`.
-#[derive(Debug, Args)]
-pub struct DataArgs {
-    /// Target column, moved last.
-    #[arg(long, default_value = "OT")]
-    pub target: String,
-    /// Feature mode.
-    #[arg(long, value_enum, default_value = "M")]
-    pub features: FeaturesArg,
-    /// Split rule.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub split: SplitArg,
-}
-
 /// `archzoo train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Architecture.
-    #[arg(long, value_enum, default_value = "dlinear")]
-    pub arch: ArchName,
-    /// `synthetic` (offline default), a known dataset name (see `archzoo list`), or a CSV path.
-    #[arg(long, default_value = "synthetic")]
-    pub data: String,
     #[command(flatten)]
     pub data_dir: DataDirArg,
-    #[command(flatten)]
-    pub data_args: DataArgs,
-    /// Lookback L (default: the preset's).
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
-    pub seq_len: Option<i64>,
-    /// Horizon H.
-    #[arg(long, default_value_t = 96, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
-    pub pred_len: i64,
-    /// Training preset; flags below override its values.
-    #[arg(long, value_enum, default_value = "tslib")]
-    pub preset: Preset,
-    /// Initial learning rate (default: the preset's).
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
-    /// Training batch size (default: the preset's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch: Option<u64>,
-    /// Maximum epochs (default: the preset's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub epochs: Option<u64>,
-    /// Early-stopping patience in epochs (default: the preset's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub patience: Option<u64>,
-    /// Seed of initialisation, shuffling and dropout.
-    #[arg(long, default_value_t = 2021)]
-    pub seed: u64,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// Backend.
-    #[arg(long, value_enum, default_value = "flex")]
-    pub backend: BackendName,
     /// Results folder; the run goes to `<out>/<run id>/`.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
@@ -296,6 +108,9 @@ pub struct TrainArgs {
     /// Replay a run from its `config.json` (every other run setting is taken from the file).
     #[arg(long, value_name = "CONFIG_JSON")]
     pub config: Option<PathBuf>,
+    /// The run's settings (last: its model options end the help).
+    #[command(flatten)]
+    pub run: RunRequest,
 }
 
 /// `archzoo list`.
@@ -484,7 +299,7 @@ pub struct DecodeArgs {
     #[arg(long, value_enum)]
     pub arch: ArchName,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: ModelOptions,
     /// Sequences decoded side by side.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
@@ -523,7 +338,7 @@ pub struct TrainStepArgs {
     #[arg(long, value_enum)]
     pub arch: ArchName,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: ModelOptions,
     /// Batch size.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,

@@ -56,6 +56,7 @@ pub struct TrainConfig {
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// The model.
+    #[serde(deserialize_with = "legacy::arch")]
     pub arch: ArchConfig,
     /// The data.
     pub data: DataConfig,
@@ -98,5 +99,155 @@ impl RunConfig {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+/// Run configs written before the one-level registry (committed results and earlier runs)
+/// tagged the model by family, `{"Patch": {…, "backbone": {"Mamba": {…}}}}` or
+/// `{"Linear": {"kind": "DLinear", …}}`; they read as the current form, `{"mamba": {…}}`. The
+/// model is the same (same fields, same values), so a replay gives the same numbers; its run id
+/// is the current form's hash.
+mod legacy {
+    use architectures::{
+        ArchConfig, GriffinConfig, LinearForecasterConfig, LinearKind, MambaConfig,
+        PatchForecasterConfig, Patching, RepeatConfig, TemporalKind, TransformerConfig,
+    };
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    enum Family {
+        Linear(LinearForecasterConfig),
+        Repeat(RepeatConfig),
+        Patch(Patch),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Patch {
+        seq_len: usize,
+        pred_len: usize,
+        channels: usize,
+        patch_len: usize,
+        stride: usize,
+        revin: bool,
+        head_dropout: f64,
+        backbone: Backbone,
+    }
+
+    #[derive(Deserialize)]
+    enum Backbone {
+        #[serde(deserialize_with = "transformer")]
+        Transformer(TransformerConfig),
+        Mamba(MambaConfig),
+        Griffin(GriffinConfig),
+    }
+
+    /// A Transformer written before `norm` and `post_norm` existed ran pre-norm LayerNorm blocks,
+    /// what those fields say when absent.
+    fn transformer<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<TransformerConfig, D::Error> {
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(fields) = value.as_object_mut() {
+            fields.entry("norm").or_insert("LayerNorm".into());
+            fields.entry("post_norm").or_insert(false.into());
+        }
+        serde_json::from_value(value).map_err(serde::de::Error::custom)
+    }
+
+    /// `arch` of a config.json, in either form.
+    pub fn arch<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ArchConfig, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let is_legacy = value.as_object().is_some_and(|o| {
+            o.len() == 1
+                && ["Linear", "Repeat", "Patch"]
+                    .iter()
+                    .any(|k| o.contains_key(*k))
+        });
+        let converted = if is_legacy {
+            serde_json::from_value::<Family>(value).map(convert)
+        } else {
+            serde_json::from_value::<ArchConfig>(value)
+        };
+        converted.map_err(serde::de::Error::custom)
+    }
+
+    fn convert(family: Family) -> ArchConfig {
+        match family {
+            Family::Linear(c) => match c.kind {
+                LinearKind::Linear => ArchConfig::Linear(c),
+                LinearKind::NLinear => ArchConfig::Nlinear(c),
+                LinearKind::DLinear => ArchConfig::Dlinear(c),
+                LinearKind::RLinear => ArchConfig::Rlinear(c),
+            },
+            Family::Repeat(c) => ArchConfig::Repeat(c),
+            Family::Patch(p) => {
+                let patching = Patching {
+                    seq_len: p.seq_len,
+                    pred_len: p.pred_len,
+                    channels: p.channels,
+                    patch_len: p.patch_len,
+                    stride: p.stride,
+                    revin: p.revin,
+                    head_dropout: p.head_dropout,
+                };
+                match p.backbone {
+                    Backbone::Transformer(backbone) => {
+                        ArchConfig::Transformer(PatchForecasterConfig { patching, backbone })
+                    }
+                    Backbone::Mamba(backbone) => {
+                        ArchConfig::Mamba(PatchForecasterConfig { patching, backbone })
+                    }
+                    Backbone::Griffin(backbone) => {
+                        let griffin = backbone.pattern.contains(&TemporalKind::Attention);
+                        let config = PatchForecasterConfig { patching, backbone };
+                        if griffin {
+                            ArchConfig::Griffin(config)
+                        } else {
+                            ArchConfig::Hawk(config)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every committed run config (written in the family-tagged form) loads, as the architecture
+    /// its folder names, and writes back in the current form.
+    #[test]
+    fn committed_legacy_configs_load_as_their_architecture() {
+        let runs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/etth1_scaling/runs");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&runs).unwrap() {
+            let path = entry.unwrap().path().join("config.json");
+            if !path.exists() {
+                continue;
+            }
+            let config = RunConfig::load(&path).unwrap();
+            let folder = path
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy();
+            assert!(
+                folder.starts_with(&format!("{}-", config.arch.name())),
+                "{folder}"
+            );
+            let json = serde_json::to_value(&config).unwrap();
+            assert!(
+                json["arch"][config.arch.name().as_str()].is_object(),
+                "{json}"
+            );
+            let again: RunConfig = serde_json::from_value(json).unwrap();
+            assert_eq!(again.run_id(), config.run_id());
+            loaded += 1;
+        }
+        assert!(loaded >= 60, "{loaded} configs");
     }
 }

@@ -28,10 +28,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use architectures::{ArchName, TaskShape};
+use architectures::{ArchName, ModelOption, TaskShape};
 use clap::Parser;
 use datasets::{ForecastData, ForecastSpec, KNOWN_DATASETS};
-use experiments::RunRequest;
 use experiments::bench::{self, DecodeBench, TrainStepBench};
 use experiments::progress::Bars;
 use experiments::runner::{self, RunOptions, RunStatus};
@@ -148,24 +147,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         report(&status, &args.out);
         return Ok(());
     }
-    let (source, series) = runner::load_series(&args.data, data_dir, &args.data_args.target)?;
-    let request = RunRequest {
-        arch: args.arch,
-        data: args.data.clone(),
-        target: args.data_args.target.clone(),
-        features: args.data_args.features.into(),
-        split: args.data_args.split.rule(),
-        seq_len: args.seq_len.map(|l| l as usize),
-        pred_len: args.pred_len as usize,
-        preset: args.preset,
-        lr: args.lr,
-        batch: args.batch.map(|b| b as usize),
-        epochs: args.epochs.map(|e| e as usize),
-        patience: args.patience.map(|p| p as usize),
-        seed: args.seed,
-        model: args.model.options(),
-        backend: args.backend,
-    };
+    let request = &args.run;
+    let (source, series) = runner::load_series(&request.data, data_dir, &request.data_args.target)?;
     let (config, data) = request.resolve(&source.name(), &series)?;
     let status = runner::run_prepared(&config, &data, &args.out, options, &mut bars, started)
         .with_context(|| format!("run {} failed", config.run_id()))?;
@@ -368,10 +351,16 @@ fn list(data_dir: &Path) {
     for name in ArchName::ALL {
         let options = name.accepted_flags();
         say(format!(
-            "  {:<9} {}  [{options}]",
+            "  {:<11} {}  [{options}]",
             name.as_str(),
             name.about()
         ));
+    }
+    say(
+        "\nModel options (each architecture takes the ones listed above; sweep files use the names with underscores):",
+    );
+    for option in ModelOption::ALL {
+        say(format!("  {:<13} {}", option.flag(), option.help()));
     }
     say(format!(
         "\nDatasets (--data; known names resolve under {}):",
@@ -474,7 +463,8 @@ fn human_step(seconds: i64) -> String {
 }
 
 fn bench_mamba_block(args: &cli::MambaBlockArgs) -> anyhow::Result<()> {
-    let config = architectures::MambaConfig::new(args.d_model as usize)
+    let config = architectures::MambaConfig::new()
+        .with_d_model(args.d_model as usize)
         .with_n_layers(1)
         .with_d_state(args.d_state as usize)
         .with_expand(args.expand as usize);
@@ -515,7 +505,7 @@ fn bench_decode(args: &cli::DecodeArgs) -> anyhow::Result<()> {
         channels: args.channels as usize,
     };
     let bench_config = DecodeBench {
-        arch: args.arch.config(task, &args.model.options())?,
+        arch: args.arch.config(task, &args.model)?,
         batch: args.batch as usize,
         positions: args.positions.iter().map(|&p| p as usize).collect(),
         repeats: args.repeats as usize,
@@ -552,7 +542,7 @@ fn bench_train_step(args: &cli::TrainStepArgs) -> anyhow::Result<()> {
         pred_len: args.pred_len as usize,
         channels: args.channels as usize,
     };
-    let arch = args.arch.config(task, &args.model.options())?;
+    let arch = args.arch.config(task, &args.model)?;
     let bench_config = TrainStepBench {
         arch,
         batch: args.batch as usize,

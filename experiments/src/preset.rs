@@ -149,7 +149,7 @@ impl Preset {
                     // PatchTST_backbone.py's TSTEncoderLayer defaults: pre_norm=False,
                     // norm='BatchNorm'.
                     norm: Some(NormKind::BatchNorm),
-                    post_norm: Some(true),
+                    post_norm: true,
                     ..ModelOptions::default()
                 },
             },
@@ -177,24 +177,20 @@ mod tests {
     /// The preset builds PatchTST's encoder: its sizes, bidirectional, post-norm BatchNorm.
     #[test]
     fn patchtst_builds_patchtsts_encoder() {
-        use architectures::{
-            ArchConfig, ArchName, BackboneConfig, ModelOptions, NormKind, TaskShape,
-        };
+        use architectures::{ArchConfig, ArchName, ModelOptions, NormKind, TaskShape};
         let values = Preset::Patchtst.values("ETTh1", 96);
         let task = TaskShape {
             seq_len: values.seq_len,
             pred_len: 96,
             channels: 7,
         };
-        let options = ModelOptions::default()
-            .with_defaults(&values.model, ArchName::Transformer.accepted_options());
+        let options =
+            ModelOptions::default().with_defaults(&values.model, &ArchName::Transformer.accepted());
         let config = ArchName::Transformer.config(task, &options).unwrap();
-        let ArchConfig::Patch(adapter) = config else {
-            panic!("a patch model")
+        let ArchConfig::Transformer(adapter) = config else {
+            panic!("a Transformer")
         };
-        let BackboneConfig::Transformer(encoder) = adapter.backbone else {
-            panic!("a Transformer backbone")
-        };
+        let encoder = adapter.backbone;
         assert_eq!(
             (
                 encoder.d_model,
@@ -207,7 +203,11 @@ mod tests {
         assert_eq!(encoder.norm, NormKind::BatchNorm);
         assert!(encoder.post_norm && !encoder.causal);
         assert_eq!(
-            (adapter.seq_len, adapter.patch_len, adapter.stride),
+            (
+                adapter.patching.seq_len,
+                adapter.patching.patch_len,
+                adapter.patching.stride
+            ),
             (336, 16, 8)
         );
     }

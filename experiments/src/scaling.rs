@@ -22,7 +22,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use architectures::{Arch, ArchConfig, ArchName, ModelOptions, SequenceModel, TaskShape};
+use architectures::{
+    Arch, ArchConfig, ArchName, ModelOption, ModelOptions, SequenceModel, TaskShape,
+};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -137,7 +139,7 @@ impl ScalingSpec {
     /// The configuration `arch` is measured with (see the module doc).
     pub fn arch_config(&self, arch: ArchName) -> Result<ArchConfig> {
         let config = match arch {
-            ArchName::Linear | ArchName::Nlinear | ArchName::Dlinear | ArchName::Rlinear => {
+            arch if !arch.is_backbone() => {
                 let task = TaskShape {
                     seq_len: LINEAR_WINDOW,
                     pred_len: 1,
@@ -153,9 +155,10 @@ impl ScalingSpec {
                     pred_len: 1,
                     channels: 1,
                 };
+                // A backbone with a causal switch (attention) runs causal, as a sequence model.
                 let options = ModelOptions {
                     params: self.params,
-                    causal: (arch == ArchName::Transformer).then_some(true),
+                    causal: arch.accepts(ModelOption::Causal),
                     ..ModelOptions::default()
                 };
                 arch.config(task, &options)?
@@ -368,10 +371,7 @@ fn measure(
 
 /// Parameters of the sequence model an [`Arch`] runs as (the backbone for adapter models).
 pub fn sequence_params(model: &Arch) -> usize {
-    match model {
-        Arch::Patch(m) => m.backbone().num_params(),
-        other => other.num_params(),
-    }
+    model.sequence_params()
 }
 
 /// Measure every architecture of `spec` at every length; `on_row` sees each row as soon as it

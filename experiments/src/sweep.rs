@@ -36,215 +36,222 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use architectures::{ArchName, ModelOptions};
-use datasets::{Features, ForecastData, SplitRule};
+use architectures::{ArchName, ModelOption};
+use datasets::ForecastData;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::backend::BackendName;
 use crate::config::RunConfig;
 use crate::error::{Result, RunError, io_at};
-use crate::preset::Preset;
 use crate::progress::Progress;
-use crate::request::RunRequest;
+use crate::request::{RunRequest, TRAINING};
 use crate::results::{RunDir, Summary, csv_text, write_json_atomic, write_text_atomic};
 use crate::runner::{self, RunOptions, RunStatus};
 
-/// One value or a list of values.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany<T> {
-    /// A fixed value.
-    One(T),
-    /// Swept values.
-    Many(Vec<T>),
-}
-
-impl<T: Clone> OneOrMany<T> {
-    fn values(&self) -> Vec<T> {
-        match self {
-            Self::One(v) => vec![v.clone()],
-            Self::Many(v) => v.clone(),
-        }
-    }
-}
-
-/// A sweep file: every key is a run setting, one value or a list.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A sweep file: an optional `description`, then run settings, each one value or a list.
+///
+/// The keys are the settings of `archzoo train` ([`RunRequest`], the same declaration clap
+/// parses) with underscores: a value becomes the flag's argument, `true` a switch given and
+/// `false` one left out. A key `train` does not know is an error naming it and its line.
+#[derive(Clone, Debug)]
 pub struct SweepFile {
     /// Free text.
     pub description: Option<String>,
-    /// Architectures (required).
-    pub arch: Option<OneOrMany<ArchName>>,
-    /// `synthetic`, known dataset names, CSV paths. Default `synthetic`.
-    pub data: Option<OneOrMany<String>>,
-    /// Target column. Default `OT`.
-    pub target: Option<OneOrMany<String>>,
-    /// `M`, `S`, `MS`. Default `M`.
-    pub features: Option<OneOrMany<Features>>,
-    /// Split rule; default the protocol's for each dataset.
-    pub split: Option<OneOrMany<SplitRule>>,
-    /// Lookback `L`; default the preset's.
-    pub seq_len: Option<OneOrMany<usize>>,
-    /// Horizon `H`. Default 96.
-    pub pred_len: Option<OneOrMany<usize>>,
-    /// Training recipe. Default `tslib`.
-    pub preset: Option<OneOrMany<Preset>>,
-    /// Learning rate; default the preset's.
-    pub lr: Option<OneOrMany<f64>>,
-    /// Batch size; default the preset's.
-    pub batch: Option<OneOrMany<usize>>,
-    /// Maximum epochs; default the preset's.
-    pub epochs: Option<OneOrMany<usize>>,
-    /// Early-stopping patience; default the preset's.
-    pub patience: Option<OneOrMany<usize>>,
-    /// Seeds. Default 2021.
-    pub seed: Option<OneOrMany<u64>>,
-    /// Backend. Default `flex`.
-    pub backend: Option<OneOrMany<BackendName>>,
-    /// Target parameter counts (the size ladder picks width and depth).
-    pub params: Option<OneOrMany<usize>>,
-    /// Model width.
-    pub d_model: Option<OneOrMany<usize>>,
-    /// Layers.
-    pub layers: Option<OneOrMany<usize>>,
-    /// Attention heads.
-    pub heads: Option<OneOrMany<usize>>,
-    /// Feed-forward width.
-    pub d_ff: Option<OneOrMany<usize>>,
-    /// SSM state size.
-    pub d_state: Option<OneOrMany<usize>>,
-    /// Expansion factor.
-    pub expand: Option<OneOrMany<usize>>,
-    /// Patch length.
-    pub patch_len: Option<OneOrMany<usize>>,
-    /// Patch stride.
-    pub stride: Option<OneOrMany<usize>>,
-    /// Dropout.
-    pub dropout: Option<OneOrMany<f64>>,
-    /// Local-attention window.
-    pub window: Option<OneOrMany<usize>>,
-    /// DLinear moving-average kernel.
-    pub moving_avg: Option<OneOrMany<usize>>,
-    /// One set of weights per channel.
-    pub individual: Option<OneOrMany<bool>>,
-    /// Causal backbone.
-    pub causal: Option<OneOrMany<bool>>,
+    /// The settings in the file's order, each with its values and line.
+    settings: Vec<Setting>,
+    /// Where it was read from (for messages).
+    source: String,
+}
+
+/// One key of a sweep file.
+#[derive(Clone, Debug)]
+struct Setting {
+    key: String,
+    values: Vec<toml::Value>,
+    line: usize,
 }
 
 impl SweepFile {
     /// Read and parse `path`; a syntax error or an unknown key names the file, line and column.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_at(path))?;
-        toml::from_str(&text).map_err(|e| RunError::Invalid(format!("{}: {e}", path.display())))
+        Self::parse(&text, &path.display().to_string())
     }
 
-    /// The requests of the grid, in the order of the module doc.
+    /// Parse the text of a sweep file read from `source`.
+    pub fn parse(text: &str, source: &str) -> Result<Self> {
+        let invalid = |line: usize, message: String| {
+            RunError::Invalid(format!("{source}, line {line}: {message}"))
+        };
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| RunError::Invalid(format!("{source}: {e}")))?;
+        let command = RunRequest::command();
+        let mut description = None;
+        let mut settings = Vec::new();
+        for (key, value) in table {
+            let line = line_of(text, &key);
+            if key == "description" {
+                match value {
+                    toml::Value::String(text) => description = Some(text),
+                    _ => return Err(invalid(line, "`description` must be a string".into())),
+                }
+                continue;
+            }
+            if !command.get_arguments().any(|a| a.get_id() == key.as_str()) {
+                return Err(invalid(
+                    line,
+                    format!(
+                        "unknown setting `{key}` (the keys are `archzoo train`'s flags with underscores: {})",
+                        setting_keys()
+                    ),
+                ));
+            }
+            let values = match value {
+                toml::Value::Array(values) if values.is_empty() => {
+                    return Err(invalid(line, format!("`{key}` has an empty list")));
+                }
+                toml::Value::Array(values) => values,
+                value => vec![value],
+            };
+            settings.push(Setting { key, values, line });
+        }
+        Ok(Self {
+            description,
+            settings,
+            source: source.to_string(),
+        })
+    }
+
+    /// The requests of the grid: the product of the lists, expanded in the order `train`
+    /// declares its settings (the seed last), each model option only for the architectures that
+    /// take it and each training setting only for the trainable ones.
     pub fn requests(&self) -> Result<Vec<RunRequest>> {
-        let archs = self
-            .arch
-            .as_ref()
-            .ok_or_else(|| RunError::Invalid("a sweep needs `arch`".into()))?
-            .values();
-        let mut runs: Vec<RunRequest> = archs.into_iter().map(RunRequest::new).collect();
-        let always = |_: &RunRequest| true;
-        runs = expand(runs, &self.data, always, |r, v| r.data = v);
-        runs = expand(runs, &self.features, always, |r, v| r.features = v);
-        runs = expand(runs, &self.target, always, |r, v| r.target = v);
-        runs = expand(runs, &self.split, always, |r, v| r.split = Some(v));
-        runs = expand(runs, &self.seq_len, always, |r, v| r.seq_len = Some(v));
-        runs = expand(runs, &self.pred_len, always, |r, v| r.pred_len = v);
-        runs = expand(runs, &self.preset, always, |r, v| r.preset = v);
-        let trainable = |r: &RunRequest| r.arch.trainable();
-        runs = expand(runs, &self.lr, trainable, |r, v| r.lr = Some(v));
-        runs = expand(runs, &self.batch, trainable, |r, v| r.batch = Some(v));
-        runs = expand(runs, &self.epochs, trainable, |r, v| r.epochs = Some(v));
-        runs = expand(runs, &self.patience, trainable, |r, v| r.patience = Some(v));
-        runs = expand(runs, &self.backend, always, |r, v| r.backend = v);
-        runs = self.expand_model(runs);
-        runs = expand(runs, &self.seed, always, |r, v| r.seed = v);
-        Ok(runs)
+        let command = RunRequest::command();
+        let find = |key: &str| self.settings.iter().find(|s| s.key == key);
+        let arch = find("arch")
+            .ok_or_else(|| RunError::Invalid(format!("{}: a sweep needs `arch`", self.source)))?;
+        // Each run as (architecture, flags so far).
+        let mut runs: Vec<(ArchName, Vec<String>)> = Vec::new();
+        for value in &arch.values {
+            let flags = self.flags(&command, arch, value)?;
+            let request = self.request(&flags, arch.line)?;
+            runs.push((request.arch, flags));
+        }
+        // The seed last, so the seeds of one configuration are neighbours.
+        let (seeds, others): (Vec<_>, Vec<_>) =
+            command.get_arguments().partition(|a| a.get_id() == "seed");
+        for argument in others.into_iter().chain(seeds) {
+            let Some(setting) = find(argument.get_id().as_str()).filter(|s| s.key != "arch") else {
+                continue;
+            };
+            let option = ModelOption::from_key(&setting.key);
+            let training = argument.get_help_heading() == Some(TRAINING);
+            let applies = |arch: ArchName| {
+                option.is_none_or(|o| arch.accepts(o)) && (!training || arch.trainable())
+            };
+            let mut expanded = Vec::with_capacity(runs.len() * setting.values.len());
+            for (arch, flags) in runs {
+                if !applies(arch) {
+                    expanded.push((arch, flags));
+                    continue;
+                }
+                for value in &setting.values {
+                    let mut flags = flags.clone();
+                    flags.extend(self.flags(&command, setting, value)?);
+                    expanded.push((arch, flags));
+                }
+            }
+            runs = expanded;
+        }
+        runs.iter()
+            .map(|(_, flags)| self.request(flags, 0))
+            .collect()
     }
 
-    /// Sweep the model flags, each only for the architectures that accept it.
-    fn expand_model(&self, runs: Vec<RunRequest>) -> Vec<RunRequest> {
-        fn accepts(flag: &'static str) -> impl Fn(&RunRequest) -> bool {
-            move |r: &RunRequest| r.arch.accepted_options().contains(&flag)
-        }
-        fn model(r: &mut RunRequest) -> &mut ModelOptions {
-            &mut r.model
-        }
-        let mut runs = runs;
-        runs = expand(runs, &self.params, accepts("params"), |r, v| {
-            model(r).params = Some(v)
-        });
-        runs = expand(runs, &self.d_model, accepts("d-model"), |r, v| {
-            model(r).d_model = Some(v)
-        });
-        runs = expand(runs, &self.layers, accepts("layers"), |r, v| {
-            model(r).layers = Some(v)
-        });
-        runs = expand(runs, &self.heads, accepts("heads"), |r, v| {
-            model(r).heads = Some(v)
-        });
-        runs = expand(runs, &self.d_ff, accepts("d-ff"), |r, v| {
-            model(r).d_ff = Some(v)
-        });
-        runs = expand(runs, &self.d_state, accepts("d-state"), |r, v| {
-            model(r).d_state = Some(v)
-        });
-        runs = expand(runs, &self.expand, accepts("expand"), |r, v| {
-            model(r).expand = Some(v)
-        });
-        runs = expand(runs, &self.patch_len, accepts("patch-len"), |r, v| {
-            model(r).patch_len = Some(v)
-        });
-        runs = expand(runs, &self.stride, accepts("stride"), |r, v| {
-            model(r).stride = Some(v)
-        });
-        runs = expand(runs, &self.dropout, accepts("dropout"), |r, v| {
-            model(r).dropout = Some(v)
-        });
-        runs = expand(runs, &self.window, accepts("window"), |r, v| {
-            model(r).window = Some(v)
-        });
-        runs = expand(runs, &self.moving_avg, accepts("moving-avg"), |r, v| {
-            model(r).moving_avg = Some(v)
-        });
-        runs = expand(runs, &self.individual, accepts("individual"), |r, v| {
-            model(r).individual = v.then_some(true)
-        });
-        expand(runs, &self.causal, accepts("causal"), |r, v| {
-            model(r).causal = v.then_some(true)
+    /// The flags that give `setting` the value `value`.
+    fn flags(
+        &self,
+        command: &clap::Command,
+        setting: &Setting,
+        value: &toml::Value,
+    ) -> Result<Vec<String>> {
+        let argument = command
+            .get_arguments()
+            .find(|a| a.get_id() == setting.key.as_str())
+            .expect("keys are checked on load");
+        let flag = format!(
+            "--{}",
+            argument.get_long().expect("run settings are long flags")
+        );
+        let switch = matches!(argument.get_action(), clap::ArgAction::SetTrue);
+        let invalid = |message: String| {
+            RunError::Invalid(format!("{}, line {}: {message}", self.source, setting.line))
+        };
+        let text = match value {
+            toml::Value::Boolean(on) if switch => return Ok(if *on { vec![flag] } else { vec![] }),
+            _ if switch => {
+                return Err(invalid(format!(
+                    "`{}` is a switch: true or false",
+                    setting.key
+                )));
+            }
+            toml::Value::String(text) => text.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            // Rust prints the shortest decimal that reads back as the same f64.
+            toml::Value::Float(x) => x.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(invalid(format!(
+                    "`{}` takes a value or a list of values",
+                    setting.key
+                )));
+            }
+        };
+        let flags = vec![flag, text];
+        self.request(&flags, setting.line)?;
+        Ok(flags)
+    }
+
+    /// Parse one run's flags; a bad value names the setting's line (`line` 0: the run's flags).
+    fn request(&self, flags: &[String], line: usize) -> Result<RunRequest> {
+        RunRequest::parse(flags).map_err(|e| {
+            let message = e.render().to_string();
+            let message = message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            if line > 0 {
+                RunError::Invalid(format!("{}, line {line}: {message}", self.source))
+            } else {
+                let run = flags.join(" ");
+                RunError::Invalid(format!("{}: {message} (run: {run})", self.source))
+            }
         })
     }
 }
 
-/// Each run times each value of `axis` (for the runs `applies` to; the others pass unchanged).
-fn expand<T: Clone>(
-    runs: Vec<RunRequest>,
-    axis: &Option<OneOrMany<T>>,
-    applies: impl Fn(&RunRequest) -> bool,
-    set: impl Fn(&mut RunRequest, T),
-) -> Vec<RunRequest> {
-    let Some(axis) = axis else {
-        return runs;
-    };
-    let values = axis.values();
-    let mut out = Vec::with_capacity(runs.len() * values.len());
-    for run in runs {
-        if !applies(&run) {
-            out.push(run);
-            continue;
-        }
-        for value in &values {
-            let mut run = run.clone();
-            set(&mut run, value.clone());
-            out.push(run);
-        }
-    }
-    out
+/// The keys a sweep file may set, for messages.
+fn setting_keys() -> String {
+    let command = RunRequest::command();
+    let keys: Vec<&str> = command
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .collect();
+    keys.join(", ")
+}
+
+/// The 1-based line where `key` is set in `text` (0 when it cannot be found, e.g. inside an
+/// inline table).
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(key)
+                .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1)
 }
 
 /// `i/n`: this machine's share of a sweep.
@@ -314,9 +321,10 @@ impl Plan {
         let mut runs = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for request in file.requests()? {
-            let key = (request.data.clone(), request.target.clone());
+            let target = &request.data_args.target;
+            let key = (request.data.clone(), target.clone());
             if !series.contains_key(&key) {
-                let loaded = runner::load_series(&request.data, data_dir, &request.target)?;
+                let loaded = runner::load_series(&request.data, data_dir, target)?;
                 series.insert(key.clone(), loaded);
             }
             let (source, loaded) = &series[&key];
@@ -602,7 +610,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> SweepFile {
-        toml::from_str(text).expect("valid sweep")
+        SweepFile::parse(text, "test.toml").expect("valid sweep")
     }
 
     #[test]
@@ -628,8 +636,49 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_missing_arch_are_errors() {
-        assert!(toml::from_str::<SweepFile>("arch = \"dlinear\"\nlearning_rate = 1").is_err());
+        let error = SweepFile::parse("arch = \"dlinear\"\nlearning_rate = 1", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("s.toml, line 2") && error.contains("`learning_rate`"),
+            "{error}"
+        );
         assert!(parse("seed = 1").requests().is_err());
+        let error = parse("arch = \"mamba\"\nd_model = 0")
+            .requests()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--d-model"), "{error}");
+        let error = parse("arch = \"transformer\"\ncausal = 1")
+            .requests()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 2") && error.contains("switch"),
+            "{error}"
+        );
+    }
+
+    /// Every flag of `train` is a sweep key, switches and value enums included.
+    #[test]
+    fn every_train_setting_can_be_swept() {
+        let file = parse(
+            r#"
+            arch = "transformer"
+            norm = ["layer-norm", "batch-norm"]
+            post_norm = [false, true]
+            features = "S"
+            split = "ratio"
+            lr = 1e-4
+            "#,
+        );
+        let runs = file.requests().unwrap();
+        assert_eq!(runs.len(), 4);
+        assert!(
+            runs.iter()
+                .all(|r| r.lr == Some(1e-4) && r.data_args.target == "OT")
+        );
+        assert_eq!(runs.iter().filter(|r| r.model.post_norm).count(), 2);
     }
 
     #[test]
