@@ -32,6 +32,7 @@ pub mod forecast_adapter;
 pub mod griffin;
 pub mod kernels;
 pub mod linear;
+pub mod lstm;
 pub mod mamba;
 pub mod options;
 pub mod registry;

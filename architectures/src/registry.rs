@@ -319,6 +319,8 @@ registry! {
     Griffin => Patched<crate::griffin::GriffinSpec>,
     /// Hawk (Griffin with recurrent blocks only) behind the same adapter.
     Hawk => Patched<crate::griffin::HawkSpec>,
+    /// LSTM backbone behind the same adapter.
+    Lstm => Patched<crate::lstm::LstmSpec>,
 }
 
 /// `name` in ASCII lowercase, at compile time (`N` is its length; the registry's names are
