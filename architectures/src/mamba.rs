@@ -39,7 +39,7 @@ use burn::tensor::{Distribution, TensorData};
 use crate::blocks::{CausalConv1d, rows};
 use crate::error::ConfigError;
 use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
-use crate::kernels::{self, silu, softplus};
+use crate::kernels::{self, DeltaInput, ScanInputs, silu, softplus};
 use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
 
@@ -353,21 +353,24 @@ impl MambaBlock {
             .expect("dt_proj has the dt bias")
             .val();
         let scan = if reference_scan {
-            kernels::selective_scan_fn_projected_reference
+            kernels::selective_scan_fn_reference
         } else {
-            kernels::selective_scan_fn_projected
+            kernels::selective_scan_fn
         };
-        let y = scan(
-            x,
-            dt,
-            self.dt_proj.weight.val(), // [r, i]
-            self.a(),
-            x_dbl.clone().narrow(2, r, n),
-            x_dbl.narrow(2, r + n, n),
-            self.d_skip.val(),
+        // y = (scan(x, softplus(dt·W + bias), A, B, C) + D ⊙ x) ⊙ SiLU(z)
+        let y = scan(ScanInputs {
+            u: x,
+            delta: DeltaInput::LowRank {
+                dt_low: dt,
+                dt_weight: self.dt_proj.weight.val(), // [r, i]
+            },
+            a: self.a(),
+            b: x_dbl.clone().narrow(2, r, n),
+            c: x_dbl.narrow(2, r + n, n),
+            d_skip: self.d_skip.val(),
             z,
             delta_bias,
-        ); // [b, l, i]
+        }); // [b, l, i]
         rows(&self.out_proj, y)
     }
 

@@ -21,8 +21,8 @@ pub use linear::{linear, linear_reference};
 pub use rg_lru::{rg_lru, rg_lru_reference, rg_lru_step};
 pub use rms_norm::{rms_norm, rms_norm_layer, rms_norm_reference};
 pub use selective_scan::{
-    selective_scan_fn, selective_scan_fn_projected, selective_scan_fn_projected_reference,
-    selective_scan_fn_reference, selective_scan_reference,
+    DeltaInput, ScanInputs, selective_scan_fn, selective_scan_fn_reference,
+    selective_scan_reference,
 };
 
 use std::any::Any;

@@ -14,7 +14,7 @@
 //! a chunk's rows are staged block-major in order (a block is one SIMD vector of channels),
 //! then scanned block by block, each block's `N` states carried across chunks in L1, as each
 //! CUDA thread of the reference kernel keeps its channel's state in registers.
-//! [`selective_scan_fn_projected`] takes Δ in Mamba's low rank (`dt_proj` without its bias) and
+//! With Δ in Mamba's low rank ([`DeltaInput::LowRank`], `dt_proj` without its bias) it
 //! forms the product in the kernel, as the reference's `mamba_inner_fn` keeps `delta_proj`
 //! inside its one autograd function. Following the paper's
 //! hardware-aware scan, the backward does not keep `[b, l, d, N]` states from the forward: the
@@ -34,7 +34,9 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
+use burn::backend::{
+    Backend, Dispatch, ExtensionType, Flex, NdArray, TensorMetadata, backend_extension,
+};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -45,114 +47,130 @@ use super::{
 /// Time steps between the state checkpoints the backward pass recomputes from.
 pub const CHUNK: usize = 64;
 
-/// Mamba's selective-scan function as the reference CUDA kernel fuses it
-/// (`selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True)`):
+/// Δ as the scan function takes it, before its bias and softplus.
+#[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per call and moved straight into the kernel; boxing adds an allocation"
+)]
+pub enum DeltaInput {
+    /// Δ itself, `[b, l, d]`.
+    Full(Tensor<3>),
+    /// Δ in Mamba's low rank, `delta = dt_low · dt_weight` with `dt_low: [b, l, r]` and
+    /// `dt_weight: [r, d]` (`dt_proj` without its bias, which is `delta_bias`). The fused kernel
+    /// forms the product chunk by chunk and its gradients (`d dt_low = dΔ · dt_weightᵀ`,
+    /// `d dt_weight = dt_lowᵀ · dΔ`) in the backward, so `[b, l, d]` Δ and its gradient never
+    /// exist as tensors: the reference's `mamba_inner_fn` likewise keeps `delta_proj` inside its
+    /// one autograd function.
+    LowRank {
+        /// `[b, l, r]`.
+        dt_low: Tensor<3>,
+        /// `[r, d]`.
+        dt_weight: Tensor<2>,
+    },
+}
+
+/// The inputs of Mamba's selective-scan function, named as the reference names them
+/// (`selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True)`).
+#[derive(Clone, Debug)]
+pub struct ScanInputs {
+    /// The scanned input `u: [b, l, d]`.
+    pub u: Tensor<3>,
+    /// Δ before `delta_bias` and the softplus.
+    pub delta: DeltaInput,
+    /// `A: [d, N]` (negative).
+    pub a: Tensor<2>,
+    /// `B: [b, l, N]`.
+    pub b: Tensor<3>,
+    /// `C: [b, l, N]`.
+    pub c: Tensor<3>,
+    /// The skip `D: [d]`.
+    pub d_skip: Tensor<1>,
+    /// The gate's input `z: [b, l, d]`.
+    pub z: Tensor<3>,
+    /// Δ's bias, `[d]`, added before the softplus.
+    pub delta_bias: Tensor<1>,
+}
+
+/// Mamba's selective-scan function as the reference CUDA kernel fuses it:
 ///
 /// `out = (scan(u, softplus(delta + delta_bias), A, B, C) + D ⊙ u) ⊙ SiLU(z)`,
 ///
-/// with `u, delta, z: [b, l, d]`, `a: [d, N]`, `b, c: [b, l, N]`, `d_skip, delta_bias: [d]`.
-/// One host kernel on the CPU backends (the softplus, skip and gate cost no tensor passes of
-/// their own), [`selective_scan_fn_reference`] elsewhere.
-#[allow(clippy::too_many_arguments)] // the reference function's eight inputs
-pub fn selective_scan_fn(
-    u: Tensor<3>,
-    delta: Tensor<3>,
-    a: Tensor<2>,
-    b: Tensor<3>,
-    c: Tensor<3>,
-    d_skip: Tensor<1>,
-    z: Tensor<3>,
-    delta_bias: Tensor<1>,
-) -> Tensor<3> {
-    if !on_host_backend(&u.device()) {
-        return selective_scan_fn_reference(u, delta, a, b, c, d_skip, z, delta_bias);
+/// `[b, l, d]`. One host kernel on the CPU backends (the softplus, skip and gate cost no tensor
+/// passes of their own; a low-rank Δ is projected inside it), [`selective_scan_fn_reference`]
+/// elsewhere.
+pub fn selective_scan_fn(inputs: ScanInputs) -> Tensor<3> {
+    if !on_host_backend(&inputs.u.device()) {
+        return selective_scan_fn_reference(inputs);
     }
-    Tensor::from_dispatch(<Dispatch as ScanBackend>::selective_scan_fn(
-        u.into_dispatch(),
-        delta.into_dispatch(),
+    let ScanInputs {
+        u,
+        delta,
+        a,
+        b,
+        c,
+        d_skip,
+        z,
+        delta_bias,
+    } = inputs;
+    let [u, b, c, z] = [u, b, c, z].map(Tensor::into_dispatch);
+    let (a, d_skip, delta_bias) = (
         a.into_dispatch(),
-        b.into_dispatch(),
-        c.into_dispatch(),
         d_skip.into_dispatch(),
-        z.into_dispatch(),
         delta_bias.into_dispatch(),
-    ))
+    );
+    Tensor::from_dispatch(match delta {
+        DeltaInput::Full(delta) => <Dispatch as ScanBackend>::selective_scan_fn(ScanPrimitives {
+            u,
+            delta: delta.into_dispatch(),
+            a,
+            b,
+            c,
+            d_skip,
+            z,
+            delta_bias,
+        }),
+        DeltaInput::LowRank { dt_low, dt_weight } => {
+            <Dispatch as ScanBackend>::selective_scan_fn_projected(ProjectedScanPrimitives {
+                u,
+                dt_low: dt_low.into_dispatch(),
+                dt_weight: dt_weight.into_dispatch(),
+                a,
+                b,
+                c,
+                d_skip,
+                z,
+                delta_bias,
+            })
+        }
+    })
 }
 
-/// [`selective_scan_fn`] with Δ given in low rank, as Mamba computes it: `delta = dt_low ·
-/// dt_weight` with `dt_low: [b, l, r]` and `dt_weight: [r, d]` (`dt_proj` without its bias, which
-/// is `delta_bias`). The product is formed in the kernel, chunk by chunk, and its gradients
-/// (`d dt_low = dΔ · dt_weightᵀ`, `d dt_weight = dt_lowᵀ · dΔ`) in the backward, so `[b, l, d]`
-/// Δ and its gradient never exist as tensors: the reference's `mamba_inner_fn` likewise keeps
-/// `delta_proj` inside its one autograd function. [`selective_scan_fn_projected_reference`]
-/// on backends without the host kernel.
-#[allow(clippy::too_many_arguments)] // the reference function's inputs and the projection
-pub fn selective_scan_fn_projected(
-    u: Tensor<3>,
-    dt_low: Tensor<3>,
-    dt_weight: Tensor<2>,
-    a: Tensor<2>,
-    b: Tensor<3>,
-    c: Tensor<3>,
-    d_skip: Tensor<1>,
-    z: Tensor<3>,
-    delta_bias: Tensor<1>,
-) -> Tensor<3> {
-    if !on_host_backend(&u.device()) {
-        return selective_scan_fn_projected_reference(
-            u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias,
-        );
-    }
-    Tensor::from_dispatch(<Dispatch as ScanBackend>::selective_scan_fn_projected(
-        u.into_dispatch(),
-        dt_low.into_dispatch(),
-        dt_weight.into_dispatch(),
-        a.into_dispatch(),
-        b.into_dispatch(),
-        c.into_dispatch(),
-        d_skip.into_dispatch(),
-        z.into_dispatch(),
-        delta_bias.into_dispatch(),
-    ))
-}
-
-/// [`selective_scan_fn_projected`] as a burn matrix product into [`selective_scan_fn_reference`].
-#[allow(clippy::too_many_arguments)]
-pub fn selective_scan_fn_projected_reference(
-    u: Tensor<3>,
-    dt_low: Tensor<3>,
-    dt_weight: Tensor<2>,
-    a: Tensor<2>,
-    b: Tensor<3>,
-    c: Tensor<3>,
-    d_skip: Tensor<1>,
-    z: Tensor<3>,
-    delta_bias: Tensor<1>,
-) -> Tensor<3> {
-    let [batch, l, rank] = dt_low.dims();
-    let d = dt_weight.dims()[1];
-    let delta = dt_low
-        .reshape([batch * l, rank])
-        .matmul(dt_weight)
-        .reshape([batch, l, d]);
-    selective_scan_fn_reference(u, delta, a, b, c, d_skip, z, delta_bias)
-}
-
-/// [`selective_scan_fn`] from burn tensor operations around the per-step
-/// [`selective_scan_reference`] (the test reference).
-#[allow(clippy::too_many_arguments)]
-pub fn selective_scan_fn_reference(
-    u: Tensor<3>,
-    delta: Tensor<3>,
-    a: Tensor<2>,
-    b: Tensor<3>,
-    c: Tensor<3>,
-    d_skip: Tensor<1>,
-    z: Tensor<3>,
-    delta_bias: Tensor<1>,
-) -> Tensor<3> {
+/// [`selective_scan_fn`] from burn tensor operations (a low-rank Δ as a burn matrix product)
+/// around the per-step [`selective_scan_reference`] (the test reference).
+pub fn selective_scan_fn_reference(inputs: ScanInputs) -> Tensor<3> {
     use burn::tensor::activation::{silu, softplus};
-    let d = u.dims()[2];
+    let ScanInputs {
+        u,
+        delta,
+        a,
+        b,
+        c,
+        d_skip,
+        z,
+        delta_bias,
+    } = inputs;
+    let [batch, l, d] = u.dims();
+    let delta = match delta {
+        DeltaInput::Full(delta) => delta,
+        DeltaInput::LowRank { dt_low, dt_weight } => {
+            let rank = dt_low.dims()[2];
+            dt_low
+                .reshape([batch * l, rank])
+                .matmul(dt_weight)
+                .reshape([batch, l, d])
+        }
+    };
     let delta = softplus(delta + delta_bias.reshape([1, 1, d]), 1.0);
     let y = selective_scan_reference(u.clone(), delta, a, b, c) + u * d_skip.reshape([1, 1, d]);
     y * silu(z)
@@ -182,39 +200,127 @@ pub fn selective_scan_reference(
     Tensor::cat(ys, 1)
 }
 
+/// [`ScanInputs`] with Δ given, as backend primitives (the extension's argument).
+#[derive(ExtensionType)]
+pub struct ScanPrimitives<B: Backend> {
+    /// `u`.
+    pub u: FloatTensor<B>,
+    /// Δ.
+    pub delta: FloatTensor<B>,
+    /// `A`.
+    pub a: FloatTensor<B>,
+    /// `B`.
+    pub b: FloatTensor<B>,
+    /// `C`.
+    pub c: FloatTensor<B>,
+    /// `D`.
+    pub d_skip: FloatTensor<B>,
+    /// `z`.
+    pub z: FloatTensor<B>,
+    /// Δ's bias.
+    pub delta_bias: FloatTensor<B>,
+}
+
+/// [`ScanInputs`] with Δ in low rank, as backend primitives (the extension's argument).
+#[derive(ExtensionType)]
+pub struct ProjectedScanPrimitives<B: Backend> {
+    /// `u`.
+    pub u: FloatTensor<B>,
+    /// Δ's low-rank factor `[b, l, r]`.
+    pub dt_low: FloatTensor<B>,
+    /// Δ's projection `[r, d]`.
+    pub dt_weight: FloatTensor<B>,
+    /// `A`.
+    pub a: FloatTensor<B>,
+    /// `B`.
+    pub b: FloatTensor<B>,
+    /// `C`.
+    pub c: FloatTensor<B>,
+    /// `D`.
+    pub d_skip: FloatTensor<B>,
+    /// `z`.
+    pub z: FloatTensor<B>,
+    /// Δ's bias.
+    pub delta_bias: FloatTensor<B>,
+}
+
+impl<B: Backend> ScanPrimitives<B> {
+    /// The inputs in the kernels' order.
+    fn into_array(self) -> [FloatTensor<B>; 8] {
+        let Self {
+            u,
+            delta,
+            a,
+            b,
+            c,
+            d_skip,
+            z,
+            delta_bias,
+        } = self;
+        [u, delta, a, b, c, d_skip, z, delta_bias]
+    }
+
+    fn from_array([u, delta, a, b, c, d_skip, z, delta_bias]: [FloatTensor<B>; 8]) -> Self {
+        Self {
+            u,
+            delta,
+            a,
+            b,
+            c,
+            d_skip,
+            z,
+            delta_bias,
+        }
+    }
+}
+
+impl<B: Backend> ProjectedScanPrimitives<B> {
+    /// The inputs in the kernels' order (the projection's weight after its low-rank factor).
+    fn into_array(self) -> [FloatTensor<B>; 9] {
+        let Self {
+            u,
+            dt_low,
+            dt_weight,
+            a,
+            b,
+            c,
+            d_skip,
+            z,
+            delta_bias,
+        } = self;
+        [u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias]
+    }
+
+    fn from_array(
+        [u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias]: [FloatTensor<B>; 9],
+    ) -> Self {
+        Self {
+            u,
+            dt_low,
+            dt_weight,
+            a,
+            b,
+            c,
+            d_skip,
+            z,
+            delta_bias,
+        }
+    }
+}
+
 /// Backend extension: [`selective_scan_fn`] on host memory.
 #[backend_extension(NdArray, Flex, Autodiff)]
 pub trait ScanBackend: Backend {
-    /// Forward only (inference); see [`selective_scan_fn`].
-    #[allow(clippy::too_many_arguments)]
-    fn selective_scan_fn(
-        u: FloatTensor<Self>,
-        delta: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        c: FloatTensor<Self>,
-        d_skip: FloatTensor<Self>,
-        z: FloatTensor<Self>,
-        delta_bias: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        forward_host::<Self>(vec![u, delta, a, b, c, d_skip, z, delta_bias], false).0
+    /// Forward only (inference), Δ given; see [`selective_scan_fn`].
+    fn selective_scan_fn(#[extension_type] inputs: ScanPrimitives<Self>) -> FloatTensor<Self> {
+        forward_host::<Self>(inputs.into_array().to_vec(), false).0
     }
 
-    /// Forward only (inference); see [`selective_scan_fn_projected`].
-    #[allow(clippy::too_many_arguments)]
+    /// Forward only (inference), Δ in low rank; see [`selective_scan_fn`].
     fn selective_scan_fn_projected(
-        u: FloatTensor<Self>,
-        dt_low: FloatTensor<Self>,
-        dt_weight: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        c: FloatTensor<Self>,
-        d_skip: FloatTensor<Self>,
-        z: FloatTensor<Self>,
-        delta_bias: FloatTensor<Self>,
+        #[extension_type] inputs: ProjectedScanPrimitives<Self>,
     ) -> FloatTensor<Self> {
-        let inputs = vec![u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias];
-        forward_host::<Self>(inputs, false).0
+        forward_host::<Self>(inputs.into_array().to_vec(), false).0
     }
 }
 
@@ -311,7 +417,7 @@ impl<'a> Sequence<'a> {
 }
 
 /// The host values of either function's inputs, in the order of [`selective_scan_fn`]
-/// (`projected`: [`selective_scan_fn_projected`], with the weight second after the low rank).
+/// (with a low-rank Δ: its factor, then its weight, in Δ's place).
 struct HostInputs {
     u: HostData,
     delta: HostData,
@@ -387,7 +493,7 @@ fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 type Saved<B> = (FloatTensor<B>, FloatTensor<B>);
 
 /// The fused function's output and, when `keep`, what the backward needs ([`Saved`]). Inputs
-/// in [`selective_scan_fn`]'s order, or [`selective_scan_fn_projected`]'s (9 inputs).
+/// in [`selective_scan_fn`]'s order (9 inputs with a low-rank Δ).
 fn forward_host<B: Backend>(
     inputs: Vec<FloatTensor<B>>,
     keep: bool,
@@ -672,9 +778,8 @@ impl<V: Copy> StagedInputs<V> {
         }
     }
 
-    /// Stage rows `first..first + len` of Δ, `u` and the gate `z: [l, d]`.
+    /// Stage rows `rows` (one chunk) of Δ, `u` and the gate `z: [l, d]`.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn stage<S: pulp::Simd<f32s = V>>(
         &mut self,
         simd: S,
@@ -682,9 +787,9 @@ impl<V: Copy> StagedInputs<V> {
         z: &[f32],
         blocks: &[Block],
         d: usize,
-        first: usize,
-        len: usize,
+        rows: std::ops::Range<usize>,
     ) {
+        let (first, len) = (rows.start, rows.len());
         match seq.delta {
             Delta::Given(delta) => self.delta.gather(simd, blocks, delta, d, first, len),
             Delta::Projected { low, rank, .. } => {
@@ -730,7 +835,7 @@ impl pulp::WithSimd for ForwardSequence<'_> {
         for chunk in 0..self.dims.chunks() {
             let first = chunk * CHUNK;
             let len = CHUNK.min(l - first);
-            inputs.stage(simd, &seq, gate.z, &blocks, d, first, len);
+            inputs.stage(simd, &seq, gate.z, &blocks, d, first..first + len);
             for (j, block) in blocks.iter().enumerate() {
                 let h = &mut h_all[j * n..][..n];
                 if let Some(saved) = checkpoints.as_deref_mut() {
@@ -866,7 +971,7 @@ impl pulp::WithSimd for BackwardSequence<'_> {
         for chunk in (0..dims.chunks()).rev() {
             let first = chunk * CHUNK;
             let len = CHUNK.min(l - first);
-            inputs.stage(simd, &seq, gate.z, &blocks, d, first, len);
+            inputs.stage(simd, &seq, gate.z, &blocks, d, first..first + len);
             dout_rows.gather(simd, &blocks, dout, d, first, len);
             ys_rows.gather(simd, &blocks, ys, d, first, len);
             for (j, block) in blocks.iter().enumerate() {
@@ -1162,41 +1267,16 @@ fn autodiff_scan<B: Backend + ScanBackend, C: CheckpointStrategy, const N: usize
 }
 
 impl<B: Backend + ScanBackend, C: CheckpointStrategy> ScanBackend for Autodiff<B, C> {
-    fn selective_scan_fn(
-        u: FloatTensor<Self>,
-        delta: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        c: FloatTensor<Self>,
-        d_skip: FloatTensor<Self>,
-        z: FloatTensor<Self>,
-        delta_bias: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        autodiff_scan::<B, C, 8>(
-            [u, delta, a, b, c, d_skip, z, delta_bias],
-            |[u, delta, a, b, c, d_skip, z, delta_bias]| {
-                B::selective_scan_fn(u, delta, a, b, c, d_skip, z, delta_bias)
-            },
-        )
+    fn selective_scan_fn(inputs: ScanPrimitives<Self>) -> FloatTensor<Self> {
+        autodiff_scan::<B, C, 8>(inputs.into_array(), |inputs| {
+            B::selective_scan_fn(ScanPrimitives::from_array(inputs))
+        })
     }
 
-    fn selective_scan_fn_projected(
-        u: FloatTensor<Self>,
-        dt_low: FloatTensor<Self>,
-        dt_weight: FloatTensor<Self>,
-        a: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        c: FloatTensor<Self>,
-        d_skip: FloatTensor<Self>,
-        z: FloatTensor<Self>,
-        delta_bias: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        autodiff_scan::<B, C, 9>(
-            [u, dt_low, dt_weight, a, b, c, d_skip, z, delta_bias],
-            |[u, low, weight, a, b, c, d_skip, z, bias]| {
-                B::selective_scan_fn_projected(u, low, weight, a, b, c, d_skip, z, bias)
-            },
-        )
+    fn selective_scan_fn_projected(inputs: ProjectedScanPrimitives<Self>) -> FloatTensor<Self> {
+        autodiff_scan::<B, C, 9>(inputs.into_array(), |inputs| {
+            B::selective_scan_fn_projected(ProjectedScanPrimitives::from_array(inputs))
+        })
     }
 }
 
@@ -1242,16 +1322,16 @@ mod tests {
         } else {
             selective_scan_fn_reference
         };
-        let out = f(
+        let out = f(ScanInputs {
             u,
-            delta,
-            a.reshape([d, n]),
+            delta: DeltaInput::Full(delta),
+            a: a.reshape([d, n]),
             b,
             c,
-            d_skip.reshape([d]),
+            d_skip: d_skip.reshape([d]),
             z,
-            bias.reshape([d]),
-        );
+            delta_bias: bias.reshape([d]),
+        });
         let mut results = vec![flat(out.clone())];
         if track {
             let grads = (out * weights.clone()).sum().backward();
@@ -1298,21 +1378,23 @@ mod tests {
             let [a, d_skip, bias] = [&a, &d_skip, &bias].map(|t| t.clone().require_grad());
             let weight = weight.clone().require_grad();
             let f = if fused {
-                selective_scan_fn_projected
+                selective_scan_fn
             } else {
-                selective_scan_fn_projected_reference
+                selective_scan_fn_reference
             };
-            let out = f(
-                u.clone(),
-                low.clone(),
-                weight.clone(),
-                a.clone().reshape([d, n]),
-                b.clone(),
-                c.clone(),
-                d_skip.clone().reshape([d]),
-                z.clone(),
-                bias.clone().reshape([d]),
-            );
+            let out = f(ScanInputs {
+                u: u.clone(),
+                delta: DeltaInput::LowRank {
+                    dt_low: low.clone(),
+                    dt_weight: weight.clone(),
+                },
+                a: a.clone().reshape([d, n]),
+                b: b.clone(),
+                c: c.clone(),
+                d_skip: d_skip.clone().reshape([d]),
+                z: z.clone(),
+                delta_bias: bias.clone().reshape([d]),
+            });
             let grads = (out.clone() * weights.clone()).sum().backward();
             let mut results = vec![flat(out)];
             results.extend([&u, &low].map(|x| flat(x.grad(&grads).unwrap())));
