@@ -17,7 +17,7 @@ pub fn train_flops(forward_per_window: u64, windows_per_epoch: usize, epochs: us
 mod tests {
     //! Each formula against a count done by hand on a tiny config.
 
-    use crate::forecast_adapter::{PatchForecasterConfig, Patching};
+    use crate::forecast_adapter::{BackboneConfig, PatchForecasterConfig, Patching};
     use crate::griffin::{GriffinConfig, TemporalKind};
     use crate::linear::{LinearForecasterConfig, LinearKind};
     use crate::mamba::MambaConfig;

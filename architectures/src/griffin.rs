@@ -186,35 +186,6 @@ impl BackboneConfig for GriffinConfig {
         self.d_model
     }
 
-    fn forward_flops(&self, tokens: usize) -> u64 {
-        GriffinConfig::forward_flops(self, tokens)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        GriffinConfig::validate(self)
-    }
-
-    fn init(&self, device: &Device) -> Griffin {
-        GriffinConfig::init(self, device)
-    }
-}
-
-impl GriffinConfig {
-    /// Hawk: recurrent blocks only.
-    pub fn hawk() -> Self {
-        Self::new().with_pattern(vec![TemporalKind::Recurrent])
-    }
-
-    /// RG-LRU width `c`, resolved.
-    pub fn lru(&self) -> usize {
-        self.lru_width.unwrap_or(self.d_model)
-    }
-
-    /// The temporal block of residual block `index`.
-    pub fn kind(&self, index: usize) -> TemporalKind {
-        self.pattern[index % self.pattern.len()]
-    }
-
     /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]), with
     /// `c = lru_width`, `h` heads, `e = d/h`, `m = mlp_expansion·d`, `k = conv_width`. Every
     /// block has the gated MLP, `2·d·2m + 2·m·d` per token. A recurrent block adds, per token,
@@ -222,7 +193,7 @@ impl GriffinConfig {
     /// the recurrence `2·c` (`a·h + x`) and `linear_out` `2·c·d`. An attention block adds, per
     /// token, `2·d·d` (q) `+ 2·d·2e` (k, v) `+ 2·d·d` (final), and `2·2·d` per visible
     /// query-key pair (each query sees itself and up to `window` earlier positions).
-    pub fn forward_flops(&self, tokens: usize) -> u64 {
+    fn forward_flops(&self, tokens: usize) -> u64 {
         let (l, d, c) = (tokens as u64, self.d_model as u64, self.lru() as u64);
         let (h, k, w) = (
             self.n_heads as u64,
@@ -248,7 +219,7 @@ impl GriffinConfig {
     }
 
     /// Check ranges before building.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         let sizes = [
             ("d_model", self.d_model),
@@ -287,7 +258,7 @@ impl GriffinConfig {
     /// # Panics
     ///
     /// If the config does not pass [`Self::validate`].
-    pub fn init(&self, device: &Device) -> Griffin {
+    fn init(&self, device: &Device) -> Griffin {
         if let Err(e) = self.validate() {
             panic!("invalid GriffinConfig: {e}");
         }
@@ -309,6 +280,23 @@ impl GriffinConfig {
             d_model: d,
             reference_scan: false,
         }
+    }
+}
+
+impl GriffinConfig {
+    /// Hawk: recurrent blocks only.
+    pub fn hawk() -> Self {
+        Self::new().with_pattern(vec![TemporalKind::Recurrent])
+    }
+
+    /// RG-LRU width `c`, resolved.
+    pub fn lru(&self) -> usize {
+        self.lru_width.unwrap_or(self.d_model)
+    }
+
+    /// The temporal block of residual block `index`.
+    pub fn kind(&self, index: usize) -> TemporalKind {
+        self.pattern[index % self.pattern.len()]
     }
 
     /// `(2 / layers)`: the variance scale of every projection back into the residual stream.

@@ -115,36 +115,12 @@ impl BackboneConfig for MambaConfig {
         self.d_model
     }
 
-    fn forward_flops(&self, tokens: usize) -> u64 {
-        MambaConfig::forward_flops(self, tokens)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        MambaConfig::validate(self)
-    }
-
-    fn init(&self, device: &Device) -> Mamba {
-        MambaConfig::init(self, device)
-    }
-}
-
-impl MambaConfig {
-    /// `d_inner = expand · d_model`.
-    pub fn d_inner(&self) -> usize {
-        self.expand * self.d_model
-    }
-
-    /// `dt_rank`, resolved.
-    pub fn rank(&self) -> usize {
-        self.dt_rank.unwrap_or(self.d_model.div_ceil(16))
-    }
-
     /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]). Per block
     /// and token, with `i = d_inner`, `n = d_state`, `r = dt_rank`, `k = d_conv`: the projections
     /// `2·d·2i` (in) `+ 2·i·(r + 2n)` (x) `+ 2·r·i` (dt) `+ 2·i·d` (out), the convolution `2·k·i`,
     /// and the selective scan `8·i·n` (per state: `Δ·A`, its exponential, the decay product, the
     /// input term `Δu·B` and its add, `C·h` and its add).
-    pub fn forward_flops(&self, tokens: usize) -> u64 {
+    fn forward_flops(&self, tokens: usize) -> u64 {
         let (d, i, n, r, k) = (
             self.d_model as u64,
             self.d_inner() as u64,
@@ -158,7 +134,7 @@ impl MambaConfig {
     }
 
     /// Check ranges before building.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         let sizes = [
             ("d_model", self.d_model),
@@ -185,7 +161,7 @@ impl MambaConfig {
     /// # Panics
     ///
     /// If the config does not pass [`Self::validate`].
-    pub fn init(&self, device: &Device) -> Mamba {
+    fn init(&self, device: &Device) -> Mamba {
         if let Err(e) = self.validate() {
             panic!("invalid MambaConfig: {e}");
         }
@@ -200,6 +176,18 @@ impl MambaConfig {
             d_model: self.d_model,
             reference_scan: false,
         }
+    }
+}
+
+impl MambaConfig {
+    /// `d_inner = expand · d_model`.
+    pub fn d_inner(&self) -> usize {
+        self.expand * self.d_model
+    }
+
+    /// `dt_rank`, resolved.
+    pub fn rank(&self) -> usize {
+        self.dt_rank.unwrap_or(self.d_model.div_ceil(16))
     }
 
     /// One Mamba block (the mixer) on its own, as the benchmarks time it.

@@ -97,89 +97,6 @@ pub struct TransformerConfig {
 }
 
 impl TransformerConfig {
-    /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]). Per block:
-    /// the projections `2·l·d·3d` (q, k, v) `+ 2·l·d·d` (out), the MLP `2·2·l·d·d_ff`, and the
-    /// attention products `2·2·d·p` (scores and the weighted sum over the `p` visible query-key
-    /// pairs: `l²` bidirectional, `l(l+1)/2` causal).
-    pub fn forward_flops(&self, tokens: usize) -> u64 {
-        let (l, d, f) = (tokens as u64, self.d_model as u64, self.d_ff as u64);
-        let pairs = if self.causal { l * (l + 1) / 2 } else { l * l };
-        let per_block = 2 * l * d * 3 * d + 2 * l * d * d + 2 * 2 * l * d * f + 2 * 2 * d * pairs;
-        self.n_layers as u64 * per_block
-    }
-
-    /// Check ranges before building.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if self.d_model == 0 || self.n_layers == 0 || self.n_heads == 0 || self.d_ff == 0 {
-            return invalid(format!(
-                "d_model, layers, heads and d_ff must be positive (got {}, {}, {}, {})",
-                self.d_model, self.n_layers, self.n_heads, self.d_ff
-            ));
-        }
-        if !self.d_model.is_multiple_of(self.n_heads) {
-            return invalid(format!(
-                "d_model ({}) must be divisible by heads ({})",
-                self.d_model, self.n_heads
-            ));
-        }
-        if self.positions == PositionKind::Rotary
-            && !(self.d_model / self.n_heads).is_multiple_of(2)
-        {
-            return invalid(format!(
-                "rotary positions need an even head width (d_model / heads = {})",
-                self.d_model / self.n_heads
-            ));
-        }
-        if self.norm == NormKind::BatchNorm && self.causal {
-            return invalid(
-                "batch norm needs a bidirectional encoder: its batch statistics mix positions, so a causal model's outputs would depend on later inputs".to_string(),
-            );
-        }
-        for (name, p) in [
-            ("dropout", self.dropout),
-            ("attention dropout", self.attention_dropout),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return invalid(format!("{name} must be in [0, 1) (got {p})"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Build on `device`.
-    ///
-    /// # Panics
-    ///
-    /// If the config does not pass [`Self::validate`].
-    pub fn init(&self, device: &Device) -> Transformer {
-        if let Err(e) = self.validate() {
-            panic!("invalid TransformerConfig: {e}");
-        }
-        let d_head = self.d_model / self.n_heads;
-        Transformer {
-            blocks: (0..self.n_layers)
-                .map(|_| self.init_block(device))
-                .collect(),
-            norm: (!self.post_norm).then(|| Norm::new(self.norm, self.d_model, device)),
-            post_norm: self.post_norm,
-            rotary: (self.positions == PositionKind::Rotary)
-                .then(|| RotaryEncodingConfig::new(self.max_len, d_head).init(device)),
-            position_embedding: (self.positions == PositionKind::Learned).then(|| {
-                Param::from_tensor(Tensor::random(
-                    [self.max_len, self.d_model],
-                    burn::tensor::Distribution::Normal(0.0, 0.02),
-                    device,
-                ))
-            }),
-            dropout: Dropout::new(self.dropout),
-            d_model: self.d_model,
-            n_heads: self.n_heads,
-            causal: self.causal,
-            max_len: self.max_len,
-        }
-    }
-
     fn init_block(&self, device: &Device) -> Block {
         let d = self.d_model;
         Block {
@@ -258,16 +175,87 @@ impl BackboneConfig for TransformerConfig {
         self.d_model
     }
 
+    /// Forward FLOPs over one sequence of `tokens` positions (see [`crate::flops`]). Per block:
+    /// the projections `2·l·d·3d` (q, k, v) `+ 2·l·d·d` (out), the MLP `2·2·l·d·d_ff`, and the
+    /// attention products `2·2·d·p` (scores and the weighted sum over the `p` visible query-key
+    /// pairs: `l²` bidirectional, `l(l+1)/2` causal).
     fn forward_flops(&self, tokens: usize) -> u64 {
-        TransformerConfig::forward_flops(self, tokens)
+        let (l, d, f) = (tokens as u64, self.d_model as u64, self.d_ff as u64);
+        let pairs = if self.causal { l * (l + 1) / 2 } else { l * l };
+        let per_block = 2 * l * d * 3 * d + 2 * l * d * d + 2 * 2 * l * d * f + 2 * 2 * d * pairs;
+        self.n_layers as u64 * per_block
     }
 
+    /// Check ranges before building.
     fn validate(&self) -> Result<(), ConfigError> {
-        TransformerConfig::validate(self)
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.d_model == 0 || self.n_layers == 0 || self.n_heads == 0 || self.d_ff == 0 {
+            return invalid(format!(
+                "d_model, layers, heads and d_ff must be positive (got {}, {}, {}, {})",
+                self.d_model, self.n_layers, self.n_heads, self.d_ff
+            ));
+        }
+        if !self.d_model.is_multiple_of(self.n_heads) {
+            return invalid(format!(
+                "d_model ({}) must be divisible by heads ({})",
+                self.d_model, self.n_heads
+            ));
+        }
+        if self.positions == PositionKind::Rotary
+            && !(self.d_model / self.n_heads).is_multiple_of(2)
+        {
+            return invalid(format!(
+                "rotary positions need an even head width (d_model / heads = {})",
+                self.d_model / self.n_heads
+            ));
+        }
+        if self.norm == NormKind::BatchNorm && self.causal {
+            return invalid(
+                "batch norm needs a bidirectional encoder: its batch statistics mix positions, so a causal model's outputs would depend on later inputs".to_string(),
+            );
+        }
+        for (name, p) in [
+            ("dropout", self.dropout),
+            ("attention dropout", self.attention_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return invalid(format!("{name} must be in [0, 1) (got {p})"));
+            }
+        }
+        Ok(())
     }
 
+    /// Build on `device`.
+    ///
+    /// # Panics
+    ///
+    /// If the config does not pass [`Self::validate`].
     fn init(&self, device: &Device) -> Transformer {
-        TransformerConfig::init(self, device)
+        if let Err(e) = self.validate() {
+            panic!("invalid TransformerConfig: {e}");
+        }
+        let d_head = self.d_model / self.n_heads;
+        Transformer {
+            blocks: (0..self.n_layers)
+                .map(|_| self.init_block(device))
+                .collect(),
+            norm: (!self.post_norm).then(|| Norm::new(self.norm, self.d_model, device)),
+            post_norm: self.post_norm,
+            rotary: (self.positions == PositionKind::Rotary)
+                .then(|| RotaryEncodingConfig::new(self.max_len, d_head).init(device)),
+            position_embedding: (self.positions == PositionKind::Learned).then(|| {
+                Param::from_tensor(Tensor::random(
+                    [self.max_len, self.d_model],
+                    burn::tensor::Distribution::Normal(0.0, 0.02),
+                    device,
+                ))
+            }),
+            dropout: Dropout::new(self.dropout),
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            causal: self.causal,
+            max_len: self.max_len,
+        }
     }
 }
 

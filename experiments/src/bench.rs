@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use architectures::{ArchConfig, Forecaster, MambaConfig, SequenceModel};
+use architectures::{ArchConfig, BackboneConfig, Forecaster, MambaConfig, SequenceModel};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
