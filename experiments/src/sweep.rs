@@ -115,11 +115,19 @@ impl SweepFile {
             };
             settings.push(Setting { key, values, line });
         }
-        Ok(Self {
+        let file = Self {
             description,
             settings,
             source: source.to_string(),
-        })
+        };
+        // Each value checked once, here, where its line is known (not once per run it reaches).
+        for setting in &file.settings {
+            for value in &setting.values {
+                let flags = file.flags(&command, setting, value)?;
+                file.request(&flags, setting.line)?;
+            }
+        }
+        Ok(file)
     }
 
     /// The requests of the grid: the product of the lists, expanded in the order `train`
@@ -207,9 +215,7 @@ impl SweepFile {
                 )));
             }
         };
-        let flags = vec![flag, text];
-        self.request(&flags, setting.line)?;
-        Ok(flags)
+        Ok(vec![flag, text])
     }
 
     /// Parse one run's flags; a bad value names the setting's line (`line` 0: the run's flags).
@@ -644,13 +650,11 @@ mod tests {
             "{error}"
         );
         assert!(parse("seed = 1").requests().is_err());
-        let error = parse("arch = \"mamba\"\nd_model = 0")
-            .requests()
+        let error = SweepFile::parse("arch = \"mamba\"\nd_model = 0", "test.toml")
             .unwrap_err()
             .to_string();
         assert!(error.contains("--d-model"), "{error}");
-        let error = parse("arch = \"transformer\"\ncausal = 1")
-            .requests()
+        let error = SweepFile::parse("arch = \"transformer\"\ncausal = 1", "test.toml")
             .unwrap_err()
             .to_string();
         assert!(
