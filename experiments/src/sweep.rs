@@ -16,6 +16,25 @@
 //! seed = [2021, 2022, 2023]
 //! ```
 //!
+//! A file may also hold `[[grid]]` tables: then the runs are the union of one product per grid,
+//! each grid's own settings joined to the top-level ones (a key may not be in both), runs that
+//! come out the same counted once. That is how one table holds, say, three seeds at H = 96 and
+//! one seed at the longer horizons:
+//!
+//! ```toml
+//! arch = "mamba"
+//! data = "ETTh1"
+//! preset = "tslib"
+//!
+//! [[grid]]
+//! pred_len = 96
+//! seed = [2021, 2022, 2023]
+//!
+//! [[grid]]
+//! pred_len = [192, 336, 720]
+//! seed = 2021
+//! ```
+//!
 //! Each run is resolved exactly as `archzoo train` resolves its flags ([`RunRequest`]), so it has
 //! the same config and run id, and writes the same run directory. Running a sweep:
 //!
@@ -57,8 +76,10 @@ use crate::runner::{self, RunOptions, RunStatus};
 pub struct SweepFile {
     /// Free text.
     pub description: Option<String>,
-    /// The settings in the file's order, each with its values and line.
+    /// The top-level settings in the file's order, each with its values and line.
     settings: Vec<Setting>,
+    /// The `[[grid]]` tables' settings, one list per grid (empty: the top level is the grid).
+    grids: Vec<Vec<Setting>>,
     /// Where it was read from (for messages).
     source: String,
 }
@@ -85,43 +106,71 @@ impl SweepFile {
         };
         let table: toml::Table =
             toml::from_str(text).map_err(|e| RunError::Invalid(format!("{source}: {e}")))?;
-        let command = RunRequest::command();
         let mut description = None;
-        let mut settings = Vec::new();
+        let mut grids = Vec::new();
+        let mut top = toml::Table::new();
         for (key, value) in table {
-            let line = line_of(text, &key);
-            if key == "description" {
-                match value {
-                    toml::Value::String(text) => description = Some(text),
-                    _ => return Err(invalid(line, "`description` must be a string".into())),
+            match (key.as_str(), value) {
+                ("description", toml::Value::String(text)) => description = Some(text),
+                ("description", _) => {
+                    return Err(invalid(
+                        line_of(text, &key, 0),
+                        "`description` must be a string".into(),
+                    ));
                 }
-                continue;
-            }
-            if !command.get_arguments().any(|a| a.get_id() == key.as_str()) {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "unknown setting `{key}` (the keys are `archzoo train`'s flags with underscores: {})",
-                        setting_keys()
-                    ),
-                ));
-            }
-            let values = match value {
-                toml::Value::Array(values) if values.is_empty() => {
-                    return Err(invalid(line, format!("`{key}` has an empty list")));
+                ("grid", toml::Value::Array(tables)) => grids = tables,
+                ("grid", _) => {
+                    return Err(invalid(
+                        line_of(text, &key, 0),
+                        "`grid` must be `[[grid]]` tables".into(),
+                    ));
                 }
-                toml::Value::Array(values) => values,
-                value => vec![value],
-            };
-            settings.push(Setting { key, values, line });
+                (_, value) => {
+                    top.insert(key, value);
+                }
+            }
         }
+        let settings = settings_of(top, text, 0, &invalid)?;
+        // Each `[[grid]]` header's line, so that a key is looked up below its own grid's header.
+        let headers: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.trim_start().starts_with("[[grid]]"))
+            .map(|(i, _)| i + 1)
+            .collect();
+        let grids = grids
+            .into_iter()
+            .enumerate()
+            .map(|(i, grid)| {
+                let header = headers.get(i).copied().unwrap_or(0);
+                let toml::Value::Table(grid) = grid else {
+                    return Err(invalid(header, "`grid` must be `[[grid]]` tables".into()));
+                };
+                let grid = settings_of(grid, text, header, &invalid)?;
+                if let Some(both) = grid
+                    .iter()
+                    .find(|g| settings.iter().any(|s| s.key == g.key))
+                {
+                    return Err(invalid(
+                        both.line,
+                        format!(
+                            "`{}` is set at the top level too: set it in one place",
+                            both.key
+                        ),
+                    ));
+                }
+                Ok(grid)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let file = Self {
             description,
             settings,
+            grids,
             source: source.to_string(),
         };
         // Each value checked once, here, where its line is known (not once per run it reaches).
-        for setting in &file.settings {
+        let command = RunRequest::command();
+        for setting in file.settings.iter().chain(file.grids.iter().flatten()) {
             for value in &setting.values {
                 let flags = file.flags(&command, setting, value)?;
                 file.request(&flags, setting.line)?;
@@ -130,12 +179,26 @@ impl SweepFile {
         Ok(file)
     }
 
-    /// The requests of the grid: the product of the lists, expanded in the order `train`
-    /// declares its settings (the seed last), each model option only for the architectures that
-    /// take it and each training setting only for the trainable ones.
+    /// The requests of the sweep: for each grid (the top level alone when there is no
+    /// `[[grid]]`), the product of its lists; duplicates are removed later, by run id.
     pub fn requests(&self) -> Result<Vec<RunRequest>> {
+        if self.grids.is_empty() {
+            return self.product(&self.settings);
+        }
+        let mut requests = Vec::new();
+        for grid in &self.grids {
+            let settings: Vec<Setting> = self.settings.iter().chain(grid).cloned().collect();
+            requests.extend(self.product(&settings)?);
+        }
+        Ok(requests)
+    }
+
+    /// The product of `settings`' lists, expanded in the order `train` declares its settings
+    /// (the seed last), each model option only for the architectures that take it and each
+    /// training setting only for the trainable ones.
+    fn product(&self, settings: &[Setting]) -> Result<Vec<RunRequest>> {
         let command = RunRequest::command();
-        let find = |key: &str| self.settings.iter().find(|s| s.key == key);
+        let find = |key: &str| settings.iter().find(|s| s.key == key);
         let arch = find("arch")
             .ok_or_else(|| RunError::Invalid(format!("{}: a sweep needs `arch`", self.source)))?;
         // Each run as (architecture, flags so far).
@@ -247,17 +310,51 @@ fn setting_keys() -> String {
     keys.join(", ")
 }
 
-/// The 1-based line where `key` is set in `text` (0 when it cannot be found, e.g. inside an
-/// inline table).
-fn line_of(text: &str, key: &str) -> usize {
+/// A table's keys as settings, checked to be `train` settings, with their lines (looked up from
+/// line `from`, 1-based, on).
+fn settings_of(
+    table: toml::Table,
+    text: &str,
+    from: usize,
+    invalid: &dyn Fn(usize, String) -> RunError,
+) -> Result<Vec<Setting>> {
+    let command = RunRequest::command();
+    let mut settings = Vec::new();
+    for (key, value) in table {
+        let line = line_of(text, &key, from);
+        if !command.get_arguments().any(|a| a.get_id() == key.as_str()) {
+            return Err(invalid(
+                line,
+                format!(
+                    "unknown setting `{key}` (the keys are `archzoo train`'s flags with underscores: {})",
+                    setting_keys()
+                ),
+            ));
+        }
+        let values = match value {
+            toml::Value::Array(values) if values.is_empty() => {
+                return Err(invalid(line, format!("`{key}` has an empty list")));
+            }
+            toml::Value::Array(values) => values,
+            value => vec![value],
+        };
+        settings.push(Setting { key, values, line });
+    }
+    Ok(settings)
+}
+
+/// The 1-based line where `key` is set in `text`, looking from line `from` (1-based) on (0 when
+/// it cannot be found, e.g. inside an inline table).
+fn line_of(text: &str, key: &str, from: usize) -> usize {
     text.lines()
+        .skip(from.saturating_sub(1))
         .position(|line| {
             let line = line.trim_start();
             line.strip_prefix(key)
                 .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
-        .map_or(0, |i| i + 1)
+        .map_or(0, |i| i + from.max(1))
 }
 
 /// `i/n`: this machine's share of a sweep.
@@ -661,6 +758,53 @@ mod tests {
             error.contains("line 2") && error.contains("switch"),
             "{error}"
         );
+    }
+
+    /// `[[grid]]` tables: a union of products, each joined to the top level; a key set both at
+    /// the top and in a grid, or unknown inside a grid, is an error naming its line.
+    #[test]
+    fn grids_are_a_union_of_products() {
+        let file = parse(
+            r#"
+            arch = "mamba"
+            data = "ETTh1"
+
+            [[grid]]
+            pred_len = 96
+            seed = [1, 2, 3]
+
+            [[grid]]
+            pred_len = [192, 336]
+            seed = 1
+            "#,
+        );
+        let runs = file.requests().unwrap();
+        let points: Vec<(usize, u64)> = runs.iter().map(|r| (r.pred_len, r.seed)).collect();
+        assert_eq!(points, [(96, 1), (96, 2), (96, 3), (192, 1), (336, 1)]);
+        let error = SweepFile::parse(
+            "arch = \"mamba\"\nseed = 1\n\n[[grid]]\npred_len = 96\n\n[[grid]]\nseed = 2\n",
+            "g.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("g.toml, line 8") && error.contains("`seed`"),
+            "{error}"
+        );
+        let error = SweepFile::parse(
+            "arch = \"mamba\"\n[[grid]]\nseed = 1\n[[grid]]\nseed = 2\nwidth = 3\n",
+            "g.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("g.toml, line 6") && error.contains("`width`"),
+            "{error}"
+        );
+        let error = SweepFile::parse("arch = \"mamba\"\n[[grid]]\nd_model = 0\n", "g.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("g.toml, line 3"), "{error}");
     }
 
     /// Every flag of `train` is a sweep key, switches and value enums included.
