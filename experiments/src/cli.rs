@@ -201,6 +201,23 @@ pub enum BenchCommand {
     /// Cost against sequence length at a matched parameter count: training and inference
     /// throughput, their peak heap, and `step` decoding latency, one CSV row per arch and length.
     Scaling(Box<ScalingArgs>),
+    /// The measurements named in a suite file (experiments/configs/bench/*.toml), in interleaved
+    /// rounds, each case in its own process; writes bench.jsonl and summary.md (medians over
+    /// rounds, ranges, per-round ratios)
+    Suite(SuiteArgs),
+}
+
+/// `archzoo bench suite`.
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// The suite file (TOML: description, rounds, [[case]] tables, [[ratio]] tables).
+    pub file: PathBuf,
+    /// Output folder for bench.jsonl and summary.md.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Check the file and list each case's command line; measure nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `archzoo bench scaling`.

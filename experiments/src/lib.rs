@@ -17,6 +17,7 @@ pub mod request;
 pub mod results;
 pub mod runner;
 pub mod scaling;
+pub mod suite;
 pub mod sweep;
 pub mod sysinfo;
 pub mod train;

@@ -35,6 +35,7 @@ use experiments::bench::{self, DecodeBench, TrainStepBench};
 use experiments::progress::Bars;
 use experiments::runner::{self, RunOptions, RunStatus};
 use experiments::scaling::{self, ScalingSpec};
+use experiments::suite::{self, CaseCommand, SuiteFile};
 use experiments::sweep::{self, Outcome, Plan, RunState, Shard, SweepFile, SweepOptions};
 use experiments::{BackendName, Preset, RunConfig};
 use experiments::{plot, report, results};
@@ -94,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Decode(args)) => bench_decode(&args),
         Command::Bench(BenchCommand::MambaBlock(args)) => bench_mamba_block(&args),
         Command::Bench(BenchCommand::Scaling(args)) => bench_scaling(&args),
+        Command::Bench(BenchCommand::Suite(args)) => bench_suite(&args),
         Command::Bench(BenchCommand::Matmul(args)) => {
             let report = bench::matmul(
                 args.backend,
@@ -574,6 +576,46 @@ fn bench_train_step(args: &cli::TrainStepArgs) -> anyhow::Result<()> {
             megabytes(report.peak_rss_bytes),
         ));
     }
+    Ok(())
+}
+
+fn bench_suite(args: &cli::SuiteArgs) -> anyhow::Result<()> {
+    let suite = SuiteFile::load(&args.file)?;
+    // Every archzoo case parses as this binary's command line before anything runs.
+    for case in &suite.cases {
+        if let CaseCommand::Archzoo(case_args) = &case.command {
+            let argv = ["archzoo"]
+                .into_iter()
+                .chain(case_args.iter().map(String::as_str));
+            if let Err(e) = Cli::try_parse_from(argv.chain(["--json"])) {
+                let message = e.render().to_string();
+                let first = message.lines().next().unwrap_or_default();
+                anyhow::bail!("{}: case `{}`: {first}", args.file.display(), case.name);
+            }
+        }
+    }
+    if args.dry_run {
+        for case in &suite.cases {
+            let line = match &case.command {
+                CaseCommand::Archzoo(case_args) => {
+                    format!("archzoo {} --json", case_args.join(" "))
+                }
+                CaseCommand::External(argv) => argv.join(" "),
+            };
+            say(format!("{}: {line}", case.name));
+        }
+        return Ok(());
+    }
+    let command = format!(
+        "archzoo bench suite {} --out {}",
+        args.file.display(),
+        args.out.display()
+    );
+    let exe = std::env::current_exe().context("cannot find the archzoo binary to run cases")?;
+    suite::run(&suite, &args.out, &command, &exe, |line| {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    })?;
+    say(std::fs::read_to_string(args.out.join("summary.md"))?);
     Ok(())
 }
 

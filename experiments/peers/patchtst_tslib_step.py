@@ -8,7 +8,7 @@ bias-free `Linear(patch_len, d_model)` plus sinusoidal positions, post-norm enco
 two kernel-1 `Conv1d` with GELU, residual + LayerNorm), a BatchNorm over the final tokens and the
 flatten head. Training step = forward, MSE, backward, Adam (lr 1e-4), as TSLib's `exp` loop does.
 
-    python3 scripts/peers/patchtst_tslib_step.py [--threads 2] [--steps 20] [--warmup 5]
+    python3 experiments/peers/patchtst_tslib_step.py [--threads 2] [--steps 20] [--warmup 5]
 
 Needs `torch` (pip install torch numpy); prints one JSON line.
 """

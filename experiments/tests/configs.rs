@@ -1,0 +1,52 @@
+//! Every committed config reads: the sweep files expand into runs, the benchmark suites' cases
+//! parse as `archzoo bench` command lines. (Running them is what `results/` records.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use experiments::sweep::SweepFile;
+
+fn configs(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no configs in {}", dir.display());
+    files
+}
+
+#[test]
+fn every_sweep_file_expands() {
+    for file in configs("configs") {
+        // efficiency.toml is a `bench scaling` spec, read by its own test.
+        if file.file_name().is_some_and(|n| n == "efficiency.toml") {
+            continue;
+        }
+        let sweep = SweepFile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let runs = sweep.requests().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!runs.is_empty(), "{}", file.display());
+    }
+}
+
+#[test]
+fn every_bench_suite_parses() {
+    let out = std::env::temp_dir().join("archzoo-suite-dry-run");
+    for file in configs("configs/bench") {
+        let output = Command::new(env!("CARGO_BIN_EXE_archzoo"))
+            .args(["bench", "suite", "--dry-run", "--out"])
+            .arg(&out)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!out.exists(), "a dry run writes nothing");
+    }
+}
