@@ -25,8 +25,8 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunError, io_at};
-use crate::results::{write_bytes_atomic, write_json_atomic};
-use crate::train::EpochRecord;
+use crate::evaluate::EpochRecord;
+use crate::files::{write_bytes_atomic, write_json_atomic};
 
 /// The loop state of a training run after a completed epoch (`state.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,9 +68,9 @@ pub struct Saved {
 }
 
 /// The records one [`Checkpoint::save`] writes.
-pub struct ToSave<'a> {
+pub struct ToSave {
     /// Loop state after the epoch.
-    pub state: &'a TrainState,
+    pub state: TrainState,
     /// Training weights.
     pub model: ModuleRecord,
     /// Optimizer state.
@@ -162,7 +162,7 @@ impl Checkpoint {
                 best.into_bytes(),
             )?;
         }
-        write_json_atomic(&self.state_path(), saved.state)?;
+        write_json_atomic(&self.state_path(), &saved.state)?;
         let keep = [
             self.file("model", epoch),
             self.file("optimizer", epoch),

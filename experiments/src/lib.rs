@@ -1,13 +1,20 @@
 //! The archzoo runner: a forecasting run is its [`config::RunConfig`]; [`runner::run`] loads the
-//! data under the protocol, trains ([`train`]), evaluates, and writes the run directory
-//! ([`results`]); an interrupted run resumes from its [`checkpoint`]. [`bench`] measures cost. Only the `archzoo` binary prints; this library reports
+//! data under the protocol, trains ([`train`]), evaluates ([`evaluate`]) and writes the run
+//! directory ([`results`]); an interrupted run resumes from its [`checkpoint`]. [`sweep`] runs
+//! grids of runs, [`report`] and [`plot`] turn stored runs into leaderboards and charts, [`bench`],
+//! [`scaling`] and [`suite`] measure cost. Only the `archzoo` binary prints; this library reports
 //! through [`progress::Progress`] and returns typed errors ([`error::RunError`]).
+//!
+//! The modules form no cycle: `evaluate` (metrics, epoch records, sampled forecasts) and `files`
+//! (atomic writes) are leaves that `checkpoint`, `results`, `progress` and `train` share.
 
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod evaluate;
+pub mod files;
 pub mod memory;
 pub mod plot;
 pub mod preset;

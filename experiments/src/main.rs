@@ -38,7 +38,7 @@ use experiments::scaling::{self, ScalingSpec};
 use experiments::suite::{self, CaseCommand, SuiteFile};
 use experiments::sweep::{self, Outcome, Plan, RunState, Shard, SweepFile, SweepOptions};
 use experiments::{BackendName, Preset, RunConfig};
-use experiments::{plot, report, results};
+use experiments::{files, plot, report};
 
 use crate::cli::{BenchCommand, Cli, Command, DataCommand, InspectArgs, TrainArgs};
 
@@ -286,8 +286,8 @@ fn write_leaderboard(runs: &[report::StoredRun], dir: &Path, out: &Path) -> anyh
     let board = report::leaderboard(runs);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let markdown = report::markdown(&board, dir);
-    results::write_text_atomic(&out.join("leaderboard.md"), &markdown)?;
-    results::write_text_atomic(&out.join("leaderboard.csv"), &report::csv(&board))?;
+    files::write_text_atomic(&out.join("leaderboard.md"), &markdown)?;
+    files::write_text_atomic(&out.join("leaderboard.csv"), &report::csv(&board))?;
     say(markdown.trim_end());
     say(format!(
         "\n{} runs in {} rows over {} settings -> {}, {}",
@@ -677,7 +677,7 @@ fn bench_scaling(args: &cli::ScalingArgs) -> anyhow::Result<()> {
             scaling::write_csv(&args.out, &rows)
         },
     )?;
-    results::write_json_atomic(&args.out.with_extension("json"), &meta)?;
+    files::write_json_atomic(&args.out.with_extension("json"), &meta)?;
     say(format!(
         "wrote {} ({} rows) in {:.0} s",
         args.out.display(),

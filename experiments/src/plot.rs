@@ -25,9 +25,9 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
 use crate::error::{Result, RunError};
+use crate::evaluate::ForecastSamples;
 use crate::report::{self, Leaderboard, Setting, StoredRun};
 use crate::scaling::ScalingRow;
-use crate::train::ForecastSamples;
 
 /// An RGB colour.
 pub type Rgb = (u8, u8, u8);

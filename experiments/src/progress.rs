@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::train::EpochRecord;
+use crate::evaluate::EpochRecord;
 
 /// Hooks the training loop calls.
 pub trait Progress {

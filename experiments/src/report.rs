@@ -473,7 +473,7 @@ pub fn csv(board: &Leaderboard) -> String {
             ]
         })
     });
-    crate::results::csv_text(&CSV_COLUMNS, records)
+    crate::files::csv_text(&CSV_COLUMNS, records)
 }
 
 #[cfg(test)]

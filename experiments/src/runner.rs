@@ -10,8 +10,10 @@ use datasets::{DataSource, ForecastData, ForecastSpec, TimeSeries};
 
 use crate::config::RunConfig;
 use crate::error::{Result, RunError};
+use crate::evaluate;
+use crate::files::write_json_atomic;
 use crate::progress::Progress;
-use crate::results::{RunDir, Summary, write_json_atomic};
+use crate::results::{RunDir, Summary};
 use crate::sysinfo;
 use crate::train::{self, TrainOptions, Trained};
 
@@ -185,8 +187,8 @@ pub fn run_prepared(
         machine: sysinfo::machine(),
         archzoo_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let windows = train::sampled_windows(test_split.windows, train::STORED_FORECASTS);
-    let forecasts = train::sample_forecasts(&outcome.model, data, test_split, &windows, &device);
+    let windows = evaluate::sampled_windows(test_split.windows, evaluate::STORED_FORECASTS);
+    let forecasts = evaluate::sample_forecasts(&outcome.model, data, test_split, &windows, &device);
     write_json_atomic(&dir.forecasts_path(), &forecasts)?;
     dir.finish(&summary)?;
     // The summary marks the run complete; the checkpoint is no longer needed.

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendName;
 use crate::bench::{self, DecodeBench, Timing, sync};
 use crate::error::{Result, RunError};
-use crate::{memory, results, sysinfo};
+use crate::{files, memory, sysinfo};
 
 /// Window of the linear family's rolling view.
 pub const LINEAR_WINDOW: usize = 96;
@@ -284,7 +284,7 @@ pub fn csv(rows: &[ScalingRow]) -> String {
             r.skipped.clone(),
         ]
     });
-    results::csv_text(&CSV_COLUMNS, records)
+    files::csv_text(&CSV_COLUMNS, records)
 }
 
 /// Read `scaling.csv` back (the charts' input); errors name the file, line and field.
@@ -500,7 +500,7 @@ fn measure_arch(
 
 /// Write `rows` to `path` (atomically).
 pub fn write_csv(path: &Path, rows: &[ScalingRow]) -> Result<()> {
-    results::write_text_atomic(path, &csv(rows))
+    files::write_text_atomic(path, &csv(rows))
 }
 
 #[cfg(test)]

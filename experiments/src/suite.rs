@@ -38,7 +38,7 @@ use serde_json::Value;
 use toml::Value as TomlValue;
 
 use crate::error::{Result, RunError, io_at};
-use crate::results::write_text_atomic;
+use crate::files::write_text_atomic;
 
 /// A suite file.
 #[derive(Clone, Debug)]

@@ -62,9 +62,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
 use crate::error::{Result, RunError, io_at};
+use crate::files::{csv_text, write_json_atomic, write_text_atomic};
 use crate::progress::Progress;
 use crate::request::{RunRequest, TRAINING};
-use crate::results::{RunDir, Summary, csv_text, write_json_atomic, write_text_atomic};
+use crate::results::{RunDir, Summary};
 use crate::runner::{self, RunOptions, RunStatus};
 
 /// A sweep file: an optional `description`, then run settings, each one value or a list.
