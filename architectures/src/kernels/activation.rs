@@ -15,16 +15,15 @@
 #![allow(deprecated)]
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward as BackwardStep, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{erf_f32, exp_f32, host_data, ln_f32, on_host_backend, values};
+use super::{
+    HostBackward, autodiff_op, erf_f32, exp_f32, host_data, ln_f32, on_host_backend, values,
+};
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// 1/√(2π).
@@ -162,19 +161,6 @@ pub trait ActivationBackend: Backend {
         let y = pulp::Arch::new().dispatch(Forward(Activation::from_code(code), values(&data)));
         Self::float_from_data(TensorData::new(y, shape), &device)
     }
-
-    /// `grad · activation'(x)` element-wise.
-    fn activation_backward(
-        x: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        code: usize,
-    ) -> FloatTensor<Self> {
-        let (device, shape) = (x.device(), x.shape());
-        let (x, grad) = (host_data::<Self>(x), host_data::<Self>(grad));
-        let activation = Activation::from_code(code);
-        let dx = pulp::Arch::new().dispatch(Backward(activation, values(&x), values(&grad)));
-        Self::float_from_data(TensorData::new(dx, shape), &device)
-    }
 }
 
 /// The forward loop as a pulp SIMD operation (compiled for the CPU's widest vectors). The
@@ -246,33 +232,34 @@ impl ActivationBackend for NdArray {}
 #[derive(Debug)]
 struct ActivationBackward;
 
-impl<B: Backend + ActivationBackend> BackwardStep<B, 1> for ActivationBackward {
+impl HostBackward<1> for ActivationBackward {
     /// The input `x` and the activation's code.
-    type State = (FloatTensor<B>, usize);
+    type State<B: Backend> = (FloatTensor<B>, usize);
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let (x, code) = ops.state;
-            grads.register::<B>(parent.id, B::activation_backward(x, grad, code));
-        }
+    /// `grad · activation'(x)` element-wise.
+    fn backward<B: Backend>(
+        (x, code): (FloatTensor<B>, usize),
+        grad: FloatTensor<B>,
+        _: [bool; 1],
+    ) -> [Option<FloatTensor<B>>; 1] {
+        let (device, shape) = (x.device(), x.shape());
+        let (x, grad) = (host_data::<B>(x), host_data::<B>(grad));
+        let activation = Activation::from_code(code);
+        let dx = pulp::Arch::new().dispatch(Backward(activation, values(&x), values(&grad)));
+        [Some(B::float_from_data(
+            TensorData::new(dx, shape),
+            &device,
+        ))]
     }
 }
 
 impl<B: Backend + ActivationBackend, C: CheckpointStrategy> ActivationBackend for Autodiff<B, C> {
     fn activation(x: FloatTensor<Self>, code: usize) -> FloatTensor<Self> {
-        match ActivationBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let x = x.into_primitive();
-                prep.finish((x.clone(), code), B::activation(x, code))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::activation(x.into_primitive(), code)),
-        }
+        autodiff_op::<ActivationBackward, B, C, 1>(
+            [x],
+            |[x]| (B::activation(x.clone(), code), (x, code)),
+            |[x]| B::activation(x, code),
+        )
     }
 }
 

@@ -21,18 +21,15 @@
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{Shape, TensorData};
 
 use super::{
-    axpy, dot, exp_f32, exp_shifted, host_data, max, on_host_backend, parallel, register, sum,
-    transpose_padded, values,
+    HostBackward, autodiff_op, axpy, dot, exp_f32, exp_shifted, host_data, max, on_host_backend,
+    parallel, sum, transpose_padded, values,
 };
 
 /// Which keys each query sees. Query `i` of `lq` sits at position `p = i + lk − lq`.
@@ -220,55 +217,6 @@ fn forward_host<B: Backend>(
         B::float_from_data(TensorData::new(out, [b, h, d.lq, d.ev]), &device),
         B::float_from_data(TensorData::new(lse, [b, h, d.lq]), &device),
     )
-}
-
-/// Gradients `(dq, dk, dv)` from the saved inputs, output, log-sum-exp and `dout`.
-fn backward_host<B: Backend>(
-    state: AttentionState<B>,
-    dout: FloatTensor<B>,
-) -> [FloatTensor<B>; 3] {
-    let device = state.q.device();
-    let (q_shape, k_shape, v_shape) = (state.q.shape(), state.k.shape(), state.v.shape());
-    let (d, _) = Dims::of(&q_shape, &v_shape, state.mask, state.scale);
-    let [q, k, v, o, lse, dout] =
-        [state.q, state.k, state.v, state.out, state.lse, dout].map(host_data::<B>);
-    let (q, k, v, o, lse, dout) = (
-        values(&q),
-        values(&k),
-        values(&v),
-        values(&o),
-        values(&lse),
-        values(&dout),
-    );
-    let mask = LaneMask::of(&d); // the same for every slab
-    let mut dq = vec![0.0f32; d.n * d.lq * d.e];
-    let mut dk = vec![0.0f32; d.n * d.lk * d.e];
-    let mut dv = vec![0.0f32; d.n * d.lk * d.ev];
-    let slabs = dq
-        .chunks_mut(d.lq * d.e)
-        .zip(dk.chunks_mut(d.lk * d.e))
-        .zip(dv.chunks_mut(d.lk * d.ev))
-        .enumerate();
-    parallel(slabs.collect(), |(s, ((dq, dk), dv))| {
-        let slab = Slab {
-            q: &q[s * d.lq * d.e..][..d.lq * d.e],
-            k: &k[s * d.lk * d.e..][..d.lk * d.e],
-            v: &v[s * d.lk * d.ev..][..d.lk * d.ev],
-            o: &o[s * d.lq * d.ev..][..d.lq * d.ev],
-            lse: &lse[s * d.lq..][..d.lq],
-            dout: &dout[s * d.lq * d.ev..][..d.lq * d.ev],
-        };
-        pulp::Arch::new().dispatch(BackwardSlab {
-            d,
-            mask: &mask,
-            x: slab,
-            dq,
-            dk,
-            dv,
-        });
-    });
-    [(dq, q_shape), (dk, k_shape), (dv, v_shape)]
-        .map(|(grad, shape)| B::float_from_data(TensorData::new(grad, shape), &device))
 }
 
 /// [`forward_slab`] as a pulp SIMD operation.
@@ -774,13 +722,58 @@ struct AttentionState<B: Backend> {
 #[derive(Debug)]
 struct AttentionBackward;
 
-impl<B: Backend> Backward<B, 3> for AttentionBackward {
-    type State = AttentionState<B>;
+impl HostBackward<3> for AttentionBackward {
+    type State<B: Backend> = AttentionState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dout = grads.consume::<B>(&ops.node);
-        let computed = backward_host::<B>(ops.state, dout);
-        register::<B, 3>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+    /// Gradients `(dq, dk, dv)` from the saved inputs, output, log-sum-exp and `dout`.
+    fn backward<B: Backend>(
+        state: AttentionState<B>,
+        dout: FloatTensor<B>,
+        _: [bool; 3],
+    ) -> [Option<FloatTensor<B>>; 3] {
+        let device = state.q.device();
+        let (q_shape, k_shape, v_shape) = (state.q.shape(), state.k.shape(), state.v.shape());
+        let (d, _) = Dims::of(&q_shape, &v_shape, state.mask, state.scale);
+        let [q, k, v, o, lse, dout] =
+            [state.q, state.k, state.v, state.out, state.lse, dout].map(host_data::<B>);
+        let (q, k, v, o, lse, dout) = (
+            values(&q),
+            values(&k),
+            values(&v),
+            values(&o),
+            values(&lse),
+            values(&dout),
+        );
+        let mask = LaneMask::of(&d); // the same for every slab
+        let mut dq = vec![0.0f32; d.n * d.lq * d.e];
+        let mut dk = vec![0.0f32; d.n * d.lk * d.e];
+        let mut dv = vec![0.0f32; d.n * d.lk * d.ev];
+        let slabs = dq
+            .chunks_mut(d.lq * d.e)
+            .zip(dk.chunks_mut(d.lk * d.e))
+            .zip(dv.chunks_mut(d.lk * d.ev))
+            .enumerate();
+        parallel(slabs.collect(), |(s, ((dq, dk), dv))| {
+            let slab = Slab {
+                q: &q[s * d.lq * d.e..][..d.lq * d.e],
+                k: &k[s * d.lk * d.e..][..d.lk * d.e],
+                v: &v[s * d.lk * d.ev..][..d.lk * d.ev],
+                o: &o[s * d.lq * d.ev..][..d.lq * d.ev],
+                lse: &lse[s * d.lq..][..d.lq],
+                dout: &dout[s * d.lq * d.ev..][..d.lq * d.ev],
+            };
+            pulp::Arch::new().dispatch(BackwardSlab {
+                d,
+                mask: &mask,
+                x: slab,
+                dq,
+                dk,
+                dv,
+            });
+        });
+        [(dq, q_shape), (dk, k_shape), (dv, v_shape)]
+            .map(|(grad, shape)| B::float_from_data(TensorData::new(grad, shape), &device))
+            .map(Some)
     }
 }
 
@@ -793,14 +786,10 @@ impl<B: Backend + AttentionBackend, C: CheckpointStrategy> AttentionBackend for 
         window: usize,
         scale: f32,
     ) -> FloatTensor<Self> {
-        let prep = AttentionBackward
-            .prepare::<C>([q.node(), k.node(), v.node()])
-            .compute_bound()
-            .stateful();
-        let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let mask = (causal, window);
+        let mask = (causal, window);
+        autodiff_op::<AttentionBackward, B, C, 3>(
+            [q, k, v],
+            |[q, k, v]| {
                 let (out, lse) = forward_host::<B>(q.clone(), k.clone(), v.clone(), mask, scale);
                 let state = AttentionState {
                     q,
@@ -811,12 +800,10 @@ impl<B: Backend + AttentionBackend, C: CheckpointStrategy> AttentionBackend for 
                     mask,
                     scale,
                 };
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::fused_attention(q, k, v, causal, window, scale))
-            }
-        }
+                (out, state)
+            },
+            |[q, k, v]| B::fused_attention(q, k, v, causal, window, scale),
+        )
     }
 }
 

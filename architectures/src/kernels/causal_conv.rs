@@ -15,17 +15,16 @@
 #![allow(deprecated)]
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::activation::Activation;
-use super::{axpy, host_data, on_host_backend, parallel, register, sum_parts, values};
+use super::{
+    HostBackward, autodiff_op, axpy, host_data, on_host_backend, parallel, sum_parts, values,
+};
 
 /// `act(conv(x))`, `x: [b, l, c]`, `weight: [k, c]` (tap `k − 1` multiplies the current input),
 /// `bias: [c]`; `silu` applies SiLU to the output. Host kernel on the CPU backends,
@@ -203,13 +202,17 @@ impl pulp::WithSimd for BackwardSequence<'_> {
 #[derive(Debug)]
 struct ConvBackward;
 
-impl<B: Backend> Backward<B, 3> for ConvBackward {
+impl HostBackward<3> for ConvBackward {
     /// The inputs and the activation flag.
-    type State = ([FloatTensor<B>; 3], usize);
+    type State<B: Backend> = ([FloatTensor<B>; 3], usize);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<B>(&ops.node);
-        let ([x, weight, bias], silu) = ops.state;
+    /// `dx`, `dW` and `dbias`.
+    fn backward<B: Backend>(
+        state: Self::State<B>,
+        dy: FloatTensor<B>,
+        _: [bool; 3],
+    ) -> [Option<FloatTensor<B>>; 3] {
+        let ([x, weight, bias], silu) = state;
         let device = x.device();
         let [b, l, c] = x.shape().dims::<3>();
         let k = weight.shape().dims::<2>()[0];
@@ -237,12 +240,12 @@ impl<B: Backend> Backward<B, 3> for ConvBackward {
         let tensor = |values: Vec<f32>, shape: Vec<usize>| {
             B::float_from_data(TensorData::new(values, shape), &device)
         };
-        let computed = [
+        [
             tensor(dx, vec![b, l, c]),
             tensor(sum_parts(&dw_parts, k * c), vec![k, c]),
             tensor(sum_parts(&dbias_parts, c), vec![c]),
-        ];
-        register::<B, 3>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+        ]
+        .map(Some)
     }
 }
 
@@ -253,21 +256,14 @@ impl<B: Backend + ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B
         bias: FloatTensor<Self>,
         silu: usize,
     ) -> FloatTensor<Self> {
-        let prep = ConvBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful();
-        let inputs = [x, weight, bias].map(|t| t.into_primitive());
-        match prep {
-            OpsKind::Tracked(prep) => {
+        autodiff_op::<ConvBackward, B, C, 3>(
+            [x, weight, bias],
+            |inputs| {
                 let [x, weight, bias] = inputs.clone();
-                prep.finish((inputs, silu), B::causal_conv1d(x, weight, bias, silu))
-            }
-            OpsKind::UnTracked(prep) => {
-                let [x, weight, bias] = inputs;
-                prep.finish(B::causal_conv1d(x, weight, bias, silu))
-            }
-        }
+                (B::causal_conv1d(x, weight, bias, silu), (inputs, silu))
+            },
+            |[x, weight, bias]| B::causal_conv1d(x, weight, bias, silu),
+        )
     }
 }
 

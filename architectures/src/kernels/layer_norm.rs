@@ -14,16 +14,15 @@
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{LANES, host_data, on_host_backend, parallel, register, sum, sum_parts, values};
+use super::{
+    HostBackward, LANES, autodiff_op, host_data, on_host_backend, parallel, sum, sum_parts, values,
+};
 
 /// Rows per parallel task; fixed, so `dγ` and `dβ` (partial sums per task, added in task order)
 /// do not depend on the thread count.
@@ -208,44 +207,6 @@ impl pulp::WithSimd for BackwardRows<'_> {
     }
 }
 
-/// `dx`, `dγ` and `dβ`.
-fn backward_host<B: Backend>(state: NormState<B>, dy: FloatTensor<B>) -> [FloatTensor<B>; 3] {
-    let (device, shape) = (state.x.device(), state.x.shape());
-    let d = state.gamma.shape().num_elements();
-    let [x, gamma, dy] = [state.x, state.gamma, dy].map(host_data::<B>);
-    let (x, gamma, dy) = (values(&x), values(&gamma), values(&dy));
-    let mut dx = vec![0.0f32; x.len()];
-    let group = ROWS * d.max(1);
-    let tasks = x.len().div_ceil(group);
-    let (mut dgamma_parts, mut dbeta_parts) = (vec![0.0f32; tasks * d], vec![0.0f32; tasks * d]);
-    let items = dx
-        .chunks_mut(group)
-        .zip(x.chunks(group).zip(dy.chunks(group)))
-        .zip(
-            dgamma_parts
-                .chunks_mut(d.max(1))
-                .zip(dbeta_parts.chunks_mut(d.max(1))),
-        )
-        .collect();
-    let epsilon = state.epsilon as f32;
-    parallel(items, |((dx, (x, dy)), (dgamma, dbeta))| {
-        pulp::Arch::new().dispatch(BackwardRows {
-            epsilon,
-            gamma,
-            x,
-            dy,
-            dx,
-            dgamma,
-            dbeta,
-        });
-    });
-    [
-        B::float_from_data(TensorData::new(dx, shape), &device),
-        B::float_from_data(TensorData::new(sum_parts(&dgamma_parts, d), [d]), &device),
-        B::float_from_data(TensorData::new(sum_parts(&dbeta_parts, d), [d]), &device),
-    ]
-}
-
 /// What the backward needs: the input and the scale (the row statistics are recomputed; `β`
 /// does not enter any gradient).
 #[derive(Clone, Debug)]
@@ -258,13 +219,51 @@ struct NormState<B: Backend> {
 #[derive(Debug)]
 struct LayerNormBackward;
 
-impl<B: Backend> Backward<B, 3> for LayerNormBackward {
-    type State = NormState<B>;
+impl HostBackward<3> for LayerNormBackward {
+    type State<B: Backend> = NormState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<B>(&ops.node);
-        let computed = backward_host::<B>(ops.state, dy);
-        register::<B, 3>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+    /// `dx`, `dγ` and `dβ`.
+    fn backward<B: Backend>(
+        state: NormState<B>,
+        dy: FloatTensor<B>,
+        _: [bool; 3],
+    ) -> [Option<FloatTensor<B>>; 3] {
+        let (device, shape) = (state.x.device(), state.x.shape());
+        let d = state.gamma.shape().num_elements();
+        let [x, gamma, dy] = [state.x, state.gamma, dy].map(host_data::<B>);
+        let (x, gamma, dy) = (values(&x), values(&gamma), values(&dy));
+        let mut dx = vec![0.0f32; x.len()];
+        let group = ROWS * d.max(1);
+        let tasks = x.len().div_ceil(group);
+        let (mut dgamma_parts, mut dbeta_parts) =
+            (vec![0.0f32; tasks * d], vec![0.0f32; tasks * d]);
+        let items = dx
+            .chunks_mut(group)
+            .zip(x.chunks(group).zip(dy.chunks(group)))
+            .zip(
+                dgamma_parts
+                    .chunks_mut(d.max(1))
+                    .zip(dbeta_parts.chunks_mut(d.max(1))),
+            )
+            .collect();
+        let epsilon = state.epsilon as f32;
+        parallel(items, |((dx, (x, dy)), (dgamma, dbeta))| {
+            pulp::Arch::new().dispatch(BackwardRows {
+                epsilon,
+                gamma,
+                x,
+                dy,
+                dx,
+                dgamma,
+                dbeta,
+            });
+        });
+        [
+            B::float_from_data(TensorData::new(dx, shape), &device),
+            B::float_from_data(TensorData::new(sum_parts(&dgamma_parts, d), [d]), &device),
+            B::float_from_data(TensorData::new(sum_parts(&dbeta_parts, d), [d]), &device),
+        ]
+        .map(Some)
     }
 }
 
@@ -275,24 +274,14 @@ impl<B: Backend + LayerNormBackend, C: CheckpointStrategy> LayerNormBackend for 
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        match LayerNormBackward
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
-                let y =
-                    B::fused_layer_norm(x.clone(), gamma.clone(), beta.into_primitive(), epsilon);
-                prep.finish(NormState { x, gamma, epsilon }, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(
-                x.into_primitive(),
-                gamma.into_primitive(),
-                beta.into_primitive(),
-                epsilon,
-            )),
-        }
+        autodiff_op::<LayerNormBackward, B, C, 3>(
+            [x, gamma, beta],
+            |[x, gamma, beta]| {
+                let y = B::fused_layer_norm(x.clone(), gamma.clone(), beta, epsilon);
+                (y, NormState { x, gamma, epsilon })
+            },
+            |[x, gamma, beta]| B::fused_layer_norm(x, gamma, beta, epsilon),
+        )
     }
 }
 

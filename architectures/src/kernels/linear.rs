@@ -13,16 +13,15 @@
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{axpy, host_data, on_host_backend, parallel, sum_parts, values};
+use super::{
+    HostBackward, autodiff_op, axpy, host_data, on_host_backend, parallel, sum_parts, values,
+};
 
 /// `m·n·k` from which a product runs on all threads: burn-flex's own threshold (192³), so
 /// small products stay on the calling thread exactly as they did through burn.
@@ -232,44 +231,6 @@ fn forward_host<B: Backend>(
     B::float_from_data(TensorData::new(y, [m, n]), &device)
 }
 
-/// `[dx, dW, db]`, each only where `wanted` (an input autodiff tracks).
-fn backward_host<B: Backend>(
-    state: LinearState<B>,
-    dy: FloatTensor<B>,
-    wanted: [bool; 3],
-) -> [Option<FloatTensor<B>>; 3] {
-    let device = dy.device();
-    let [m, k, n] = dims::<B>(&state.x, &state.weight);
-    let [x, weight, dy] = [state.x, state.weight, dy].map(host_data::<B>);
-    let (x, weight, dy) = (values(&x), values(&weight), values(&dy));
-    let dy_view = View::row_major(dy, m, n);
-    let tensor = |values: Vec<f32>, shape: Vec<usize>| {
-        B::float_from_data(TensorData::new(values, shape), &device)
-    };
-    let dx = wanted[0].then(|| {
-        let dx = product(dy_view, View::row_major(weight, k, n).transposed());
-        tensor(dx, vec![m, k])
-    });
-    let dweight = wanted[1].then(|| {
-        let dweight = product(View::row_major(x, m, k).transposed(), dy_view);
-        tensor(dweight, vec![k, n])
-    });
-    let dbias = wanted[2].then(|| {
-        let mut parts = vec![0.0f32; m.div_ceil(BIAS_ROWS) * n];
-        let items = parts
-            .chunks_mut(n.max(1))
-            .zip(dy.chunks(BIAS_ROWS * n.max(1)))
-            .collect();
-        parallel(items, |(part, rows)| {
-            for row in rows.chunks_exact(n) {
-                axpy(1.0, row, part);
-            }
-        });
-        tensor(sum_parts(&parts, n), vec![n])
-    });
-    [dx, dweight, dbias]
-}
-
 /// What the backward needs: the input and the weight (`db` needs neither).
 #[derive(Clone, Debug)]
 struct LinearState<B: Backend> {
@@ -281,41 +242,62 @@ struct LinearState<B: Backend> {
 #[derive(Debug)]
 struct LinearBackward<const N: usize>;
 
-impl<B: Backend, const N: usize> Backward<B, N> for LinearBackward<N> {
-    type State = LinearState<B>;
+impl<const N: usize> HostBackward<N> for LinearBackward<N> {
+    type State<B: Backend> = LinearState<B>;
 
-    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<B>(&ops.node);
-        let parents = ops.parents.map(|p| p.map(|node| node.id));
-        let mut wanted = [false; 3];
-        for (want, parent) in wanted.iter_mut().zip(&parents) {
-            *want = parent.is_some();
-        }
-        let computed = backward_host::<B>(ops.state, dy, wanted);
-        for (parent, grad) in parents.into_iter().zip(computed) {
-            if let (Some(id), Some(grad)) = (parent, grad) {
-                grads.register::<B>(id, grad);
-            }
-        }
+    /// `[dx, dW]` or `[dx, dW, db]`, each only where `wanted` (an input autodiff tracks).
+    fn backward<B: Backend>(
+        state: LinearState<B>,
+        dy: FloatTensor<B>,
+        wanted: [bool; N],
+    ) -> [Option<FloatTensor<B>>; N] {
+        let wanted = |i: usize| wanted.get(i).copied().unwrap_or(false);
+        let device = dy.device();
+        let [m, k, n] = dims::<B>(&state.x, &state.weight);
+        let [x, weight, dy] = [state.x, state.weight, dy].map(host_data::<B>);
+        let (x, weight, dy) = (values(&x), values(&weight), values(&dy));
+        let dy_view = View::row_major(dy, m, n);
+        let tensor = |values: Vec<f32>, shape: Vec<usize>| {
+            B::float_from_data(TensorData::new(values, shape), &device)
+        };
+        let dx = wanted(0).then(|| {
+            let dx = product(dy_view, View::row_major(weight, k, n).transposed());
+            tensor(dx, vec![m, k])
+        });
+        let dweight = wanted(1).then(|| {
+            let dweight = product(View::row_major(x, m, k).transposed(), dy_view);
+            tensor(dweight, vec![k, n])
+        });
+        let dbias = wanted(2).then(|| {
+            let mut parts = vec![0.0f32; m.div_ceil(BIAS_ROWS) * n];
+            let items = parts
+                .chunks_mut(n.max(1))
+                .zip(dy.chunks(BIAS_ROWS * n.max(1)))
+                .collect();
+            parallel(items, |(part, rows)| {
+                for row in rows.chunks_exact(n) {
+                    axpy(1.0, row, part);
+                }
+            });
+            tensor(sum_parts(&parts, n), vec![n])
+        });
+        let mut all = [dx, dweight, dbias].into_iter();
+        std::array::from_fn(|_| all.next().flatten())
     }
 }
 
 impl<B: Backend + LinearBackend, C: CheckpointStrategy> LinearBackend for Autodiff<B, C> {
     fn dense(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        match LinearBackward::<2>
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = B::dense(x.clone(), weight.clone());
-                prep.finish(LinearState { x, weight }, y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::dense(x.into_primitive(), weight.into_primitive()))
-            }
-        }
+        autodiff_op::<LinearBackward<2>, B, C, 2>(
+            [x, weight],
+            |[x, weight]| {
+                (
+                    B::dense(x.clone(), weight.clone()),
+                    LinearState { x, weight },
+                )
+            },
+            |[x, weight]| B::dense(x, weight),
+        )
     }
 
     fn dense_bias(
@@ -323,22 +305,14 @@ impl<B: Backend + LinearBackend, C: CheckpointStrategy> LinearBackend for Autodi
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        match LinearBackward::<3>
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = B::dense_bias(x.clone(), weight.clone(), bias.into_primitive());
-                prep.finish(LinearState { x, weight }, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::dense_bias(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
-        }
+        autodiff_op::<LinearBackward<3>, B, C, 3>(
+            [x, weight, bias],
+            |[x, weight, bias]| {
+                let y = B::dense_bias(x.clone(), weight.clone(), bias);
+                (y, LinearState { x, weight })
+            },
+            |[x, weight, bias]| B::dense_bias(x, weight, bias),
+        )
     }
 }
 

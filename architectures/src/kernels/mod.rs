@@ -26,9 +26,13 @@ pub use selective_scan::{
 };
 
 use std::any::Any;
+use std::marker::PhantomData;
 
-use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex};
 use burn::prelude::*;
@@ -206,17 +210,67 @@ pub(crate) fn transpose_padded(x: &[f32], rows: usize, cols: usize, stride: usiz
     t
 }
 
-/// Hand a custom op's input gradients to autodiff: `computed[i]` to `parents[i]` where that input
-/// is tracked.
-pub(crate) fn register<B: Backend, const N: usize>(
-    grads: &mut Gradients,
-    parents: [Option<NodeId>; N],
-    computed: [FloatTensor<B>; N],
-) {
-    for (parent, grad) in parents.into_iter().zip(computed) {
-        if let Some(id) = parent {
-            grads.register::<B>(id, grad);
+/// The hand-written backward of a host kernel with `N` differentiable inputs: from what its
+/// forward kept and the output's gradient, the input gradients in input order, each `Some` at
+/// least where `wanted` (the inputs autodiff tracks; a kernel may skip the others). This and
+/// [`autodiff_op`] are the whole autodiff side of a kernel: a kernel file holds its forward, this
+/// backward, and a five-line `Autodiff` impl of its backend extension that calls [`autodiff_op`].
+pub(crate) trait HostBackward<const N: usize>: core::fmt::Debug + Send + 'static {
+    /// What the forward keeps for the backward (inputs, outputs, settings).
+    type State<B: Backend>: Clone + Send + core::fmt::Debug + 'static;
+
+    /// The input gradients.
+    fn backward<B: Backend>(
+        state: Self::State<B>,
+        dy: FloatTensor<B>,
+        wanted: [bool; N],
+    ) -> [Option<FloatTensor<B>>; N];
+}
+
+/// burn's autodiff node of a [`HostBackward`] kernel: hands the computed gradients to the
+/// inputs that are tracked.
+#[derive(Debug)]
+struct HostNode<K>(PhantomData<fn() -> K>);
+
+impl<B: Backend, K: HostBackward<N>, const N: usize> Backward<B, N> for HostNode<K> {
+    type State = K::State<B>;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let computed = K::backward::<B>(ops.state, dy, wanted);
+        for (parent, grad) in ops.parents.into_iter().zip(computed) {
+            if let (Some(parent), Some(grad)) = (parent, grad) {
+                grads.register::<B>(parent.id, grad);
+            }
         }
+    }
+}
+
+/// A kernel `K` as an operation of `Autodiff<B, C>`: when some input needs a gradient, `tracked`
+/// computes the output on the inner backend together with the state `K`'s backward reads;
+/// otherwise `untracked` computes the output alone and nothing is kept.
+pub(crate) fn autodiff_op<K, B, C, const N: usize>(
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    tracked: impl FnOnce([FloatTensor<B>; N]) -> (FloatTensor<B>, K::State<B>),
+    untracked: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    K: HostBackward<N>,
+    B: Backend,
+    C: CheckpointStrategy,
+{
+    let prep = HostNode::<K>(PhantomData)
+        .prepare::<C>(inputs.each_ref().map(|t| t.node()))
+        .compute_bound()
+        .stateful();
+    let inputs = inputs.map(|t| t.into_primitive());
+    match prep {
+        OpsKind::Tracked(prep) => {
+            let (output, state) = tracked(inputs);
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(untracked(inputs)),
     }
 }
 

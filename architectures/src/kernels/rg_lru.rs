@@ -26,17 +26,17 @@
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::activation::sigmoid;
 
-use super::{exp_f32, host_data, on_host_backend, parallel, register, softplus, sum_parts, values};
+use super::{
+    HostBackward, autodiff_op, exp_f32, host_data, on_host_backend, parallel, softplus, sum_parts,
+    values,
+};
 
 /// The reference's `c` in `log a_t = −c · r_t · softplus(Λ)`.
 pub const C: f32 = 8.0;
@@ -386,56 +386,6 @@ impl pulp::WithSimd for BackwardSequence<'_> {
     }
 }
 
-fn backward_host<B: Backend>(state: RgLruState<B>, dy: FloatTensor<B>) -> [FloatTensor<B>; 4] {
-    let device = state.x.device();
-    let dims = Dims::of::<B>(&state.x);
-    let data = [state.x, state.gate_x, state.gate_a, state.y, dy].map(host_data::<B>);
-    let all = [0, 1, 2].map(|i| values(&data[i]));
-    let (y, dy) = (values(&data[3]), values(&data[4]));
-    let a_param = host_data::<B>(state.a_param);
-    let a_param = values(&a_param);
-    let (rate, slope) = channel_constants(a_param);
-    let (lc, c) = (dims.l * dims.c, dims.c);
-    let mut dx = vec![0.0f32; dims.batch * lc];
-    let mut dgate_x = vec![0.0f32; dims.batch * lc];
-    let mut dgate_a = vec![0.0f32; dims.batch * lc];
-    let mut drate_per_sequence = vec![0.0f32; dims.batch * c];
-    let items = dx
-        .chunks_mut(lc)
-        .zip(dgate_x.chunks_mut(lc))
-        .zip(dgate_a.chunks_mut(lc))
-        .zip(drate_per_sequence.chunks_mut(c))
-        .enumerate()
-        .collect();
-    parallel(items, |(index, (((dx, dgate_x), dgate_a), drate))| {
-        pulp::Arch::new().dispatch(BackwardSequence {
-            dims,
-            seq: Sequence::of(dims, index, all, &rate),
-            y: &y[index * lc..][..lc],
-            dy: &dy[index * lc..][..lc],
-            grads: SequenceGrads {
-                dx,
-                dgate_x,
-                dgate_a,
-                drate,
-            },
-        });
-    });
-    let drate = sum_parts(&drate_per_sequence, c);
-    // rate = −8 softplus(Λ): dΛ = drate · (−8) · σ(Λ).
-    let da_param: Vec<f32> = drate.iter().zip(&slope).map(|(d, s)| -C * d * s).collect();
-    let shape = [dims.batch, dims.l, dims.c];
-    let tensor = |values: Vec<f32>, shape: Vec<usize>| {
-        B::float_from_data(TensorData::new(values, shape), &device)
-    };
-    [
-        tensor(dx, shape.to_vec()),
-        tensor(dgate_x, shape.to_vec()),
-        tensor(dgate_a, shape.to_vec()),
-        tensor(da_param, vec![c]),
-    ]
-}
-
 /// What the backward pass needs: the inputs and the output (the states).
 #[derive(Clone, Debug)]
 struct RgLruState<B: Backend> {
@@ -449,13 +399,62 @@ struct RgLruState<B: Backend> {
 #[derive(Debug)]
 struct RgLruBackward;
 
-impl<B: Backend> Backward<B, 4> for RgLruBackward {
-    type State = RgLruState<B>;
+impl HostBackward<4> for RgLruBackward {
+    type State<B: Backend> = RgLruState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<B>(&ops.node);
-        let computed = backward_host::<B>(ops.state, dy);
-        register::<B, 4>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+    fn backward<B: Backend>(
+        state: RgLruState<B>,
+        dy: FloatTensor<B>,
+        _: [bool; 4],
+    ) -> [Option<FloatTensor<B>>; 4] {
+        let device = state.x.device();
+        let dims = Dims::of::<B>(&state.x);
+        let data = [state.x, state.gate_x, state.gate_a, state.y, dy].map(host_data::<B>);
+        let all = [0, 1, 2].map(|i| values(&data[i]));
+        let (y, dy) = (values(&data[3]), values(&data[4]));
+        let a_param = host_data::<B>(state.a_param);
+        let a_param = values(&a_param);
+        let (rate, slope) = channel_constants(a_param);
+        let (lc, c) = (dims.l * dims.c, dims.c);
+        let mut dx = vec![0.0f32; dims.batch * lc];
+        let mut dgate_x = vec![0.0f32; dims.batch * lc];
+        let mut dgate_a = vec![0.0f32; dims.batch * lc];
+        let mut drate_per_sequence = vec![0.0f32; dims.batch * c];
+        let items = dx
+            .chunks_mut(lc)
+            .zip(dgate_x.chunks_mut(lc))
+            .zip(dgate_a.chunks_mut(lc))
+            .zip(drate_per_sequence.chunks_mut(c))
+            .enumerate()
+            .collect();
+        parallel(items, |(index, (((dx, dgate_x), dgate_a), drate))| {
+            pulp::Arch::new().dispatch(BackwardSequence {
+                dims,
+                seq: Sequence::of(dims, index, all, &rate),
+                y: &y[index * lc..][..lc],
+                dy: &dy[index * lc..][..lc],
+                grads: SequenceGrads {
+                    dx,
+                    dgate_x,
+                    dgate_a,
+                    drate,
+                },
+            });
+        });
+        let drate = sum_parts(&drate_per_sequence, c);
+        // rate = −8 softplus(Λ): dΛ = drate · (−8) · σ(Λ).
+        let da_param: Vec<f32> = drate.iter().zip(&slope).map(|(d, s)| -C * d * s).collect();
+        let shape = [dims.batch, dims.l, dims.c];
+        let tensor = |values: Vec<f32>, shape: Vec<usize>| {
+            B::float_from_data(TensorData::new(values, shape), &device)
+        };
+        [
+            tensor(dx, shape.to_vec()),
+            tensor(dgate_x, shape.to_vec()),
+            tensor(dgate_a, shape.to_vec()),
+            tensor(da_param, vec![c]),
+        ]
+        .map(Some)
     }
 }
 
@@ -466,13 +465,9 @@ impl<B: Backend + RgLruBackend, C: CheckpointStrategy> RgLruBackend for Autodiff
         gate_a: FloatTensor<Self>,
         a_param: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let prep = RgLruBackward
-            .prepare::<C>([x.node(), gate_x.node(), gate_a.node(), a_param.node()])
-            .compute_bound()
-            .stateful();
-        let [x, gate_x, gate_a, a_param] = [x, gate_x, gate_a, a_param].map(|t| t.into_primitive());
-        match prep {
-            OpsKind::Tracked(prep) => {
+        autodiff_op::<RgLruBackward, B, C, 4>(
+            [x, gate_x, gate_a, a_param],
+            |[x, gate_x, gate_a, a_param]| {
                 let y =
                     forward_host::<B>(x.clone(), gate_x.clone(), gate_a.clone(), a_param.clone());
                 let state = RgLruState {
@@ -482,10 +477,10 @@ impl<B: Backend + RgLruBackend, C: CheckpointStrategy> RgLruBackend for Autodiff
                     a_param,
                     y: y.clone(),
                 };
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::rg_lru(x, gate_x, gate_a, a_param)),
-        }
+                (y, state)
+            },
+            |[x, gate_x, gate_a, a_param]| B::rg_lru(x, gate_x, gate_a, a_param),
+        )
     }
 }
 

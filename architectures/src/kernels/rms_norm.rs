@@ -12,16 +12,15 @@
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{LANES, dot, host_data, on_host_backend, parallel, register, sum_parts, values};
+use super::{
+    HostBackward, LANES, autodiff_op, dot, host_data, on_host_backend, parallel, sum_parts, values,
+};
 
 /// Rows per parallel task; fixed, so `dγ`'s partial sums (one per task, added in task order) do
 /// not depend on the thread count.
@@ -173,38 +172,6 @@ impl pulp::WithSimd for BackwardRows<'_> {
     }
 }
 
-/// `dx` and `dγ`.
-fn backward_host<B: Backend>(state: NormState<B>, dy: FloatTensor<B>) -> [FloatTensor<B>; 2] {
-    let (device, shape) = (state.x.device(), state.x.shape());
-    let d = state.gamma.shape().num_elements();
-    let [x, gamma, dy] = [state.x, state.gamma, dy].map(host_data::<B>);
-    let (x, gamma, dy) = (values(&x), values(&gamma), values(&dy));
-    let mut dx = vec![0.0f32; x.len()];
-    let tasks = x.len().div_ceil(ROWS * d);
-    let mut dgamma_parts = vec![0.0f32; tasks * d];
-    let items = dx
-        .chunks_mut(ROWS * d)
-        .zip(x.chunks(ROWS * d).zip(dy.chunks(ROWS * d)))
-        .zip(dgamma_parts.chunks_mut(d))
-        .collect();
-    let epsilon = state.epsilon as f32;
-    parallel(items, |((dx, (x, dy)), dgamma)| {
-        pulp::Arch::new().dispatch(BackwardRows {
-            d,
-            epsilon,
-            gamma,
-            x,
-            dy,
-            dx,
-            dgamma,
-        });
-    });
-    [
-        B::float_from_data(TensorData::new(dx, shape), &device),
-        B::float_from_data(TensorData::new(sum_parts(&dgamma_parts, d), [d]), &device),
-    ]
-}
-
 /// What the backward needs: the inputs (the per-row scale is recomputed).
 #[derive(Clone, Debug)]
 struct NormState<B: Backend> {
@@ -216,34 +183,57 @@ struct NormState<B: Backend> {
 #[derive(Debug)]
 struct RmsNormBackward;
 
-impl<B: Backend> Backward<B, 2> for RmsNormBackward {
-    type State = NormState<B>;
+impl HostBackward<2> for RmsNormBackward {
+    type State<B: Backend> = NormState<B>;
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dy = grads.consume::<B>(&ops.node);
-        let computed = backward_host::<B>(ops.state, dy);
-        register::<B, 2>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+    /// `dx` and `dγ`.
+    fn backward<B: Backend>(
+        state: NormState<B>,
+        dy: FloatTensor<B>,
+        _: [bool; 2],
+    ) -> [Option<FloatTensor<B>>; 2] {
+        let (device, shape) = (state.x.device(), state.x.shape());
+        let d = state.gamma.shape().num_elements();
+        let [x, gamma, dy] = [state.x, state.gamma, dy].map(host_data::<B>);
+        let (x, gamma, dy) = (values(&x), values(&gamma), values(&dy));
+        let mut dx = vec![0.0f32; x.len()];
+        let tasks = x.len().div_ceil(ROWS * d);
+        let mut dgamma_parts = vec![0.0f32; tasks * d];
+        let items = dx
+            .chunks_mut(ROWS * d)
+            .zip(x.chunks(ROWS * d).zip(dy.chunks(ROWS * d)))
+            .zip(dgamma_parts.chunks_mut(d))
+            .collect();
+        let epsilon = state.epsilon as f32;
+        parallel(items, |((dx, (x, dy)), dgamma)| {
+            pulp::Arch::new().dispatch(BackwardRows {
+                d,
+                epsilon,
+                gamma,
+                x,
+                dy,
+                dx,
+                dgamma,
+            });
+        });
+        [
+            B::float_from_data(TensorData::new(dx, shape), &device),
+            B::float_from_data(TensorData::new(sum_parts(&dgamma_parts, d), [d]), &device),
+        ]
+        .map(Some)
     }
 }
 
 impl<B: Backend + RmsNormBackend, C: CheckpointStrategy> RmsNormBackend for Autodiff<B, C> {
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
-        match RmsNormBackward
-            .prepare::<C>([x.node(), gamma.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
+        autodiff_op::<RmsNormBackward, B, C, 2>(
+            [x, gamma],
+            |[x, gamma]| {
                 let y = B::rms_norm(x.clone(), gamma.clone(), epsilon);
-                prep.finish(NormState { x, gamma, epsilon }, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::rms_norm(
-                x.into_primitive(),
-                gamma.into_primitive(),
-                epsilon,
-            )),
-        }
+                (y, NormState { x, gamma, epsilon })
+            },
+            |[x, gamma]| B::rms_norm(x, gamma, epsilon),
+        )
     }
 }
 

@@ -29,10 +29,7 @@
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; it stays a selectable backend.
 
 use burn::backend::autodiff::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Backend, Dispatch, ExtensionType, Flex, NdArray, TensorMetadata, backend_extension,
@@ -41,7 +38,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::{
-    HostData, host_data, on_host_backend, parallel, register, sum_parts, transpose_padded, values,
+    HostBackward, HostData, autodiff_op, host_data, on_host_backend, parallel, sum_parts,
+    transpose_padded, values,
 };
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
@@ -1229,15 +1227,18 @@ struct ScanState<B: Backend> {
 #[derive(Debug)]
 struct ScanBackward<const N: usize>;
 
-impl<B: Backend, const N: usize> Backward<B, N> for ScanBackward<N> {
-    type State = ScanState<B>;
+impl<const N: usize> HostBackward<N> for ScanBackward<N> {
+    type State<B: Backend> = ScanState<B>;
 
-    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dout = grads.consume::<B>(&ops.node);
-        let computed: [FloatTensor<B>; N] = backward_host::<B>(ops.state, dout)
+    fn backward<B: Backend>(
+        state: ScanState<B>,
+        dout: FloatTensor<B>,
+        _: [bool; N],
+    ) -> [Option<FloatTensor<B>>; N] {
+        let gradients: [FloatTensor<B>; N] = backward_host::<B>(state, dout)
             .try_into()
             .unwrap_or_else(|_| unreachable!("one gradient per input"));
-        register::<B, N>(grads, ops.parents.map(|p| p.map(|node| node.id)), computed);
+        gradients.map(Some)
     }
 }
 
@@ -1246,24 +1247,23 @@ fn autodiff_scan<B: Backend + ScanBackend, C: CheckpointStrategy, const N: usize
     inputs: [FloatTensor<Autodiff<B, C>>; N],
     untracked: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let prep = ScanBackward::<N>
-        .prepare::<C>(inputs.each_ref().map(|t| t.node()))
-        .compute_bound()
-        .stateful();
-    let inputs = inputs.map(|t| t.into_primitive());
-    match prep {
-        OpsKind::Tracked(prep) => {
+    autodiff_op::<ScanBackward<N>, B, C, N>(
+        inputs,
+        |inputs| {
             let (out, saved) = forward_host::<B>(inputs.to_vec(), true);
             let (checkpoints, ys) = saved.expect("asked for");
-            let state = ScanState {
-                inputs: inputs.to_vec(),
-                checkpoints,
-                ys,
-            };
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(untracked(inputs)),
-    }
+            let inputs = inputs.to_vec();
+            (
+                out,
+                ScanState {
+                    inputs,
+                    checkpoints,
+                    ys,
+                },
+            )
+        },
+        untracked,
+    )
 }
 
 impl<B: Backend + ScanBackend, C: CheckpointStrategy> ScanBackend for Autodiff<B, C> {
