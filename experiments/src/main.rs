@@ -182,9 +182,14 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         shard.count,
         out.display()
     ));
+    let renamed = sweep::renamed_runs(&plan, &out)?;
     if args.dry_run {
         for (index, run) in plan.runs.iter().enumerate() {
+            let stored = renamed.iter().find(|(_, id)| *id == run.run_id);
             let state = match sweep::state(&out, run)? {
+                RunState::Pending if let Some((stored, _)) = stored => {
+                    format!("done, stored as {stored} (renamed when the sweep runs)")
+                }
                 RunState::Done(s) => format!("done (test MSE {:.4})", s.test_mse),
                 RunState::Failed(reason) => format!("failed: {reason}"),
                 RunState::Paused { epochs_done } => {
@@ -197,6 +202,12 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         }
         say("(* = in this shard)");
         return Ok(());
+    }
+    sweep::adopt_renamed_runs(&out, &renamed)?;
+    for (stored, id) in &renamed {
+        say(format!(
+            "{stored} -> {id}: a completed run stored under an earlier id"
+        ));
     }
     let options = SweepOptions {
         shard,

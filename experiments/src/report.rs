@@ -194,10 +194,13 @@ pub fn load_runs(dir: &Path) -> Result<Vec<StoredRun>> {
             continue;
         }
         let text = std::fs::read_to_string(&summary_path).map_err(io_at(&summary_path))?;
-        let summary: Summary = serde_json::from_str(&text).map_err(|source| RunError::Json {
+        let mut summary: Summary = serde_json::from_str(&text).map_err(|source| RunError::Json {
             path: summary_path.clone(),
             source,
         })?;
+        // The folder names the run: a run a sweep adopted from the id an earlier archzoo gave it
+        // keeps the summary it was written with (`sweep::adopt_renamed_runs`).
+        summary.run_id = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let config = RunConfig::load(&path.join("config.json"))?;
         runs.push(StoredRun { summary, config });
     }

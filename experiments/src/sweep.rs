@@ -509,6 +509,50 @@ pub fn state(out: &Path, run: &PlannedRun) -> Result<RunState> {
     })
 }
 
+/// Completed runs under `out` stored under the id an earlier archzoo gave the same config (run ids
+/// hash the config's JSON, whose layout has changed since: e.g. configs tagged by family before
+/// they were tagged by architecture): `(stored folder name, the planned run's id)` for each run of
+/// `plan` whose own folder is missing but whose config, read back, is the planned one. Folders
+/// that do not hold a readable config are not runs of this sweep and are left alone.
+pub fn renamed_runs(plan: &Plan, out: &Path) -> Result<Vec<(String, String)>> {
+    let planned: std::collections::HashSet<&str> =
+        plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(Vec::new());
+    };
+    let mut renamed = Vec::new();
+    for entry in entries {
+        let dir = entry.map_err(io_at(out))?.path();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if planned.contains(name.as_str()) || !dir.join("summary.json").exists() {
+            continue;
+        }
+        let Ok(config) = RunConfig::load(&dir.join("config.json")) else {
+            continue;
+        };
+        let id = config.run_id();
+        if id != name && planned.contains(id.as_str()) && !out.join(&id).exists() {
+            renamed.push((name, id));
+        }
+    }
+    renamed.sort();
+    Ok(renamed)
+}
+
+/// Give each run found by [`renamed_runs`] its planned id (a rename: its files are kept as they
+/// were written), so the sweep counts it done instead of training it again.
+pub fn adopt_renamed_runs(out: &Path, renamed: &[(String, String)]) -> Result<()> {
+    for (stored, id) in renamed {
+        let (from, to) = (out.join(stored), out.join(id));
+        std::fs::rename(&from, &to).map_err(io_at(&to))?;
+    }
+    Ok(())
+}
+
 fn failure_path(out: &Path, run_id: &str) -> PathBuf {
     out.join(run_id).join("failed.json")
 }

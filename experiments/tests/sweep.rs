@@ -262,3 +262,61 @@ fn count_files(out: &Path, name: &str) -> usize {
             .count()
     })
 }
+
+/// A completed run whose folder carries the id an earlier archzoo gave its config (configs were
+/// tagged by family, `{"Linear": {"kind": "DLinear", ...}}`, so their hash differed) is renamed
+/// to its current id and counted done, not trained again.
+#[test]
+fn runs_stored_under_an_earlier_id_are_adopted_not_retrained() {
+    let tmp = common::tempdir();
+    let file = sweep_file(
+        tmp.path(),
+        "arch = \"dlinear\"\nseq_len = 96\npred_len = 24\nseed = 1\n",
+    );
+    let out = tmp.path().join("out");
+    let args = [
+        "sweep",
+        &file,
+        "--no-report",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let first = archzoo(&args, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let id = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|name| name.starts_with("dlinear-"))
+        .expect("the run's folder");
+    let summary = std::fs::read_to_string(out.join(&id).join("summary.json")).unwrap();
+    // The same run as an earlier version stored it: family-tagged config, another folder name.
+    let earlier = "dlinear-synthetic-L96-H24-s1-0123abcd";
+    std::fs::rename(out.join(&id), out.join(earlier)).unwrap();
+    let config_path = out.join(earlier).join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        config.replacen("\"dlinear\": {", "\"Linear\": {", 1),
+    )
+    .unwrap();
+
+    let listing = archzoo(
+        &["sweep", &file, "--dry-run", "--out", out.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        stdout(&listing).contains(&format!("done, stored as {earlier}")),
+        "{}",
+        stdout(&listing)
+    );
+    let second = archzoo(&args, None);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stdout(&second).contains(&format!("{earlier} -> {id}")),
+        "{}",
+        stdout(&second)
+    );
+    assert!(!out.join(earlier).exists());
+    let after = std::fs::read_to_string(out.join(&id).join("summary.json")).unwrap();
+    assert_eq!(after, summary, "adopted, not retrained");
+}
