@@ -218,6 +218,10 @@ pub struct SuiteArgs {
     /// Check the file and list each case's command line; measure nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rewrite summary.md from the bench.jsonl already in --out (after a change to the
+    /// summary's form); measure nothing.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub summary_only: bool,
 }
 
 /// `archzoo bench scaling`.

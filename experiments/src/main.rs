@@ -622,6 +622,13 @@ fn bench_suite(args: &cli::SuiteArgs) -> anyhow::Result<()> {
         args.file.display(),
         args.out.display()
     );
+    if args.summary_only {
+        let measurements = suite::read(&args.out)?;
+        let summary = suite::summary(&suite, &command, &measurements);
+        files::write_text_atomic(&args.out.join("summary.md"), &summary)?;
+        say(std::fs::read_to_string(args.out.join("summary.md"))?);
+        return Ok(());
+    }
     let exe = std::env::current_exe().context("cannot find the archzoo binary to run cases")?;
     suite::run(&suite, &args.out, &command, &exe, |line| {
         let _ = writeln!(std::io::stderr().lock(), "{line}");

@@ -233,7 +233,8 @@ fn scalar(value: &TomlValue) -> Option<String> {
     }
 }
 
-/// One line of `bench.jsonl`: a case's report in one round.
+/// One line of `bench.jsonl`: a case's report in one round. An optional case that could not run
+/// is recorded once, with the report `{"skipped": "<why>"}`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Measurement {
     /// The case's name.
@@ -242,15 +243,6 @@ pub struct Measurement {
     pub round: usize,
     /// The JSON report its command printed.
     pub report: Value,
-}
-
-/// What happened to a case that could not run (optional cases only).
-#[derive(Clone, Debug)]
-pub struct Skipped {
-    /// The case's name.
-    pub case: String,
-    /// Why.
-    pub reason: String,
 }
 
 /// The time a report gives, milliseconds.
@@ -277,12 +269,7 @@ fn median(values: &[f64]) -> f64 {
 /// `summary.md`: per case the median over rounds of its time, its range and rounds, its
 /// parameters, peak RSS and throughput; each ratio per round and its median; decoding latency at
 /// each position (median over rounds).
-pub fn summary(
-    suite: &SuiteFile,
-    command: &str,
-    measurements: &[Measurement],
-    skipped: &[Skipped],
-) -> String {
+pub fn summary(suite: &SuiteFile, command: &str, measurements: &[Measurement]) -> String {
     let mut text = format!("# {}\n\nCommand: `{command}`", suite.description);
     if let Some(first) = measurements.first() {
         let field = |key: &str| {
@@ -298,10 +285,14 @@ pub fn summary(
     }
     let _ = writeln!(
         text,
-        ".\n\n{} round{}, each measuring every case once in this order; a time is the median of \
-         the round medians.\n",
+        ".\n\n{} round{}, each measuring every case once in this order{}.",
         suite.rounds,
-        if suite.rounds == 1 { "" } else { "s" }
+        if suite.rounds == 1 { "" } else { "s" },
+        if suite.rounds == 1 {
+            ""
+        } else {
+            "; a time is the median of the round medians"
+        },
     );
     let of_case = |name: &str| -> Vec<&Measurement> {
         measurements.iter().filter(|m| m.case == name).collect()
@@ -316,7 +307,7 @@ pub fn summary(
         })
         .collect();
     if !timed.is_empty() {
-        text.push_str("| case | params | median ms | range ms | rounds (ms) | GFLOP/s | peak RSS MB (max) |\n");
+        text.push_str("\n| case | params | median ms | range ms | rounds (ms) | GFLOP/s | peak RSS MB (max) |\n");
         text.push_str("|---|---|---|---|---|---|---|\n");
         for case in timed {
             let runs = of_case(&case.name);
@@ -439,10 +430,26 @@ pub fn summary(
             }
         }
     }
-    for skip in skipped {
-        let _ = write!(text, "\nSkipped `{}`: {}\n", skip.case, skip.reason);
+    for m in measurements {
+        if let Some(reason) = m.report.get("skipped").and_then(Value::as_str) {
+            let _ = write!(text, "\nSkipped `{}`: {reason}\n", m.case);
+        }
     }
     text
+}
+
+/// The measurements of `out/bench.jsonl`, as [`run`] wrote them.
+pub fn read(out: &Path) -> Result<Vec<Measurement>> {
+    let path = out.join("bench.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| RunError::Invalid(format!("{}, line {}: {e}", path.display(), i + 1)))
+        })
+        .collect()
 }
 
 /// Write `bench.jsonl` (one measurement per line) and `summary.md` into `out`.
@@ -451,7 +458,6 @@ pub fn write(
     suite: &SuiteFile,
     command: &str,
     measurements: &[Measurement],
-    skipped: &[Skipped],
 ) -> Result<()> {
     std::fs::create_dir_all(out).map_err(io_at(out))?;
     let mut lines = String::new();
@@ -462,7 +468,7 @@ pub fn write(
     write_text_atomic(&out.join("bench.jsonl"), &lines)?;
     write_text_atomic(
         &out.join("summary.md"),
-        &summary(suite, command, measurements, skipped),
+        &summary(suite, command, measurements),
     )
 }
 
@@ -478,10 +484,10 @@ pub fn run(
     mut note: impl FnMut(&str),
 ) -> Result<Vec<Measurement>> {
     let mut measurements = Vec::new();
-    let mut skipped: Vec<Skipped> = Vec::new();
+    let mut skipped: Vec<&str> = Vec::new();
     for round in 1..=suite.rounds {
         for case in &suite.cases {
-            if skipped.iter().any(|s| s.case == case.name) {
+            if skipped.contains(&case.name.as_str()) {
                 continue;
             }
             note(&format!("round {round}/{}: {}", suite.rounds, case.name));
@@ -493,17 +499,20 @@ pub fn run(
                 }),
                 Err(reason) if case.optional => {
                     note(&format!("skipping {}: {reason}", case.name));
-                    skipped.push(Skipped {
+                    skipped.push(&case.name);
+                    let report = serde_json::json!({ "skipped": reason });
+                    measurements.push(Measurement {
                         case: case.name.clone(),
-                        reason,
+                        round,
+                        report,
                     });
                 }
                 Err(reason) => {
-                    write(out, suite, command, &measurements, &skipped)?;
+                    write(out, suite, command, &measurements)?;
                     return Err(RunError::Invalid(format!("case `{}`: {reason}", case.name)));
                 }
             }
-            write(out, suite, command, &measurements, &skipped)?;
+            write(out, suite, command, &measurements)?;
         }
     }
     Ok(measurements)
@@ -612,7 +621,7 @@ mod tests {
             m("a", 2, 300.0),
             m("b", 2, 100.0),
         ];
-        let text = summary(&suite, "archzoo bench suite s.toml", &ms, &[]);
+        let text = summary(&suite, "archzoo bench suite s.toml", &ms);
         // a: rounds 100 and 300, median 200; ratios 2 and 3, median 2.5.
         assert!(
             text.contains("| a | 10 | 200.0 | 100.0–300.0 | 100.0, 300.0 | - | 2.0 |"),
