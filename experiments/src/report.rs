@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::backend::BackendName;
 use crate::config::RunConfig;
 use crate::error::{Result, RunError, io_at};
 use crate::results::Summary;
@@ -194,13 +195,18 @@ pub fn load_runs(dir: &Path) -> Result<Vec<StoredRun>> {
             continue;
         }
         let text = std::fs::read_to_string(&summary_path).map_err(io_at(&summary_path))?;
-        let mut summary: Summary = serde_json::from_str(&text).map_err(|source| RunError::Json {
-            path: summary_path.clone(),
-            source,
-        })?;
+        let mut summary: Summary =
+            serde_json::from_str(&text).map_err(|source| RunError::Json {
+                path: summary_path.clone(),
+                source,
+            })?;
         // The folder names the run: a run a sweep adopted from the id an earlier archzoo gave it
         // keeps the summary it was written with (`sweep::adopt_renamed_runs`).
-        summary.run_id = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        summary.run_id = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let config = RunConfig::load(&path.join("config.json"))?;
         runs.push(StoredRun { summary, config });
     }
@@ -249,6 +255,8 @@ impl Spread {
 pub struct Row {
     /// Architecture.
     pub arch: String,
+    /// Backend the runs trained on.
+    pub backend: BackendName,
     /// Parameters.
     pub params: usize,
     /// Preset.
@@ -316,6 +324,7 @@ pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
         });
         let row = Row {
             arch: first.arch.clone(),
+            backend: members[0].config.backend,
             params: first.params,
             preset: first.preset.clone(),
             lr: members[0].config.train.lr,
@@ -391,10 +400,17 @@ pub fn markdown(board: &Leaderboard, source: &Path) -> String {
             let published = r.published.map_or("–".to_string(), |p| {
                 format!("{:.3} / {:.3} ({})", p.mse, p.mae, p.model)
             });
+            // The backend is named where it is not the default, so rows that differ only in it
+            // are told apart.
+            let arch = if r.backend == BackendName::default() {
+                r.arch.clone()
+            } else {
+                format!("{} ({})", r.arch, r.backend.as_str())
+            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {:e} | {} | {} | {} | {:.1} | {} | {} |",
-                r.arch,
+                arch,
                 r.params,
                 r.preset,
                 r.lr,
@@ -417,7 +433,7 @@ pub fn markdown(board: &Leaderboard, source: &Path) -> String {
 }
 
 /// Columns of `leaderboard.csv`.
-pub const CSV_COLUMNS: [&str; 21] = [
+pub const CSV_COLUMNS: [&str; 22] = [
     "dataset",
     "features",
     "seq_len",
@@ -439,6 +455,7 @@ pub const CSV_COLUMNS: [&str; 21] = [
     "published_model",
     "published_mse",
     "published_mae",
+    "backend",
 ];
 
 /// The leaderboard as CSV, one line per row.
@@ -473,6 +490,7 @@ pub fn csv(board: &Leaderboard) -> String {
                 model,
                 mse,
                 mae,
+                r.backend.as_str().to_string(),
             ]
         })
     });
