@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunError, io_at};
 use crate::evaluate::EpochRecord;
-use crate::files::{write_bytes_atomic, write_json_atomic};
+use crate::files::{read_json_if_exists, write_bytes_atomic, write_json_atomic};
 
 /// The loop state of a training run after a completed epoch (`state.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,14 +104,7 @@ impl Checkpoint {
 
     /// The stored loop state (`state.json`), if there is a checkpoint.
     fn read_state(&self) -> Result<Option<TrainState>> {
-        let path = self.state_path();
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|source| RunError::Json { path, source })
+        read_json_if_exists(&self.state_path())
     }
 
     /// The stored checkpoint, if there is one.

@@ -7,8 +7,24 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::error::{Result, io_at};
+use crate::error::{Result, RunError, io_at};
+
+/// The JSON value stored at `path`, or `None` when there is no such file (a run not finished, a
+/// checkpoint not written); a file that is there but does not read is an error naming it.
+pub fn read_json_if_exists<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(io_at(path))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| RunError::Json {
+            path: path.to_path_buf(),
+            source,
+        })
+}
 
 /// Serialize `value` to `path` through a temporary file and a rename.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {

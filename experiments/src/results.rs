@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
-use crate::error::{Result, RunError, io_at};
+use crate::error::{Result, io_at};
 use crate::evaluate::EpochRecord;
-use crate::files::{write_json_atomic, write_text_atomic};
+use crate::files::{read_json_if_exists, write_json_atomic, write_text_atomic};
 
 /// The final record of a completed run (`summary.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,14 +118,7 @@ impl RunDir {
 
     /// The summary of a completed run, if there is one.
     pub fn completed(&self) -> Result<Option<Summary>> {
-        let path = self.summary_path();
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|source| RunError::Json { path, source })
+        read_json_if_exists(&self.summary_path())
     }
 
     /// The run's training checkpoint (`checkpoint/`).

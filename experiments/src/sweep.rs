@@ -62,7 +62,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
 use crate::error::{Result, RunError, io_at};
-use crate::files::{csv_text, write_json_atomic, write_text_atomic};
+use crate::files::{csv_text, read_json_if_exists, write_json_atomic, write_text_atomic};
 use crate::progress::Progress;
 use crate::request::{RunRequest, TRAINING};
 use crate::results::{RunDir, Summary};
@@ -494,13 +494,7 @@ pub fn state(out: &Path, run: &PlannedRun) -> Result<RunState> {
     if let Some(summary) = dir.completed()? {
         return Ok(RunState::Done(Box::new(summary)));
     }
-    let failed = failure_path(out, &run.run_id);
-    if failed.exists() {
-        let text = std::fs::read_to_string(&failed).map_err(io_at(&failed))?;
-        let failure: Failure = serde_json::from_str(&text).map_err(|source| RunError::Json {
-            path: failed.clone(),
-            source,
-        })?;
+    if let Some(failure) = read_json_if_exists::<Failure>(&failure_path(out, &run.run_id))? {
         return Ok(RunState::Failed(failure.reason));
     }
     Ok(match dir.checkpoint().epochs_done() {
