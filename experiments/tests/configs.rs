@@ -50,3 +50,45 @@ fn every_bench_suite_parses() {
         assert!(!out.exists(), "a dry run writes nothing");
     }
 }
+
+/// results/README.md lists exactly the folders of results/ that hold results (a leaderboard, a
+/// benchmark summary or a scaling table), and every config its commands name exists.
+#[test]
+fn results_readme_matches_the_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let results = root.join("results");
+    let readme = std::fs::read_to_string(results.join("README.md")).expect("results/README.md");
+    let mut listed = std::collections::BTreeSet::new();
+    for row in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let folder = cells[1].trim_matches('`').to_string();
+        for word in cells[2].split(['`', ' ', ',']) {
+            if word.starts_with("experiments/configs/") {
+                assert!(
+                    root.join(word).exists(),
+                    "results/README.md names {word}, which is missing"
+                );
+            }
+        }
+        listed.insert(folder);
+    }
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![results.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && !path.join("summary.json").exists() {
+                stack.push(path);
+            }
+        }
+        let holds = ["leaderboard.md", "summary.md", "scaling.csv"];
+        if holds.iter().any(|name| dir.join(name).exists()) {
+            let relative = dir.strip_prefix(&results).unwrap();
+            found.insert(relative.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    assert_eq!(
+        listed, found,
+        "results/README.md's table against the result folders"
+    );
+}
