@@ -168,6 +168,11 @@ impl Drop for Finishing<'_> {
     }
 }
 
+/// Indices of the training, validation and test splits in `ForecastData::splits`.
+const TRAIN: usize = 0;
+const VAL: usize = 1;
+const TEST: usize = 2;
+
 /// The state [`train`] carries from epoch to epoch.
 struct Training<'a> {
     config: &'a RunConfig,
@@ -204,7 +209,7 @@ impl<'a> Training<'a> {
         let draws_at_seed = dropout::seed_draws();
         let autodiff = device.clone().autodiff();
         let model = config.arch.init(&autodiff);
-        let windows = data.splits[0].windows;
+        let windows = data.splits[TRAIN].windows;
         let run = Self {
             params: model.num_params(),
             optim: AdamConfig::new()
@@ -231,11 +236,9 @@ impl<'a> Training<'a> {
     /// A model without parameters (the repeat baseline) is evaluated as built.
     fn untrained(self, model: Arch) -> Box<Outcome> {
         let model = model.valid();
-        let [_, val_split, test_split] = &self.data.splits;
-        let batch = self.config.train.eval_batch_size;
         Box::new(Outcome {
-            val: evaluate(&model, self.data, val_split, batch, self.device),
-            test: evaluate(&model, self.data, test_split, batch, self.device),
+            val: self.evaluate(&model, VAL),
+            test: self.evaluate(&model, TEST),
             epochs_run: 0,
             best_epoch: 0,
             train_seconds: self.started.elapsed().as_secs_f64(),
@@ -262,7 +265,7 @@ impl<'a> Training<'a> {
             .config
             .train
             .batch_size
-            .min(self.data.splits[0].windows);
+            .min(self.data.splits[TRAIN].windows);
         let x = Tensor::<3>::zeros([first_batch, l, c], &self.autodiff);
         let loss = model.forecast(x).powi_scalar(2).mean();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -284,14 +287,7 @@ impl<'a> Training<'a> {
             .valid()
             .try_load_record(saved.best)
             .map_err(|e| unfit(e.to_string()))?;
-        let [_, val_split, _] = &self.data.splits;
-        let best_val = evaluate(
-            &best_model,
-            self.data,
-            val_split,
-            self.config.train.eval_batch_size,
-            self.device,
-        );
+        let best_val = self.evaluate(&best_model, VAL);
         self.best = Some((best_model, best_val, state.best_epoch));
         self.records = state.records;
         self.epochs_without_improvement = state.epochs_without_improvement;
@@ -326,7 +322,7 @@ impl<'a> Training<'a> {
         progress: &mut dyn Progress,
     ) -> Result<(Arch, f64)> {
         let data = self.data;
-        let train_split = &data.splits[0];
+        let train_split = &data.splits[TRAIN];
         let scored = data.scored_channels();
         let (l, h, c) = (data.spec.seq_len, data.spec.pred_len, data.input_channels());
         let (mut x_buf, mut y_buf) = (Vec::new(), Vec::new());
@@ -363,14 +359,7 @@ impl<'a> Training<'a> {
     /// TSLib's `EarlyStopping` with delta 0). Their metrics and whether they improved.
     fn validate(&mut self, model: &Arch, epoch: usize) -> (Metrics, bool) {
         let inference = model.valid();
-        let [_, val_split, _] = &self.data.splits;
-        let val = evaluate(
-            &inference,
-            self.data,
-            val_split,
-            self.config.train.eval_batch_size,
-            self.device,
-        );
+        let val = self.evaluate(&inference, VAL);
         let improved = self.best.as_ref().is_none_or(|(_, m, _)| val.mse <= m.mse);
         if improved {
             self.best = Some((inference, val, epoch));
@@ -402,18 +391,18 @@ impl<'a> Training<'a> {
         }
     }
 
+    /// MSE and MAE of `model` (an inference copy) over every window of split `split`.
+    fn evaluate(&self, model: &Arch, split: usize) -> Metrics {
+        let split = &self.data.splits[split];
+        let batch = self.config.train.eval_batch_size;
+        evaluate(model, self.data, split, batch, self.device)
+    }
+
     /// Test the best-validation weights.
-    fn finish(self) -> Box<Outcome> {
+    fn finish(mut self) -> Box<Outcome> {
         let train_seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
-        let (model, val, best_epoch) = self.best.expect("at least one epoch ran");
-        let [_, _, test_split] = &self.data.splits;
-        let test = evaluate(
-            &model,
-            self.data,
-            test_split,
-            self.config.train.eval_batch_size,
-            self.device,
-        );
+        let (model, val, best_epoch) = self.best.take().expect("at least one epoch ran");
+        let test = self.evaluate(&model, TEST);
         Box::new(Outcome {
             test,
             val,
