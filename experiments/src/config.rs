@@ -217,17 +217,21 @@ mod legacy {
 mod tests {
     use super::*;
 
-    /// Every committed run config (written in the family-tagged form) loads, as the architecture
-    /// its folder names, and writes back in the current form.
+    /// Every committed run config of the scaling sweep (written in the family-tagged form, the
+    /// folders since renamed to the current ids by the sweep's adoption) loads, as the run its
+    /// folder names, and writes back in the current form.
     #[test]
     fn committed_legacy_configs_load_as_their_architecture() {
-        let runs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/etth1_scaling/runs");
-        let mut loaded = 0;
+        let runs =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/forecasting/ETTh1/scaling");
+        let (mut loaded, mut legacy) = (0, 0);
         for entry in std::fs::read_dir(&runs).unwrap() {
             let path = entry.unwrap().path().join("config.json");
             if !path.exists() {
                 continue;
             }
+            let text = std::fs::read_to_string(&path).unwrap();
+            legacy += usize::from(text.contains("\"Linear\"") || text.contains("\"Patch\""));
             let config = RunConfig::load(&path).unwrap();
             let folder = path
                 .parent()
@@ -235,10 +239,7 @@ mod tests {
                 .file_name()
                 .unwrap()
                 .to_string_lossy();
-            assert!(
-                folder.starts_with(&format!("{}-", config.arch.name())),
-                "{folder}"
-            );
+            assert_eq!(config.run_id(), folder, "{}", path.display());
             let json = serde_json::to_value(&config).unwrap();
             assert!(
                 json["arch"][config.arch.name().as_str()].is_object(),
@@ -248,6 +249,9 @@ mod tests {
             assert_eq!(again.run_id(), config.run_id());
             loaded += 1;
         }
-        assert!(loaded >= 60, "{loaded} configs");
+        assert!(
+            loaded >= 60 && legacy == loaded,
+            "{loaded} configs, {legacy} legacy"
+        );
     }
 }
