@@ -13,6 +13,16 @@ pub enum ConfigError {
         /// The flags this architecture accepts.
         accepted: String,
     },
+    /// A token task was asked of an architecture without a causal backbone.
+    #[error(
+        "`{arch}` is a window forecaster with no causal backbone, so it cannot run token tasks (those that can: {token_models})"
+    )]
+    NoTokenModel {
+        /// The architecture (`dlinear`).
+        arch: &'static str,
+        /// The architectures that can.
+        token_models: String,
+    },
     /// A value is out of its valid range.
     #[error("{0}")]
     Invalid(String),

@@ -68,6 +68,11 @@ pub trait BackboneConfig: Clone + core::fmt::Debug + Serialize + DeserializeOwne
     fn validate(&self) -> Result<(), ConfigError>;
     /// Build on `device` (the config has passed [`Self::validate`]).
     fn init(&self, device: &Device) -> Self::Model;
+    /// Whether the backbone's output is normalised (a final norm, or post-norm blocks), so a
+    /// language-model head can read it directly (the token adapter adds a norm otherwise).
+    fn ends_normalised(&self) -> bool {
+        true
+    }
 }
 
 /// The registry entry of backbone `B` behind the adapter.

@@ -20,10 +20,11 @@
 //!   `step` that reproduces `forward` position by position.
 //! - [`Forecaster`]: the forecasting contract, `[b, L, c] -> [b, H, c]`.
 //!
-//! The registry ([`registry`]) is one list: adding an architecture is its file (an
-//! [`Architecture`], or a [`Backbone`] behind the forecasting adapter) and one line in that list;
-//! [`ArchName`], [`ArchConfig`], [`Arch`] and [`ArchState`] and their dispatch are derived from
-//! it. Model options are declared once ([`options`]).
+//! The registry ([`registry`]) is one line per architecture: adding one is its file (an
+//! [`Architecture`], or a [`Backbone`], which serves the forecasting adapter and the token
+//! adapter) and one line in the registry's lists; [`ArchName`], [`ArchConfig`], [`Arch`],
+//! [`ArchState`], [`TokenConfig`], [`TokenArch`] and their dispatch are derived from it. Model
+//! options are declared once ([`options`]).
 
 pub mod blocks;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod options;
 pub mod registry;
 pub mod repeat;
 pub mod sequence_model;
+pub mod token_adapter;
 pub mod transformer;
 
 pub use error::ConfigError;
@@ -48,7 +50,10 @@ pub use griffin::{Griffin, GriffinConfig, GriffinState, TemporalKind};
 pub use linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 pub use mamba::{Mamba, MambaConfig, MambaState};
 pub use options::{ModelOption, ModelOptions};
-pub use registry::{Arch, ArchConfig, ArchName, ArchState, Architecture, TaskShape};
+pub use registry::{
+    Arch, ArchConfig, ArchName, ArchState, Architecture, TaskShape, TokenArch, TokenConfig,
+};
 pub use repeat::{Repeat, RepeatConfig};
 pub use sequence_model::{Forecaster, SequenceModel, WindowState};
+pub use token_adapter::{TokenModel, TokenModelConfig};
 pub use transformer::{KvCache, NormKind, PositionKind, Transformer, TransformerConfig};

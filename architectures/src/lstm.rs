@@ -90,6 +90,11 @@ impl BackboneConfig for LstmConfig {
         Ok(())
     }
 
+    /// `nn.LSTM` has no norm: its outputs are `σ(o) ⊙ tanh(c)`.
+    fn ends_normalised(&self) -> bool {
+        false
+    }
+
     fn init(&self, device: &Device) -> Lstm {
         let (d, gates) = (self.d_model, 4 * self.d_model);
         Lstm {

@@ -1,9 +1,12 @@
-//! The registry: one line per architecture in [`registry!`] below. Each line names an
-//! [`Architecture`], implemented in the architecture's own file (its config, its options, its
-//! FLOPs, its size ladder, its module); the macro derives from the list the command-line names
-//! ([`ArchName`]), the serialized configurations ([`ArchConfig`], in every run's `config.json`),
-//! the modules ([`Arch`]) and their recurrent states ([`ArchState`]), with every dispatch
-//! between them. Enums, not strings: an entry whose type lacks a piece does not compile.
+//! The registry: one line per architecture in [`registry!`] below, in one of two lists. A window
+//! forecaster's line names an [`Architecture`]; a causal backbone's names a [`Backbone`], which
+//! serves both adapters: the forecasting one ([`Patched`]) and the token one
+//! ([`crate::token_adapter`]). Each is implemented in the architecture's own file (its config,
+//! its options, its FLOPs, its size ladder, its module). The macro derives from the lists the
+//! command-line names ([`ArchName`]), the serialized configurations ([`ArchConfig`] in every
+//! forecasting run's `config.json`, [`TokenConfig`] in every probe run's), the modules ([`Arch`],
+//! [`TokenArch`]) and their recurrent states ([`ArchState`]), with every dispatch between them.
+//! Enums, not strings: an entry whose type lacks a piece does not compile.
 
 use std::fmt;
 
@@ -13,9 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::forecast_adapter::Patched;
+use crate::forecast_adapter::{Backbone, BackboneConfig, Patched};
 use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::{Forecaster, SequenceModel};
+use crate::token_adapter::{TokenModel, TokenModelConfig, token_config, token_options};
 
 /// What the registry needs of an architecture, implemented in its file on a marker type (the
 /// `…Spec` named in the registry line).
@@ -81,8 +85,31 @@ pub struct TaskShape {
 /// Widths of the size ladder (multiples of 16, so 4 heads keep a head width divisible by 4).
 pub const LADDER_WIDTHS: [usize; 9] = [16, 32, 64, 96, 128, 192, 256, 384, 512];
 
-/// Builds the registry's enums and their dispatch from the list of `Name => Spec` lines.
+/// Builds the registry from its two lists: the window forecasters (an [`Architecture`] each)
+/// and the causal backbones (a [`Backbone`] each, which serve the forecasting adapter and the
+/// token adapter).
 macro_rules! registry {
+    (
+        forecasters {
+            $($(#[doc = $fdoc:literal])+ $fname:ident => $fspec:ty,)+
+        }
+        backbones {
+            $($(#[doc = $bdoc:literal])+ $bname:ident => $bspec:ty,)+
+        }
+    ) => {
+        architectures! {
+            $($(#[doc = $fdoc])+ $fname => $fspec,)+
+            $($(#[doc = $bdoc])+ $bname => Patched<$bspec>,)+
+        }
+        token_models! {
+            $($(#[doc = $bdoc])+ $bname => $bspec,)+
+        }
+    };
+}
+
+/// Builds the forecasting registry's enums and their dispatch from the `Name => Architecture`
+/// lines.
+macro_rules! architectures {
     ($($(#[doc = $doc:literal])+ $name:ident => $spec:ty,)+) => {
         /// Architectures selectable with `--arch`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -300,7 +327,144 @@ macro_rules! registry {
         }
     };
 }
+/// Builds the token models' enums and their dispatch from the `Name => Backbone` lines.
+macro_rules! token_models {
+    ($($(#[doc = $doc:literal])+ $name:ident => $spec:ty,)+) => {
+        /// A token model's configuration (the token adapter around a causal backbone), tagged
+        /// by its architecture's name; serialized in every probe run's `config.json`.
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum TokenConfig {
+            $($(#[doc = $doc])+ $name(TokenModelConfig<<$spec as Backbone>::Config>),)+
+        }
+
+        /// A built token model.
+        #[derive(Module, Debug)]
+        #[allow(
+            clippy::large_enum_variant,
+            reason = "one model per run, moved rarely"
+        )]
+        pub enum TokenArch {
+            $($(#[doc = $doc])+ $name(TokenModel<<<$spec as Backbone>::Config as BackboneConfig>::Model>),)+
+        }
+
+        impl ArchName {
+            /// The options it takes under the token adapter; `None` for a window forecaster,
+            /// which has no causal backbone.
+            pub fn token_options(self) -> Option<Vec<ModelOption>> {
+                match self {
+                    $(Self::$name => Some(token_options::<$spec>()),)+
+                    #[allow(unreachable_patterns, reason = "reachable while there are forecasters")]
+                    _ => None,
+                }
+            }
+
+            fn build_tokens(self, vocab: usize, options: &ModelOptions) -> Option<Result<TokenConfig, ConfigError>> {
+                match self {
+                    $(Self::$name => Some(token_config::<$spec>(vocab, options).map(TokenConfig::$name)),)+
+                    #[allow(unreachable_patterns, reason = "reachable while there are forecasters")]
+                    _ => None,
+                }
+            }
+        }
+
+        impl TokenConfig {
+            /// The registry name of its backbone.
+            pub fn name(&self) -> ArchName {
+                match self {
+                    $(Self::$name(_) => ArchName::$name,)+
+                }
+            }
+
+            /// Vocabulary size `V`.
+            pub fn vocab(&self) -> usize {
+                match self {
+                    $(Self::$name(c) => c.vocab,)+
+                }
+            }
+
+            /// Model width `d`.
+            pub fn d_model(&self) -> usize {
+                match self {
+                    $(Self::$name(c) => c.backbone.d_model(),)+
+                }
+            }
+
+            /// Check every value before anything is built.
+            pub fn validate(&self) -> Result<(), ConfigError> {
+                match self {
+                    $(Self::$name(c) => c.validate(),)+
+                }
+            }
+
+            /// Forward FLOPs of one sequence of `l` positions with logits at `labelled` of them.
+            pub fn forward_flops(&self, l: usize, labelled: usize) -> u64 {
+                match self {
+                    $(Self::$name(c) => c.forward_flops(l, labelled),)+
+                }
+            }
+
+            /// Build on `device`.
+            ///
+            /// # Panics
+            ///
+            /// If the config does not pass [`Self::validate`].
+            pub fn init(&self, device: &Device) -> TokenArch {
+                match self {
+                    $(Self::$name(c) => TokenArch::$name(c.init(device)),)+
+                }
+            }
+        }
+
+        impl TokenArch {
+            /// The registry name of its backbone.
+            pub fn name(&self) -> ArchName {
+                match self {
+                    $(Self::$name(_) => ArchName::$name,)+
+                }
+            }
+
+            /// Logits at the flattened positions `positions` of `tokens: [b, l]`, `[n, V]`
+            /// ([`TokenModel::logits_at`]).
+            pub fn logits_at(&self, tokens: Tensor<2, Int>, positions: Tensor<1, Int>) -> Tensor<2> {
+                match self {
+                    $(Self::$name(m) => m.logits_at(tokens, positions),)+
+                }
+            }
+
+            /// Logits at every position, `[b, l, V]` ([`TokenModel::logits`]).
+            pub fn logits(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+                match self {
+                    $(Self::$name(m) => m.logits(tokens),)+
+                }
+            }
+
+            /// Parameters of the backbone alone.
+            pub fn backbone_params(&self) -> usize {
+                match self {
+                    $(Self::$name(m) => m.backbone_params(),)+
+                }
+            }
+
+            /// Floats of recurrent state per sequence after `len` positions.
+            pub fn state_size(&self, len: usize) -> usize {
+                match self {
+                    $(Self::$name(m) => m.state_size(len),)+
+                }
+            }
+
+            /// Longest sequence the backbone can process, `None` if unbounded.
+            pub fn max_len(&self) -> Option<usize> {
+                match self {
+                    $(Self::$name(m) => m.backbone.max_len(),)+
+                }
+            }
+        }
+    };
+}
+
 registry! {
+    forecasters {
     /// `Linear(L -> H)` per channel (LTSF-Linear).
     Linear => crate::linear::LinearSpec,
     /// Last-value normalised linear (LTSF-Linear).
@@ -311,16 +475,19 @@ registry! {
     Rlinear => crate::linear::RlinearSpec,
     /// Repeat the last value: the no-training baseline.
     Repeat => crate::repeat::RepeatSpec,
-    /// Self-attention backbone behind the patch forecasting adapter (PatchTST-style).
-    Transformer => Patched<crate::transformer::TransformerSpec>,
-    /// Mamba-1 selective SSM backbone behind the patch forecasting adapter.
-    Mamba => Patched<crate::mamba::MambaSpec>,
-    /// Griffin (RG-LRU recurrent blocks and local attention, 2:1) behind the same adapter.
-    Griffin => Patched<crate::griffin::GriffinSpec>,
-    /// Hawk (Griffin with recurrent blocks only) behind the same adapter.
-    Hawk => Patched<crate::griffin::HawkSpec>,
-    /// LSTM backbone behind the same adapter.
-    Lstm => Patched<crate::lstm::LstmSpec>,
+    }
+    backbones {
+    /// Self-attention backbone (PatchTST-style behind the forecasting adapter).
+    Transformer => crate::transformer::TransformerSpec,
+    /// Mamba-1 selective SSM backbone.
+    Mamba => crate::mamba::MambaSpec,
+    /// Griffin (RG-LRU recurrent blocks and local attention, 2:1).
+    Griffin => crate::griffin::GriffinSpec,
+    /// Hawk (Griffin with recurrent blocks only).
+    Hawk => crate::griffin::HawkSpec,
+    /// LSTM backbone.
+    Lstm => crate::lstm::LstmSpec,
+    }
 }
 
 /// `name` in ASCII lowercase, at compile time (`N` is its length; the registry's names are
@@ -344,12 +511,37 @@ impl ArchName {
 
     /// The accepted options as flags, `--individual, --moving-avg`, or `no model options`.
     pub fn accepted_flags(self) -> String {
-        let accepted = self.accepted();
-        if accepted.is_empty() {
-            return "no model options".into();
+        flags(&self.accepted())
+    }
+
+    /// Whether it has a causal backbone, so it runs the token tasks.
+    pub fn has_token_model(self) -> bool {
+        self.token_options().is_some()
+    }
+
+    /// The token model (the token adapter around its causal backbone) over a vocabulary of
+    /// `vocab` tokens from the options given, rejecting a window forecaster, options that do
+    /// not apply to the token adapter and values out of range.
+    pub fn token_config(
+        self,
+        vocab: usize,
+        options: &ModelOptions,
+    ) -> Result<TokenConfig, ConfigError> {
+        let accepted = self
+            .token_options()
+            .ok_or_else(|| ConfigError::NoTokenModel {
+                arch: self.as_str(),
+                token_models: names(ArchName::ALL.iter().filter(|a| a.has_token_model())),
+            })?;
+        if let Some(option) = options.given().into_iter().find(|o| !accepted.contains(o)) {
+            return Err(ConfigError::NotApplicable {
+                arch: self.as_str(),
+                option,
+                accepted: flags(&accepted),
+            });
         }
-        let flags: Vec<String> = accepted.iter().map(|o| o.flag()).collect();
-        flags.join(", ")
+        self.build_tokens(vocab, options)
+            .expect("a token model: its options exist")
     }
 
     /// The configuration for a task from the options given, rejecting options that do not apply
@@ -423,6 +615,20 @@ impl ArchName {
             (None, None) => Err(ConfigError::Invalid(format!("`{self}` has no size ladder"))),
         }
     }
+}
+
+/// Options as flags, `--individual, --moving-avg`, or `no model options`.
+fn flags(options: &[ModelOption]) -> String {
+    if options.is_empty() {
+        return "no model options".into();
+    }
+    let flags: Vec<String> = options.iter().map(|o| o.flag()).collect();
+    flags.join(", ")
+}
+
+/// Architecture names joined, `transformer, mamba`.
+fn names<'a>(names: impl Iterator<Item = &'a ArchName>) -> String {
+    names.map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 impl fmt::Display for ArchName {

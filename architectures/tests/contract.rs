@@ -283,3 +283,55 @@ fn loss_falls_on_a_small_synthetic_task() {
         assert!(last < 0.5 * first, "{name}: loss {first} -> {last}");
     }
 }
+
+/// Every backbone runs under the token adapter: logits of the right shape, causal (a token
+/// changed at position `t` leaves the logits before `t` unchanged), the labelled-position head
+/// equal to the full one there; every window forecaster is
+/// rejected by name.
+#[test]
+fn every_backbone_is_a_causal_token_model() {
+    let device = Device::flex();
+    let (vocab, len, t) = (24, 10, 6);
+    let small = ModelOptions {
+        d_model: Some(16),
+        layers: Some(3),
+        ..ModelOptions::default()
+    };
+    for &name in ArchName::ALL {
+        let Some(accepted) = name.token_options() else {
+            let error = name.token_config(vocab, &small).unwrap_err().to_string();
+            assert!(error.contains(name.as_str()), "{error}");
+            continue;
+        };
+        let options = ModelOptions {
+            heads: accepted.contains(&ModelOption::Heads).then_some(2),
+            ..small.clone()
+        };
+        device.seed(3);
+        let model = name.token_config(vocab, &options).unwrap().init(&device);
+        let tokens: Vec<i64> = (0..2 * len as i64)
+            .map(|i| (i * 7 + 3) % vocab as i64)
+            .collect();
+        let x = Tensor::<2, Int>::from_data(TensorData::new(tokens.clone(), [2, len]), &device);
+        let logits = model.logits(x.clone());
+        assert_eq!(logits.dims(), [2, len, vocab], "{name}");
+
+        let mut changed = tokens.clone();
+        changed[t] = (changed[t] + 1) % vocab as i64;
+        let y = Tensor::<2, Int>::from_data(TensorData::new(changed, [2, len]), &device);
+        let before = |l: Tensor<3>| l.narrow(1, 0, t);
+        let diff = max_abs_diff(before(logits.clone()), before(model.logits(y)));
+        assert!(diff < 1e-5, "{name}: logits before {t} moved by {diff}");
+
+        let positions = [1i64, len as i64 + 4];
+        let index =
+            || Tensor::<1, Int>::from_data(TensorData::new(positions.to_vec(), [2]), &device);
+        let at = model.logits_at(x.clone(), index());
+        let full = logits.reshape([2 * len, vocab]).select(0, index());
+        let diff = (at - full).abs().max().into_scalar::<f32>();
+        assert!(
+            diff < 1e-5,
+            "{name}: labelled-position head differs by {diff}"
+        );
+    }
+}
