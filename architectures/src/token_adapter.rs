@@ -55,14 +55,16 @@ pub fn token_options<B: Backbone>() -> Vec<ModelOption> {
 /// The token-model configuration of backbone `B` over a vocabulary of `vocab` tokens (the
 /// options have been checked against [`token_options`]): the backbone's forecasting
 /// configuration with `--causal` set, which gives the Transformer rotary positions (its table
-/// bounds the length: [`SequenceModel::max_len`]); the patching it is configured against is
-/// discarded (no option that reaches it is accepted here).
+/// bounds the length: [`SequenceModel::max_len`]), and dropout 0 (Zoology's and the Mamba
+/// paper's probe models have none); the patching it is configured against is discarded (no
+/// option that reaches it is accepted here).
 pub fn token_config<B: Backbone>(
     vocab: usize,
     options: &ModelOptions,
 ) -> Result<TokenModelConfig<B::Config>, ConfigError> {
     let causal = ModelOptions {
         causal: true,
+        dropout: Some(0.0),
         ..options.clone()
     };
     let mut unused = Patching::new(1, 1, 1);
@@ -224,9 +226,10 @@ mod tests {
     }
 
     #[test]
-    fn the_transformer_is_causal_with_rotary_positions() {
+    fn the_transformer_is_causal_with_rotary_positions_and_no_dropout() {
         let config = token_config::<TransformerSpec>(16, &ModelOptions::default()).unwrap();
         assert!(config.backbone.causal);
+        assert_eq!(config.backbone.dropout, 0.0);
         assert_eq!(
             config.backbone.positions,
             crate::transformer::PositionKind::Rotary

@@ -452,3 +452,121 @@ mod tests {
         assert!((t.p10_ms - 1.4).abs() < 1e-12 && (t.p90_ms - 4.6).abs() < 1e-12);
     }
 }
+
+/// Where `bench probe-step` computes the head's logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadPositions {
+    /// At the labelled positions only (what training does).
+    Labelled,
+    /// At every position, `[b, l, V]`, then the labelled ones picked for the loss.
+    All,
+}
+
+/// What `bench probe-step` measures: one AdamW training step of a token model on a batch of the
+/// probe's examples.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProbeStepBench {
+    /// Task and model (the recipe's lr and weight decay; its example counts are not used).
+    pub probe: crate::probe::ProbeConfig,
+    /// Where the logits are computed.
+    pub head: HeadPositions,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    pub warmup: usize,
+}
+
+/// What `bench probe-step` reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProbeStepReport {
+    /// Architecture.
+    pub arch: String,
+    /// Task.
+    pub task: String,
+    /// Backend.
+    pub backend: String,
+    /// Batch size.
+    pub batch: usize,
+    /// Sequence length.
+    pub seq_len: usize,
+    /// Vocabulary.
+    pub vocab: usize,
+    /// Width.
+    pub d_model: usize,
+    /// Labelled positions in the batch (the loss reads these).
+    pub labelled: usize,
+    /// Parameters of the token model.
+    pub params: usize,
+    /// Step time.
+    pub step: Timing,
+    /// Tokens per second at the median step time.
+    pub tokens_per_second: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_bytes: Option<u64>,
+    /// Where it ran.
+    pub machine: String,
+    /// Commit.
+    pub git_commit: String,
+    /// The measured configuration.
+    pub config: ProbeStepBench,
+}
+
+/// Time the training step of `bench`.
+pub fn probe_step(bench: &ProbeStepBench) -> Result<ProbeStepReport> {
+    let config = &bench.probe;
+    let device = config.backend.device()?;
+    device.seed(config.seed);
+    let autodiff = device.clone().autodiff();
+    let mut model = config.model.init(&autodiff);
+    let batch = config.train.batch_size;
+    let examples = config
+        .task
+        .generate(batch, config.train.data_seed)
+        .map_err(|e| RunError::Invalid(e.to_string()))?;
+    let indices: Vec<usize> = (0..batch).collect();
+    let tensors = crate::probe_train::Batch::for_loss(&examples, &indices, &autodiff);
+    let labelled = tensors.positions.dims()[0];
+    let mut optim = burn::optim::AdamWConfig::new()
+        .with_weight_decay(config.train.weight_decay as f32)
+        .with_epsilon(config.train.adam_epsilon as f32)
+        .init();
+    let mut samples = Vec::with_capacity(bench.steps);
+    for i in 0..bench.warmup + bench.steps {
+        let started = Instant::now();
+        let (tokens, positions) = (tensors.tokens.clone(), tensors.positions.clone());
+        let logits = match bench.head {
+            HeadPositions::Labelled => model.logits_at(tokens, positions),
+            HeadPositions::All => {
+                let all = model.logits(tokens); // [b, l, V]
+                let [b, l, v] = all.dims();
+                all.reshape([b * l, v]).select(0, positions)
+            }
+        };
+        let loss = crate::probe_train::cross_entropy(logits, tensors.targets.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(config.train.lr, model, grads);
+        sync(&device)?;
+        if i >= bench.warmup {
+            samples.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let step = Timing::of(&samples);
+    Ok(ProbeStepReport {
+        arch: config.model.name().to_string(),
+        task: config.task.name().to_string(),
+        backend: config.backend.to_string(),
+        batch,
+        seq_len: examples.len,
+        vocab: config.task.vocab(),
+        d_model: config.model.d_model(),
+        labelled,
+        params: model.num_params(),
+        tokens_per_second: (batch * examples.len) as f64 / (step.median_ms / 1e3),
+        step,
+        peak_rss_bytes: sysinfo::peak_rss_bytes(),
+        machine: sysinfo::machine(),
+        git_commit: sysinfo::git_commit().to_string(),
+        config: bench.clone(),
+    })
+}

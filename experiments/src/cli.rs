@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use architectures::{ArchName, ModelOptions};
 use clap::{Args, Parser, Subcommand};
+use experiments::bench::HeadPositions;
+use experiments::probe::ProbeRequest;
 use experiments::request::DataArgs;
 use experiments::{BackendName, RunRequest};
 
@@ -23,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Train one model on one dataset and test its best-validation weights.
     Train(Box<TrainArgs>),
+    /// Train one token model on a token probe (associative recall, selective copying, induction
+    /// heads) and test its accuracy.
+    Probe(Box<ProbeArgs>),
     /// Run a grid of runs from a TOML file: resumable, shardable, failures recorded; ends with
     /// the leaderboard and charts of the output folder.
     Sweep(SweepArgs),
@@ -39,6 +44,17 @@ pub enum Command {
     /// Measure the cost of training steps and of matmuls.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `archzoo probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The run's settings.
+    #[command(flatten)]
+    pub run: ProbeRequest,
+    /// Output folder: the run writes `<out>/<run id>/`; a finished run there is not repeated.
+    #[arg(long, default_value = "runs/probes")]
+    pub out: PathBuf,
 }
 
 /// `archzoo sweep`.
@@ -192,6 +208,9 @@ pub struct PlotArgs {
 pub enum BenchCommand {
     /// Time forward + backward + Adam step of one architecture on a random batch.
     TrainStep(Box<TrainStepArgs>),
+    /// Time one AdamW training step of a token model on a batch of a probe's examples, the
+    /// head's logits at the labelled positions only or at every position.
+    ProbeStep(Box<ProbeStepArgs>),
     /// Latency of recurrent `step` decoding (inference) against the position decoded.
     Decode(Box<DecodeArgs>),
     /// Forward + backward of one Mamba block: fused scan, reference scan, or projections alone.
@@ -384,6 +403,26 @@ pub struct TrainStepArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendName,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `archzoo bench probe-step`.
+#[derive(Debug, Args)]
+pub struct ProbeStepArgs {
+    /// The task, model and recipe (`archzoo probe`'s settings; `--batch` is the batch timed).
+    #[command(flatten)]
+    pub probe: ProbeRequest,
+    /// Where the head's logits are computed.
+    #[arg(long, value_enum, default_value = "labelled")]
+    pub head: HeadPositions,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: u64,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

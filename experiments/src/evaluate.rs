@@ -28,6 +28,22 @@ pub struct EpochRecord {
     pub improved: bool,
 }
 
+impl EpochRecord {
+    /// One line for the progress display: `train 0.4102 val mse 0.3921 mae 0.4010 * lr 1.00e-4
+    /// (3.2 s)`, the star marking an improvement.
+    pub fn describe(&self) -> String {
+        format!(
+            "train {:.4} val mse {:.4} mae {:.4}{} lr {:.2e} ({:.1} s)",
+            self.train_loss,
+            self.val_mse,
+            self.val_mae,
+            if self.improved { " *" } else { "" },
+            self.lr,
+            self.seconds
+        )
+    }
+}
+
 /// Error metrics over a split.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {

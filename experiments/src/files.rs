@@ -73,3 +73,12 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(io_at(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_at(path))
 }
+
+/// Whether the run folder `dir` holds a token-probe run (its `config.json` names a `task`) rather
+/// than a forecasting run.
+pub fn is_probe_run(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|json| json.get("task").is_some())
+}

@@ -31,14 +31,16 @@ use anyhow::{Context, bail};
 use architectures::{ArchName, ModelOption, TaskShape};
 use clap::Parser;
 use datasets::{ForecastData, ForecastSpec, KNOWN_DATASETS};
-use experiments::bench::{self, DecodeBench, TrainStepBench};
+use experiments::bench::{self, DecodeBench, ProbeStepBench, TrainStepBench};
+use experiments::probe::ProbeRequest;
+use experiments::probe_sweep::{self, ProbeOutcome, ProbePlan, ProbeState};
 use experiments::progress::Bars;
 use experiments::runner::{self, RunOptions, RunStatus};
 use experiments::scaling::{self, ScalingSpec};
 use experiments::suite::{self, CaseCommand, SuiteFile};
 use experiments::sweep::{self, Outcome, Plan, RunState, Shard, SweepFile, SweepOptions};
 use experiments::{BackendName, Preset, RunConfig};
-use experiments::{files, plot, report};
+use experiments::{files, plot, probe_report, probe_train, report};
 
 use crate::cli::{BenchCommand, Cli, Command, DataCommand, InspectArgs, TrainArgs};
 
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train(*args),
+        Command::Probe(args) => probe(&args),
         Command::Sweep(args) => sweep(&args),
         Command::Report(args) => report_dir(&args),
         Command::Plot(args) => plot_dir(&args),
@@ -92,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::TrainStep(args)) => bench_train_step(&args),
+        Command::Bench(BenchCommand::ProbeStep(args)) => bench_probe_step(&args),
         Command::Bench(BenchCommand::Decode(args)) => bench_decode(&args),
         Command::Bench(BenchCommand::MambaBlock(args)) => bench_mamba_block(&args),
         Command::Bench(BenchCommand::Scaling(args)) => bench_scaling(&args),
@@ -158,8 +162,39 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn probe(args: &cli::ProbeArgs) -> anyhow::Result<()> {
+    let config = args.run.resolve()?;
+    let run_id = config.run_id();
+    let summary = probe_train::run_probe(&config, &args.out, &mut Bars::new())
+        .with_context(|| format!("run {run_id} failed"))?;
+    let lengths: Vec<String> = summary
+        .lengths
+        .iter()
+        .map(|l| format!("L {} {:.4}", l.len, l.accuracy))
+        .collect();
+    say(format!(
+        "{run_id}: accuracy {:.4} (epoch {} of {}{}), {} backbone parameters, {} state floats, {:.0} tokens/s, {:.1} s",
+        summary.accuracy,
+        summary.best_epoch,
+        summary.epochs_run,
+        if summary.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        },
+        summary.backbone_params,
+        summary.state_floats,
+        summary.train_tokens_per_second,
+        summary.train_seconds
+    ));
+    if lengths.len() > 1 {
+        say(format!("  by length: {}", lengths.join(", ")));
+    }
+    say(format!("  wrote {}", args.out.join(&run_id).display()));
+    Ok(())
+}
+
 fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
-    let file = SweepFile::load(&args.file)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args.file.file_stem().unwrap_or_default();
         Path::new("runs").join(stem)
@@ -168,6 +203,10 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         Some(text) => Shard::parse(text)?,
         None => Shard::ALL,
     };
+    if sweep::is_probe_sweep(&args.file)? {
+        return probe_sweep(args, &out, shard);
+    }
+    let file: SweepFile = SweepFile::load(&args.file)?;
     let plan = Plan::new(&file, &args.data_dir.data_dir)?;
     let mine = plan.shard(shard);
     say(format!(
@@ -281,8 +320,155 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `archzoo sweep` of a file that sets `task`: token-probe runs.
+fn probe_sweep(args: &cli::SweepArgs, out: &Path, shard: Shard) -> anyhow::Result<()> {
+    let file: SweepFile<ProbeRequest> = SweepFile::load(&args.file)?;
+    let plan = ProbePlan::new(&file)?;
+    let mine = plan.shard(shard);
+    say(format!(
+        "probe sweep {}: {} runs{}, {} in shard {}/{} -> {}",
+        args.file.display(),
+        plan.runs.len(),
+        file.description
+            .as_ref()
+            .map_or(String::new(), |d| format!(" ({d})")),
+        mine.len(),
+        shard.index,
+        shard.count,
+        out.display()
+    ));
+    if args.dry_run {
+        for (index, run) in plan.runs.iter().enumerate() {
+            let state = match probe_sweep::state(out, run)? {
+                ProbeState::Done(s) => format!("done (accuracy {:.4})", s.accuracy),
+                ProbeState::Failed(reason) => format!("failed: {reason}"),
+                ProbeState::Pending => "pending".into(),
+            };
+            let here = if shard.owns(&run.run_id) { "*" } else { " " };
+            say(format!("{here} {index:>4}  {}  {state}", run.run_id));
+        }
+        say("(* = in this shard)");
+        return Ok(());
+    }
+    let options = SweepOptions {
+        shard,
+        retry_failed: args.retry_failed,
+        time_limit: args.time_limit,
+    };
+    let total = mine.len();
+    let mut position = 0;
+    let outcomes = probe_sweep::run(&plan, options, out, &mut Bars::new(), |run, outcome| {
+        position += 1;
+        let line = match outcome {
+            ProbeOutcome::Completed(s) => format!(
+                "done     accuracy {:.4}, {} epochs, {:.1} s",
+                s.accuracy, s.epochs_run, s.train_seconds
+            ),
+            ProbeOutcome::Skipped(ProbeState::Done(s)) => {
+                format!("skipped  already done (accuracy {:.4})", s.accuracy)
+            }
+            ProbeOutcome::Skipped(ProbeState::Failed(reason)) => {
+                format!("skipped  failed before ({reason}; --retry-failed to rerun)")
+            }
+            ProbeOutcome::Skipped(ProbeState::Pending) => "skipped".into(),
+            ProbeOutcome::Failed(reason) => format!("FAILED   {reason}"),
+        };
+        say(format!("[{position}/{total}] {}  {line}", run.run_id));
+    })?;
+    let failed = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                ProbeOutcome::Failed(_) | ProbeOutcome::Skipped(ProbeState::Failed(_))
+            )
+        })
+        .count();
+    let completed = outcomes
+        .iter()
+        .filter(|o| matches!(o, ProbeOutcome::Completed(_)))
+        .count();
+    let not_reached = total - outcomes.len();
+    say(format!(
+        "{completed} trained, {} skipped, {failed} failed; ledger {}",
+        outcomes.len() - completed - failed,
+        out.join("ledger.csv").display()
+    ));
+    if not_reached > 0 {
+        say(format!(
+            "time limit: {not_reached} runs not started; the same command goes on with them"
+        ));
+    }
+    if !args.no_report {
+        let runs = probe_report::load_probes(out)?;
+        if !runs.is_empty() {
+            write_probe_report(&runs, out, out)?;
+            write_probe_charts(&runs, out)?;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {total} runs failed (reasons in the ledger and each run's failed.json)");
+    }
+    Ok(())
+}
+
+/// The probe leaderboard of `runs` (read from `dir`) into `out`.
+fn write_probe_report(
+    runs: &[probe_report::StoredProbe],
+    dir: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let board = probe_report::probe_board(runs);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let markdown = probe_report::markdown(&board, dir);
+    files::write_text_atomic(&out.join("leaderboard.md"), &markdown)?;
+    files::write_text_atomic(&out.join("leaderboard.csv"), &probe_report::csv(&board))?;
+    say(markdown.trim_end());
+    say(format!(
+        "\n{} runs in {} rows over {} task settings -> {}, {}",
+        runs.len(),
+        board.values().map(Vec::len).sum::<usize>(),
+        board.len(),
+        out.join("leaderboard.md").display(),
+        out.join("leaderboard.csv").display()
+    ));
+    Ok(())
+}
+
+/// Every probe chart of `runs`, as SVG and PNG into `out`.
+fn write_probe_charts(runs: &[probe_report::StoredProbe], out: &Path) -> anyhow::Result<()> {
+    let board = probe_report::probe_board(runs);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for chart in probe_report::probe_charts(&board) {
+        for path in plot::render(&chart, out)? {
+            say(format!("wrote {}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// The forecasting runs and the probe runs stored under `dir`; a folder holds one kind.
+fn load_stored(
+    dir: &Path,
+) -> anyhow::Result<(Vec<report::StoredRun>, Vec<probe_report::StoredProbe>)> {
+    let runs = report::load_runs(dir)?;
+    let probes = probe_report::load_probes(dir)?;
+    if !runs.is_empty() && !probes.is_empty() {
+        bail!(
+            "{} holds both forecasting runs ({}) and token-probe runs ({}): keep them in separate folders, one leaderboard each",
+            dir.display(),
+            runs.len(),
+            probes.len()
+        );
+    }
+    Ok((runs, probes))
+}
+
 fn report_dir(args: &cli::ReportArgs) -> anyhow::Result<()> {
-    let runs = report::load_runs(&args.dir)?;
+    let (runs, probes) = load_stored(&args.dir)?;
+    if !probes.is_empty() {
+        return write_probe_report(&probes, &args.dir, args.out.as_ref().unwrap_or(&args.dir));
+    }
     if runs.is_empty() {
         bail!(
             "no completed runs under {} (each run directory needs a summary.json)",
@@ -549,6 +735,40 @@ fn bench_decode(args: &cli::DecodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn bench_probe_step(args: &cli::ProbeStepArgs) -> anyhow::Result<()> {
+    let bench = ProbeStepBench {
+        probe: args.probe.resolve()?,
+        head: args.head,
+        steps: args.steps as usize,
+        warmup: args.warmup as usize,
+    };
+    let report = bench::probe_step(&bench)?;
+    if args.json {
+        say(serde_json::to_string_pretty(&report)?);
+    } else {
+        let t = report.step;
+        say(format!(
+            "{} {} train step on {} (batch {}, L={}, V={}, d={}, {} labelled positions, head at {:?}): median {:.3} ms [p10 {:.3}, p90 {:.3}] over {} steps = {:.0} tokens/s; peak RSS {}",
+            report.arch,
+            report.task,
+            report.backend,
+            report.batch,
+            report.seq_len,
+            report.vocab,
+            report.d_model,
+            report.labelled,
+            args.head,
+            t.median_ms,
+            t.p10_ms,
+            t.p90_ms,
+            t.samples,
+            report.tokens_per_second,
+            megabytes(report.peak_rss_bytes),
+        ));
+    }
+    Ok(())
+}
+
 fn bench_train_step(args: &cli::TrainStepArgs) -> anyhow::Result<()> {
     let task = TaskShape {
         seq_len: args.seq_len as usize,
@@ -707,7 +927,10 @@ fn bench_scaling(args: &cli::ScalingArgs) -> anyhow::Result<()> {
 
 fn plot_dir(args: &cli::PlotArgs) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| args.dir.clone());
-    let runs = report::load_runs(&args.dir)?;
+    let (runs, probes) = load_stored(&args.dir)?;
+    if !probes.is_empty() {
+        return write_probe_charts(&probes, &out);
+    }
     let scaling_path = args.scaling.clone().or_else(|| {
         let default = args.dir.join("scaling.csv");
         default.exists().then_some(default)

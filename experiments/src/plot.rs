@@ -185,7 +185,8 @@ fn per_arch(rows: &[report::Row], x: impl Fn(&report::Row) -> Option<f64>) -> Ve
     series
 }
 
-fn registry_order(arch: &str) -> usize {
+/// Position of `arch` in the registry (charts list architectures in this order).
+pub fn registry_order(arch: &str) -> usize {
     ArchName::value_variants()
         .iter()
         .position(|a| a.as_str() == arch)

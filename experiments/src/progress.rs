@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::evaluate::EpochRecord;
-
 /// Hooks the training loop calls.
 pub trait Progress {
     /// A training run starts: `epochs` epochs of `batches` batches at most.
@@ -17,8 +15,8 @@ pub trait Progress {
     fn resumed(&mut self, _epochs_done: usize) {}
     /// One training batch done.
     fn batch(&mut self, _loss: f64, _lr: f64) {}
-    /// One epoch done.
-    fn epoch(&mut self, _record: &EpochRecord) {}
+    /// Epoch `epoch` done; `summary` says how it went (`train 0.41 val mse 0.39 …`).
+    fn epoch(&mut self, _epoch: usize, _summary: &str) {}
     /// Training over (early stop or last epoch).
     fn finish(&mut self) {}
 }
@@ -116,17 +114,12 @@ impl Progress for Bars {
         }
     }
 
-    fn epoch(&mut self, record: &EpochRecord) {
+    fn epoch(&mut self, epoch: usize, summary: &str) {
         self.loss_sum = 0.0;
         self.loss_count = 0;
         if let Some(bar) = &self.epochs {
             bar.inc(1);
-            bar.set_message(format!(
-                "train {:.4} val {:.4}{}",
-                record.train_loss,
-                record.val_mse,
-                if record.improved { " *" } else { "" }
-            ));
+            bar.set_message(summary.to_string());
         }
         if let Some(bar) = &self.batches {
             bar.reset();
@@ -135,14 +128,7 @@ impl Progress for Bars {
             // Best effort, as the bars: a closed stderr does not stop the run.
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "{label} epoch {}/{epochs}: train {:.4} val mse {:.4} mae {:.4}{} lr {:.2e} ({:.1} s)",
-                record.epoch,
-                record.train_loss,
-                record.val_mse,
-                record.val_mae,
-                if record.improved { " *" } else { "" },
-                record.lr,
-                record.seconds
+                "{label} epoch {epoch}/{epochs}: {summary}"
             );
         }
     }

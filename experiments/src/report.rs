@@ -184,14 +184,14 @@ pub struct StoredRun {
 }
 
 /// Read every `dir/*/summary.json` with its `config.json`, sorted by run id. Incomplete or
-/// failed runs (no summary) are left out.
+/// failed runs (no summary) and token-probe runs are left out.
 pub fn load_runs(dir: &Path) -> Result<Vec<StoredRun>> {
     let entries = std::fs::read_dir(dir).map_err(io_at(dir))?;
     let mut runs = Vec::new();
     for entry in entries {
         let path = entry.map_err(io_at(dir))?.path();
         let summary_path = path.join("summary.json");
-        if !summary_path.exists() {
+        if !summary_path.exists() || crate::files::is_probe_run(&path) {
             continue;
         }
         let text = std::fs::read_to_string(&summary_path).map_err(io_at(&summary_path))?;

@@ -63,18 +63,98 @@ use sha2::{Digest, Sha256};
 use crate::config::RunConfig;
 use crate::error::{Result, RunError, io_at};
 use crate::files::{csv_text, read_json_if_exists, write_json_atomic, write_text_atomic};
+use crate::probe::ProbeRequest;
 use crate::progress::Progress;
 use crate::request::{RunRequest, TRAINING};
 use crate::results::{RunDir, Summary};
 use crate::runner::{self, RunOptions, RunStatus};
 
+/// What a sweep file's keys parse as: the settings of one run of a command (`archzoo train`'s
+/// [`RunRequest`], `archzoo probe`'s [`ProbeRequest`]), declared once for clap and the sweep.
+pub trait SweepRequest: Sized {
+    /// The command whose flags the keys are, for messages (`train`).
+    const COMMAND: &'static str;
+    /// The settings as a clap command.
+    fn command() -> clap::Command;
+    /// One run's settings from flags.
+    fn parse(args: &[String]) -> std::result::Result<Self, clap::Error>;
+    /// The run's architecture.
+    fn arch(&self) -> ArchName;
+    /// Whether the setting `argument` applies to `arch` (a sweep sets it only where it does).
+    fn applies(arch: ArchName, argument: &clap::Arg) -> bool;
+}
+
+impl SweepRequest for RunRequest {
+    const COMMAND: &'static str = "train";
+
+    fn command() -> clap::Command {
+        RunRequest::command()
+    }
+
+    fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
+        RunRequest::parse(args)
+    }
+
+    fn arch(&self) -> ArchName {
+        self.arch
+    }
+
+    /// A model option only for the architectures that take it, a training setting only for the
+    /// trainable ones.
+    fn applies(arch: ArchName, argument: &clap::Arg) -> bool {
+        let option = ModelOption::from_key(argument.get_id().as_str());
+        let training = argument.get_help_heading() == Some(TRAINING);
+        option.is_none_or(|o| arch.accepts(o)) && (!training || arch.trainable())
+    }
+}
+
+impl SweepRequest for ProbeRequest {
+    const COMMAND: &'static str = "probe";
+
+    fn command() -> clap::Command {
+        ProbeRequest::command()
+    }
+
+    fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
+        ProbeRequest::parse(args)
+    }
+
+    fn arch(&self) -> ArchName {
+        self.arch
+    }
+
+    /// A model option only for the architectures whose token model takes it.
+    fn applies(arch: ArchName, argument: &clap::Arg) -> bool {
+        let option = ModelOption::from_key(argument.get_id().as_str());
+        option.is_none_or(|o| arch.token_options().is_some_and(|a| a.contains(&o)))
+    }
+}
+
+/// Whether the sweep file at `path` is a probe sweep: it sets `task` (at the top level or in a
+/// grid), which only `archzoo probe` takes.
+pub fn is_probe_sweep(path: &Path) -> Result<bool> {
+    let text = std::fs::read_to_string(path).map_err(io_at(path))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| RunError::Invalid(format!("{}: {e}", path.display())))?;
+    let in_grid = table
+        .get("grid")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|grids| {
+            grids
+                .iter()
+                .any(|g| g.as_table().is_some_and(|t| t.contains_key("task")))
+        });
+    Ok(table.contains_key("task") || in_grid)
+}
+
 /// A sweep file: an optional `description`, then run settings, each one value or a list.
 ///
 /// The keys are the settings of `archzoo train` ([`RunRequest`], the same declaration clap
-/// parses) with underscores: a value becomes the flag's argument, `true` a switch given and
-/// `false` one left out. A key `train` does not know is an error naming it and its line.
+/// parses), or of `archzoo probe` for a probe sweep, with underscores: a value becomes the flag's
+/// argument, `true` a switch given and `false` one left out. A key the command does not know is
+/// an error naming it and its line.
 #[derive(Clone, Debug)]
-pub struct SweepFile {
+pub struct SweepFile<R = RunRequest> {
     /// Free text.
     pub description: Option<String>,
     /// The top-level settings in the file's order, each with its values and line.
@@ -83,6 +163,7 @@ pub struct SweepFile {
     grids: Vec<Vec<Setting>>,
     /// Where it was read from (for messages).
     source: String,
+    request: std::marker::PhantomData<R>,
 }
 
 /// One key of a sweep file.
@@ -93,7 +174,7 @@ struct Setting {
     line: usize,
 }
 
-impl SweepFile {
+impl<R: SweepRequest> SweepFile<R> {
     /// Read and parse `path`; a syntax error or an unknown key names the file, line and column.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_at(path))?;
@@ -131,7 +212,7 @@ impl SweepFile {
                 }
             }
         }
-        let settings = settings_of(top, text, 0, &invalid)?;
+        let settings = settings_of::<R>(top, text, 0, &invalid)?;
         // Each `[[grid]]` header's line, so that a key is looked up below its own grid's header.
         let headers: Vec<usize> = text
             .lines()
@@ -147,7 +228,7 @@ impl SweepFile {
                 let toml::Value::Table(grid) = grid else {
                     return Err(invalid(header, "`grid` must be `[[grid]]` tables".into()));
                 };
-                let grid = settings_of(grid, text, header, &invalid)?;
+                let grid = settings_of::<R>(grid, text, header, &invalid)?;
                 if let Some(both) = grid
                     .iter()
                     .find(|g| settings.iter().any(|s| s.key == g.key))
@@ -168,9 +249,10 @@ impl SweepFile {
             settings,
             grids,
             source: source.to_string(),
+            request: std::marker::PhantomData,
         };
         // Each value checked once, here, where its line is known (not once per run it reaches).
-        let command = RunRequest::command();
+        let command = R::command();
         for setting in file.settings.iter().chain(file.grids.iter().flatten()) {
             for value in &setting.values {
                 let flags = file.flags(&command, setting, value)?;
@@ -182,7 +264,7 @@ impl SweepFile {
 
     /// The requests of the sweep: for each grid (the top level alone when there is no
     /// `[[grid]]`), the product of its lists; duplicates are removed later, by run id.
-    pub fn requests(&self) -> Result<Vec<RunRequest>> {
+    pub fn requests(&self) -> Result<Vec<R>> {
         if self.grids.is_empty() {
             return self.product(&self.settings);
         }
@@ -194,11 +276,11 @@ impl SweepFile {
         Ok(requests)
     }
 
-    /// The product of `settings`' lists, expanded in the order `train` declares its settings
-    /// (the seed last), each model option only for the architectures that take it and each
-    /// training setting only for the trainable ones.
-    fn product(&self, settings: &[Setting]) -> Result<Vec<RunRequest>> {
-        let command = RunRequest::command();
+    /// The product of `settings`' lists, expanded in the order the command declares its
+    /// settings (the seed last), each setting only for the architectures it applies to
+    /// ([`SweepRequest::applies`]).
+    fn product(&self, settings: &[Setting]) -> Result<Vec<R>> {
+        let command = R::command();
         let find = |key: &str| settings.iter().find(|s| s.key == key);
         let arch = find("arch")
             .ok_or_else(|| RunError::Invalid(format!("{}: a sweep needs `arch`", self.source)))?;
@@ -207,7 +289,7 @@ impl SweepFile {
         for value in &arch.values {
             let flags = self.flags(&command, arch, value)?;
             let request = self.request(&flags, arch.line)?;
-            runs.push((request.arch, flags));
+            runs.push((request.arch(), flags));
         }
         // The seed last, so the seeds of one configuration are neighbours.
         let (seeds, others): (Vec<_>, Vec<_>) =
@@ -216,14 +298,9 @@ impl SweepFile {
             let Some(setting) = find(argument.get_id().as_str()).filter(|s| s.key != "arch") else {
                 continue;
             };
-            let option = ModelOption::from_key(&setting.key);
-            let training = argument.get_help_heading() == Some(TRAINING);
-            let applies = |arch: ArchName| {
-                option.is_none_or(|o| arch.accepts(o)) && (!training || arch.trainable())
-            };
             let mut expanded = Vec::with_capacity(runs.len() * setting.values.len());
             for (arch, flags) in runs {
-                if !applies(arch) {
+                if !R::applies(arch, argument) {
                     expanded.push((arch, flags));
                     continue;
                 }
@@ -283,8 +360,8 @@ impl SweepFile {
     }
 
     /// Parse one run's flags; a bad value names the setting's line (`line` 0: the run's flags).
-    fn request(&self, flags: &[String], line: usize) -> Result<RunRequest> {
-        RunRequest::parse(flags).map_err(|e| {
+    fn request(&self, flags: &[String], line: usize) -> Result<R> {
+        R::parse(flags).map_err(|e| {
             let message = e.render().to_string();
             let message = message
                 .lines()
@@ -302,8 +379,8 @@ impl SweepFile {
 }
 
 /// The keys a sweep file may set, for messages.
-fn setting_keys() -> String {
-    let command = RunRequest::command();
+fn setting_keys<R: SweepRequest>() -> String {
+    let command = R::command();
     let keys: Vec<&str> = command
         .get_arguments()
         .map(|a| a.get_id().as_str())
@@ -311,15 +388,15 @@ fn setting_keys() -> String {
     keys.join(", ")
 }
 
-/// A table's keys as settings, checked to be `train` settings, with their lines (looked up from
-/// line `from`, 1-based, on).
-fn settings_of(
+/// A table's keys as settings, checked to be the command's settings, with their lines (looked
+/// up from line `from`, 1-based, on).
+fn settings_of<R: SweepRequest>(
     table: toml::Table,
     text: &str,
     from: usize,
     invalid: &dyn Fn(usize, String) -> RunError,
 ) -> Result<Vec<Setting>> {
-    let command = RunRequest::command();
+    let command = R::command();
     let mut settings = Vec::new();
     for (key, value) in table {
         let line = line_of(text, &key, from);
@@ -327,8 +404,9 @@ fn settings_of(
             return Err(invalid(
                 line,
                 format!(
-                    "unknown setting `{key}` (the keys are `archzoo train`'s flags with underscores: {})",
-                    setting_keys()
+                    "unknown setting `{key}` (the keys are `archzoo {}`'s flags with underscores: {})",
+                    R::COMMAND,
+                    setting_keys::<R>()
                 ),
             ));
         }
@@ -658,7 +736,7 @@ pub fn run(
 }
 
 /// `error` and its sources, `: `-joined.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -752,7 +830,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> SweepFile {
-        SweepFile::parse(text, "test.toml").expect("valid sweep")
+        SweepFile::<RunRequest>::parse(text, "test.toml").expect("valid sweep")
     }
 
     #[test]
@@ -778,21 +856,23 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_missing_arch_are_errors() {
-        let error = SweepFile::parse("arch = \"dlinear\"\nlearning_rate = 1", "s.toml")
-            .unwrap_err()
-            .to_string();
+        let error =
+            SweepFile::<RunRequest>::parse("arch = \"dlinear\"\nlearning_rate = 1", "s.toml")
+                .unwrap_err()
+                .to_string();
         assert!(
             error.contains("s.toml, line 2") && error.contains("`learning_rate`"),
             "{error}"
         );
         assert!(parse("seed = 1").requests().is_err());
-        let error = SweepFile::parse("arch = \"mamba\"\nd_model = 0", "test.toml")
+        let error = SweepFile::<RunRequest>::parse("arch = \"mamba\"\nd_model = 0", "test.toml")
             .unwrap_err()
             .to_string();
         assert!(error.contains("--d-model"), "{error}");
-        let error = SweepFile::parse("arch = \"transformer\"\ncausal = 1", "test.toml")
-            .unwrap_err()
-            .to_string();
+        let error =
+            SweepFile::<RunRequest>::parse("arch = \"transformer\"\ncausal = 1", "test.toml")
+                .unwrap_err()
+                .to_string();
         assert!(
             error.contains("line 2") && error.contains("switch"),
             "{error}"
@@ -820,7 +900,7 @@ mod tests {
         let runs = file.requests().unwrap();
         let points: Vec<(usize, u64)> = runs.iter().map(|r| (r.pred_len, r.seed)).collect();
         assert_eq!(points, [(96, 1), (96, 2), (96, 3), (192, 1), (336, 1)]);
-        let error = SweepFile::parse(
+        let error = SweepFile::<RunRequest>::parse(
             "arch = \"mamba\"\nseed = 1\n\n[[grid]]\npred_len = 96\n\n[[grid]]\nseed = 2\n",
             "g.toml",
         )
@@ -830,7 +910,7 @@ mod tests {
             error.contains("g.toml, line 8") && error.contains("`seed`"),
             "{error}"
         );
-        let error = SweepFile::parse(
+        let error = SweepFile::<RunRequest>::parse(
             "arch = \"mamba\"\n[[grid]]\nseed = 1\n[[grid]]\nseed = 2\nwidth = 3\n",
             "g.toml",
         )
@@ -840,9 +920,10 @@ mod tests {
             error.contains("g.toml, line 6") && error.contains("`width`"),
             "{error}"
         );
-        let error = SweepFile::parse("arch = \"mamba\"\n[[grid]]\nd_model = 0\n", "g.toml")
-            .unwrap_err()
-            .to_string();
+        let error =
+            SweepFile::<RunRequest>::parse("arch = \"mamba\"\n[[grid]]\nd_model = 0\n", "g.toml")
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("g.toml, line 3"), "{error}");
     }
 

@@ -127,7 +127,7 @@ pub fn train(
             seconds: epoch_started.elapsed().as_secs_f64(),
             improved,
         };
-        progress.0.epoch(&record);
+        progress.0.epoch(epoch, &record.describe());
         on_epoch(&record)?;
         run.records.push(record);
         if !val.mse.is_finite() {
@@ -160,7 +160,7 @@ pub fn train(
 }
 
 /// Ends the progress display however the loop exits.
-struct Finishing<'p>(&'p mut dyn Progress);
+pub(crate) struct Finishing<'p>(pub(crate) &'p mut dyn Progress);
 
 impl Drop for Finishing<'_> {
     fn drop(&mut self) {

@@ -1,10 +1,12 @@
-//! Every committed config reads: the sweep files expand into runs, the benchmark suites' cases
-//! parse as `archzoo bench` command lines. (Running them is what `results/` records.)
+//! Every committed config reads: the sweep files expand into runs (a probe sweep's runs resolve
+//! into their configs), the benchmark suites' cases parse as `archzoo bench` command lines. (Running them is what `results/` records.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use experiments::sweep::SweepFile;
+use experiments::probe::ProbeRequest;
+use experiments::probe_sweep::ProbePlan;
+use experiments::sweep::{SweepFile, is_probe_sweep};
 
 fn configs(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -25,7 +27,15 @@ fn every_sweep_file_expands() {
         if file.file_name().is_some_and(|n| n == "efficiency.toml") {
             continue;
         }
-        let sweep = SweepFile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        // A probe sweep (it sets `task`) resolves every run's config here: it needs no data.
+        if is_probe_sweep(&file).unwrap() {
+            let sweep: SweepFile<ProbeRequest> =
+                SweepFile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+            let plan = ProbePlan::new(&sweep).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!plan.runs.is_empty(), "{}", file.display());
+            continue;
+        }
+        let sweep: SweepFile = SweepFile::load(&file).unwrap_or_else(|e| panic!("{e}"));
         let runs = sweep.requests().unwrap_or_else(|e| panic!("{e}"));
         assert!(!runs.is_empty(), "{}", file.display());
     }

@@ -1,0 +1,436 @@
+//! Token probes as runs: the settings of `archzoo probe` ([`ProbeRequest`], which a sweep file's
+//! keys also parse), their presets ([`ProbePreset`]), and the full [`ProbeConfig`] a run is,
+//! hashed into its id. Training is [`crate::probe_train`].
+//!
+//! The recipe is Zoology's (`zoology/train.py`): AdamW with weight decay 0.1, the learning rate
+//! decayed to 0 along a cosine over every step of the configured epochs, the test accuracy after
+//! each epoch, and an early stop once it exceeds 0.99. Accuracy is the mean over test examples
+//! of the fraction of scored positions predicted exactly (argmax).
+
+use architectures::options::positive;
+use architectures::{ArchName, ModelOptions, TokenConfig};
+use clap::{Args, FromArgMatches};
+use datasets::ProbeTask;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::backend::BackendName;
+use crate::error::{Result, RunError};
+use crate::request::TRAINING;
+
+/// The token tasks, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum TaskName {
+    /// Multi-query associative recall (Zoology).
+    Mqar,
+    /// Selective copying (Mamba paper, Table 1).
+    SelectiveCopy,
+    /// Induction heads, with length extrapolation (Mamba paper, Table 2).
+    Induction,
+}
+
+/// Sizes of a probe run: the papers' or ones a 2-core CPU trains in the time a grid allows.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbePreset {
+    /// Fewer examples and epochs, shorter copying: the whole CPU grid in about two hours (see
+    /// the README for what this costs in comparability).
+    #[default]
+    Cpu,
+    /// The papers' settings (Zoology's MQAR figure, the Mamba paper's copying and induction).
+    Paper,
+}
+
+/// A preset's values for one task; flags override each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeDefaults {
+    /// Vocabulary (alphabet for copying).
+    pub vocab: usize,
+    /// Sequence length (blank positions for copying).
+    pub seq_len: usize,
+    /// MQAR's key–value pairs `K`, or copying's data tokens `M`; unused by induction.
+    pub count: usize,
+    /// Training examples, drawn once.
+    pub train_examples: usize,
+    /// Test examples.
+    pub test_examples: usize,
+    /// Epochs at most.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Test lengths besides the training length, as multiples of it (induction only).
+    pub test_multiples: &'static [usize],
+}
+
+impl ProbePreset {
+    /// The values for `task`.
+    pub fn defaults(self, task: TaskName) -> ProbeDefaults {
+        match (self, task) {
+            // Zoology's figure 2: V 8192, 100k/3k examples, 64 epochs; (L, K) from
+            // (64, 4) to (512, 64).
+            (Self::Paper, TaskName::Mqar) => ProbeDefaults {
+                vocab: 8192,
+                seq_len: 64,
+                count: 4,
+                train_examples: 100_000,
+                test_examples: 3_000,
+                epochs: 64,
+                batch_size: 64,
+                lr: 1e-3,
+                test_multiples: &[],
+            },
+            (Self::Cpu, TaskName::Mqar) => ProbeDefaults {
+                vocab: 8192,
+                seq_len: 64,
+                count: 4,
+                train_examples: 10_000,
+                test_examples: 1_000,
+                epochs: 16,
+                batch_size: 64,
+                lr: 1e-3,
+                test_multiples: &[],
+            },
+            // The Mamba paper: A 16, M 16, length 4096; 400k steps of batch 64 at lr 1e-4
+            // (as examples: one epoch over 25.6M fresh sequences, here a fixed set).
+            (Self::Paper, TaskName::SelectiveCopy) => ProbeDefaults {
+                vocab: 16,
+                seq_len: 4096,
+                count: 16,
+                train_examples: 100_000,
+                test_examples: 1_000,
+                epochs: 256,
+                batch_size: 64,
+                lr: 1e-4,
+                test_multiples: &[],
+            },
+            (Self::Cpu, TaskName::SelectiveCopy) => ProbeDefaults {
+                vocab: 16,
+                seq_len: 256,
+                count: 16,
+                train_examples: 10_000,
+                test_examples: 1_000,
+                epochs: 16,
+                batch_size: 64,
+                lr: 1e-3,
+                test_multiples: &[],
+            },
+            // The Mamba paper: vocabulary 16, trained at 256, tested up to 2^20.
+            (Self::Paper, TaskName::Induction) => ProbeDefaults {
+                vocab: 16,
+                seq_len: 256,
+                count: 0,
+                train_examples: 100_000,
+                test_examples: 1_000,
+                epochs: 64,
+                batch_size: 64,
+                lr: 1e-3,
+                test_multiples: &[2, 4, 16, 64, 256, 1024, 4096],
+            },
+            (Self::Cpu, TaskName::Induction) => ProbeDefaults {
+                vocab: 16,
+                seq_len: 256,
+                count: 0,
+                train_examples: 10_000,
+                test_examples: 500,
+                epochs: 16,
+                batch_size: 64,
+                lr: 1e-3,
+                test_multiples: &[2, 4, 16, 64],
+            },
+        }
+    }
+}
+
+/// What is asked for: the settings of `archzoo probe`, declared once; a probe sweep file's keys
+/// are these with underscores. `None` takes the preset's value.
+#[derive(Clone, Debug, PartialEq, Args)]
+pub struct ProbeRequest {
+    /// Token task (a sweep file that sets it is a probe sweep).
+    #[arg(long, value_enum, default_value = "mqar")]
+    pub task: TaskName,
+    /// Architecture (a causal backbone).
+    #[arg(long, value_enum, default_value = "transformer")]
+    pub arch: ArchName,
+    /// Sizes: `cpu` (the default) or the papers'; the flags override its values.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub preset: ProbePreset,
+    /// Vocabulary size (the alphabet, blank and marker included, for selective copying).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive)]
+    pub vocab: Option<usize>,
+    /// Sequence length (for selective copying: blank positions, the sequence adds 2M).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive)]
+    pub seq_len: Option<usize>,
+    /// MQAR: key-value pairs K.
+    #[arg(long, allow_negative_numbers = true, value_parser = positive)]
+    pub pairs: Option<usize>,
+    /// Selective copying: data tokens M to copy.
+    #[arg(long, allow_negative_numbers = true, value_parser = positive)]
+    pub tokens: Option<usize>,
+    /// Induction: test lengths besides the training length (default: the preset's multiples
+    /// of it).
+    #[arg(long, value_delimiter = ',', value_parser = positive)]
+    pub test_lens: Option<Vec<usize>>,
+    /// Training examples (default: the preset's).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive, help_heading = TRAINING)]
+    pub train_examples: Option<usize>,
+    /// Test examples (default: the preset's).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive, help_heading = TRAINING)]
+    pub test_examples: Option<usize>,
+    /// Peak learning rate (default: the preset's).
+    #[arg(long, allow_negative_numbers = true, help_heading = TRAINING)]
+    pub lr: Option<f64>,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true, help_heading = TRAINING)]
+    pub weight_decay: f64,
+    /// Batch size (default: the preset's).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive, help_heading = TRAINING)]
+    pub batch: Option<usize>,
+    /// Epochs at most (default: the preset's).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive, help_heading = TRAINING)]
+    pub epochs: Option<usize>,
+    /// Seed of the examples (train and test are drawn from it and the next seed).
+    #[arg(long, default_value_t = 0, help_heading = TRAINING)]
+    pub data_seed: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Seed of initialisation and shuffling.
+    #[arg(long, default_value_t = 2021)]
+    pub seed: u64,
+    /// Model options: each architecture takes the ones that apply to its token model.
+    #[command(flatten, next_help_heading = "Model options")]
+    pub model: ModelOptions,
+}
+
+/// How a probe model is trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeTrainConfig {
+    /// The preset the values came from.
+    pub preset: ProbePreset,
+    /// Peak learning rate (cosine to 0 over every step of `epochs`).
+    pub lr: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Adam's epsilon (PyTorch's 1e-8).
+    pub adam_epsilon: f64,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Epochs at most.
+    pub epochs: usize,
+    /// Stop once the test accuracy exceeds this (Zoology: 0.99).
+    pub stop_accuracy: f64,
+    /// Training examples.
+    pub train_examples: usize,
+    /// Test examples.
+    pub test_examples: usize,
+    /// Seed of the training examples; the test examples use the next one.
+    pub data_seed: u64,
+    /// Lengths tested besides the training length, ascending.
+    pub test_lens: Vec<usize>,
+}
+
+/// Everything that determines a probe run's numbers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// The task and its settings.
+    pub task: ProbeTask,
+    /// The token model.
+    pub model: TokenConfig,
+    /// The recipe.
+    pub train: ProbeTrainConfig,
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+    /// Backend.
+    pub backend: BackendName,
+}
+
+impl ProbeConfig {
+    /// Readable, unique id: `<arch>-<task>-L<len>-d<width>-lr<lr>-s<seed>-<hash8>`, the hash over
+    /// the whole serialized config.
+    pub fn run_id(&self) -> String {
+        let json = serde_json::to_string(self).expect("ProbeConfig serializes");
+        let hash = format!("{:x}", Sha256::digest(json.as_bytes()));
+        format!(
+            "{}-{}-L{}-d{}-lr{:e}-s{}-{}",
+            self.model.name(),
+            self.task.name(),
+            self.task.seq_len(),
+            self.model.d_model(),
+            self.train.lr,
+            self.seed,
+            &hash[..8]
+        )
+    }
+}
+
+impl ProbeRequest {
+    /// The settings as a clap command of their own (what a probe sweep file's keys parse as).
+    pub fn command() -> clap::Command {
+        ProbeRequest::augment_args(clap::Command::new("probe").no_binary_name(true))
+    }
+
+    /// Parse settings given as flags; the ones not given take `archzoo probe`'s defaults.
+    pub fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
+        let matches = Self::command().try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+
+    /// The full config. Settings that do not apply (a window forecaster, a model option its
+    /// token model lacks, `--pairs` for copying) and values out of range are errors here,
+    /// before any example is drawn.
+    pub fn resolve(&self) -> Result<ProbeConfig> {
+        let preset = self.preset.defaults(self.task);
+        let not_for = |flag: &str| {
+            RunError::Invalid(format!(
+                "--{flag} does not apply to the {} task",
+                self.task_label()
+            ))
+        };
+        if self.pairs.is_some() && self.task != TaskName::Mqar {
+            return Err(not_for("pairs"));
+        }
+        if self.tokens.is_some() && self.task != TaskName::SelectiveCopy {
+            return Err(not_for("tokens"));
+        }
+        if self.test_lens.is_some() && self.task != TaskName::Induction {
+            return Err(not_for("test-lens"));
+        }
+        let vocab = self.vocab.unwrap_or(preset.vocab);
+        let seq_len = self.seq_len.unwrap_or(preset.seq_len);
+        let task = match self.task {
+            TaskName::Mqar => ProbeTask::Mqar {
+                vocab,
+                len: seq_len,
+                pairs: self.pairs.unwrap_or(preset.count),
+            },
+            TaskName::SelectiveCopy => ProbeTask::SelectiveCopy {
+                alphabet: vocab,
+                len: seq_len,
+                tokens: self.tokens.unwrap_or(preset.count),
+            },
+            TaskName::Induction => ProbeTask::Induction {
+                vocab,
+                len: seq_len,
+            },
+        };
+        task.validate()
+            .map_err(|e| RunError::Invalid(e.to_string()))?;
+        let mut test_lens = self.test_lens.clone().unwrap_or_else(|| {
+            preset
+                .test_multiples
+                .iter()
+                .map(|m| m * task.seq_len())
+                .collect()
+        });
+        test_lens.sort_unstable();
+        test_lens.dedup();
+        test_lens.retain(|&l| l != task.seq_len());
+        for &len in &test_lens {
+            task.with_len(len)
+                .validate()
+                .map_err(|e| RunError::Invalid(format!("--test-lens: {e}")))?;
+        }
+        let lr = self.lr.unwrap_or(preset.lr);
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(RunError::Invalid(format!(
+                "--lr must be a positive number (got {lr})"
+            )));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(RunError::Invalid(format!(
+                "--weight-decay must be a number ≥ 0 (got {})",
+                self.weight_decay
+            )));
+        }
+        let model = self.arch.token_config(task.vocab(), &self.model)?;
+        Ok(ProbeConfig {
+            task,
+            model,
+            train: ProbeTrainConfig {
+                preset: self.preset,
+                lr,
+                weight_decay: self.weight_decay,
+                adam_epsilon: 1e-8,
+                batch_size: self.batch.unwrap_or(preset.batch_size),
+                epochs: self.epochs.unwrap_or(preset.epochs),
+                stop_accuracy: 0.99,
+                train_examples: self.train_examples.unwrap_or(preset.train_examples),
+                test_examples: self.test_examples.unwrap_or(preset.test_examples),
+                data_seed: self.data_seed,
+                test_lens,
+            },
+            seed: self.seed,
+            backend: self.backend,
+        })
+    }
+
+    fn task_label(&self) -> &'static str {
+        match self.task {
+            TaskName::Mqar => "mqar",
+            TaskName::SelectiveCopy => "selective-copy",
+            TaskName::Induction => "induction",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(flags: &[&str]) -> ProbeRequest {
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        ProbeRequest::parse(&flags).unwrap()
+    }
+
+    #[test]
+    fn defaults_come_from_the_preset_and_flags_override_them() {
+        let config = request(&["--task", "mqar", "--arch", "mamba", "--d-model", "32"])
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            config.task,
+            ProbeTask::Mqar {
+                vocab: 8192,
+                len: 64,
+                pairs: 4
+            }
+        );
+        assert_eq!(config.model.d_model(), 32);
+        assert_eq!(config.train.weight_decay, 0.1);
+        let induction = request(&["--task", "induction", "--seq-len", "32"])
+            .resolve()
+            .unwrap();
+        assert_eq!(induction.train.test_lens, [64, 128, 512, 2048]);
+        assert!(
+            induction
+                .run_id()
+                .starts_with("transformer-induction-L32-d64-lr1e-3-s2021-")
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_errors_naming_them() {
+        for (flags, needle) in [
+            (&["--task", "mqar", "--seq-len", "63"][..], "len = 63"),
+            (&["--task", "mqar", "--pairs", "40"][..], "pairs = 40"),
+            (&["--task", "mqar", "--vocab", "64"][..], "vocab = 64"),
+            (
+                &["--task", "selective-copy", "--tokens", "300"][..],
+                "tokens = 300",
+            ),
+            (&["--task", "mqar", "--tokens", "3"][..], "--tokens"),
+            (&["--task", "mqar", "--arch", "dlinear"][..], "dlinear"),
+            (&["--task", "mqar", "--patch-len", "4"][..], "--patch-len"),
+            (&["--task", "mqar", "--lr", "-1"][..], "--lr"),
+        ] {
+            let error = request(flags).resolve().unwrap_err().to_string();
+            assert!(error.contains(needle), "{flags:?}: {error}");
+        }
+    }
+}

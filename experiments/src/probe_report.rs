@@ -1,0 +1,440 @@
+//! The probe leaderboard and charts, from stored probe runs only.
+//!
+//! A row is one configuration (task and its settings, architecture and model, recipe) over its
+//! learning rates and seeds: per seed the best accuracy over the learning rates tried (Zoology
+//! reports the best of its sweep), then the mean ± sample std over seeds. Charts: accuracy
+//! against `d_model`, one panel per task setting; accuracy against the recurrent state size
+//! (floats per sequence; Zoology's recall–memory figure); induction accuracy against the test
+//! length, one panel per width.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use datasets::ProbeTask;
+
+use crate::error::{Result, RunError, io_at};
+use crate::files::is_probe_run;
+use crate::plot::{Chart, Panel, Point, Series, Style, arch_colour, registry_order};
+use crate::probe::ProbeConfig;
+use crate::probe_train::ProbeSummary;
+use crate::report::Spread;
+
+/// A finished probe run read back from its folder.
+#[derive(Clone, Debug)]
+pub struct StoredProbe {
+    /// `config.json`.
+    pub config: ProbeConfig,
+    /// `summary.json`.
+    pub summary: ProbeSummary,
+}
+
+/// The finished probe runs under `dir`, by run id. A probe folder whose files do not read is an
+/// error naming the file.
+pub fn load_probes(dir: &Path) -> Result<Vec<StoredProbe>> {
+    let entries = std::fs::read_dir(dir).map_err(io_at(dir))?;
+    let mut runs = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_at(dir))?.path();
+        if !path.join("summary.json").exists() || !is_probe_run(&path) {
+            continue;
+        }
+        let read = |name: &str| -> Result<String> {
+            let file = path.join(name);
+            std::fs::read_to_string(&file).map_err(io_at(&file))
+        };
+        let json_error = |name: &str| {
+            let path = path.join(name);
+            move |source| RunError::Json { path, source }
+        };
+        let config =
+            serde_json::from_str(&read("config.json")?).map_err(json_error("config.json"))?;
+        let summary =
+            serde_json::from_str(&read("summary.json")?).map_err(json_error("summary.json"))?;
+        runs.push(StoredProbe { config, summary });
+    }
+    runs.sort_by(|a, b| a.summary.run_id.cmp(&b.summary.run_id));
+    Ok(runs)
+}
+
+/// What a table is for: a task at its settings (`mqar`, `L = 64, K = 4, V = 8192`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaskSetting {
+    /// `mqar`, `selective_copy`, `induction`.
+    pub task: String,
+    /// Training length.
+    pub seq_len: usize,
+    /// Its settings, readable.
+    pub label: String,
+}
+
+impl TaskSetting {
+    fn of(task: &ProbeTask) -> Self {
+        let label = match *task {
+            ProbeTask::Mqar { vocab, len, pairs } => format!("L = {len}, K = {pairs}, V = {vocab}"),
+            ProbeTask::SelectiveCopy {
+                alphabet,
+                len,
+                tokens,
+            } => format!(
+                "L = {} ({len} blanks + 2 × {tokens}), M = {tokens}, A = {alphabet}",
+                len + 2 * tokens
+            ),
+            ProbeTask::Induction { vocab, len } => format!("L = {len}, V = {vocab}"),
+        };
+        Self {
+            task: task.name().into(),
+            seq_len: task.seq_len(),
+            label,
+        }
+    }
+
+    /// File-name form, `mqar-L64-K4`.
+    fn file(&self) -> String {
+        let compact: String = self
+            .label
+            .split(',')
+            .filter_map(|part| {
+                let (key, value) = part.split_once('=')?;
+                let value = value.split_whitespace().next()?;
+                Some(format!("{}{value}", key.trim()))
+            })
+            .collect::<Vec<_>>()
+            .join("-");
+        format!("{}-{compact}", self.task)
+    }
+}
+
+/// One row: a configuration, best learning rate per seed, mean ± std over seeds.
+#[derive(Clone, Debug)]
+pub struct ProbeRow {
+    /// Architecture.
+    pub arch: String,
+    /// Width.
+    pub d_model: usize,
+    /// Backbone parameters.
+    pub backbone_params: usize,
+    /// Floats of state per sequence at the training length.
+    pub state_floats: usize,
+    /// Best-over-lr accuracy.
+    pub accuracy: Spread,
+    /// Seeds, ascending.
+    pub seeds: Vec<u64>,
+    /// The learning rate that won, per seed.
+    pub best_lrs: Vec<f64>,
+    /// Every learning rate tried.
+    pub lrs: Vec<f64>,
+    /// Accuracy by test length of the winning runs, ascending by length.
+    pub lengths: Vec<(usize, Spread)>,
+    /// Median seconds of a run.
+    pub train_seconds: f64,
+}
+
+/// Rows per task setting, by architecture (registry order) then width.
+pub type ProbeBoard = BTreeMap<TaskSetting, Vec<ProbeRow>>;
+
+/// The leaderboard of `runs`.
+pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
+    // Configurations: the config with lr and seed cleared.
+    let mut groups: BTreeMap<String, Vec<&StoredProbe>> = BTreeMap::new();
+    for run in runs {
+        let mut key = run.config.clone();
+        key.train.lr = 0.0;
+        key.seed = 0;
+        groups
+            .entry(serde_json::to_string(&key).expect("configs serialize"))
+            .or_default()
+            .push(run);
+    }
+    let mut board = ProbeBoard::new();
+    for group in groups.values() {
+        let first = group[0];
+        let mut by_seed: BTreeMap<u64, &StoredProbe> = BTreeMap::new();
+        for &run in group {
+            let best = by_seed.entry(run.config.seed).or_insert(run);
+            if run.summary.accuracy > best.summary.accuracy {
+                *best = run;
+            }
+        }
+        let winners: Vec<&StoredProbe> = by_seed.values().copied().collect();
+        let mut lrs: Vec<f64> = group.iter().map(|r| r.config.train.lr).collect();
+        lrs.sort_by(f64::total_cmp);
+        lrs.dedup();
+        let accuracies: Vec<f64> = winners.iter().map(|r| r.summary.accuracy).collect();
+        let mut seconds: Vec<f64> = group.iter().map(|r| r.summary.train_seconds).collect();
+        seconds.sort_by(f64::total_cmp);
+        let lengths = first
+            .summary
+            .lengths
+            .iter()
+            .map(|l| {
+                let values: Vec<f64> = winners
+                    .iter()
+                    .filter_map(|w| w.summary.lengths.iter().find(|x| x.len == l.len))
+                    .map(|x| x.accuracy)
+                    .collect();
+                (l.len, Spread::of(&values))
+            })
+            .collect();
+        board
+            .entry(TaskSetting::of(&first.config.task))
+            .or_default()
+            .push(ProbeRow {
+                arch: first.config.model.name().to_string(),
+                d_model: first.config.model.d_model(),
+                backbone_params: first.summary.backbone_params,
+                state_floats: first.summary.state_floats,
+                accuracy: Spread::of(&accuracies),
+                seeds: by_seed.keys().copied().collect(),
+                best_lrs: winners.iter().map(|w| w.config.train.lr).collect(),
+                lrs,
+                lengths,
+                train_seconds: seconds[seconds.len() / 2],
+            });
+    }
+    for rows in board.values_mut() {
+        rows.sort_by_key(|r| (registry_order(&r.arch), r.d_model));
+    }
+    board
+}
+
+/// `0.9871 ± 0.0040` (the std only with several seeds).
+fn spread_cell(s: Spread, seeds: usize) -> String {
+    if seeds > 1 {
+        format!("{:.4} ± {:.4}", s.mean, s.std)
+    } else {
+        format!("{:.4}", s.mean)
+    }
+}
+
+fn lrs_text(lrs: &[f64]) -> String {
+    lrs.iter()
+        .map(|lr| format!("{lr:e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The leaderboard as Markdown.
+pub fn markdown(board: &ProbeBoard, source: &Path) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Probe leaderboard\n");
+    let _ = writeln!(
+        md,
+        "From the runs under `{}` (`archzoo report`). Accuracy: the mean over test examples of the fraction of scored positions predicted exactly; per seed the best over the learning rates tried, then mean ± sample std over seeds. State: floats of recurrent state per sequence at the training length (a KV cache grows with the length).\n",
+        source.display()
+    );
+    for (setting, rows) in board {
+        let _ = writeln!(md, "## {} ({})\n", setting.task, setting.label);
+        let extra: Vec<usize> = rows
+            .first()
+            .map(|r| r.lengths.iter().skip(1).map(|(l, _)| *l).collect())
+            .unwrap_or_default();
+        let mut header =
+            "| arch | d_model | backbone params | state floats | seeds | accuracy | best lr | lrs tried | run s (median) |"
+                .to_string();
+        let mut rule = "|---|---|---|---|---|---|---|---|---|".to_string();
+        for len in &extra {
+            let _ = write!(header, " L = {len} |");
+            rule.push_str("---|");
+        }
+        let _ = writeln!(md, "{header}\n{rule}");
+        for r in rows {
+            let mut line = format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                r.arch,
+                r.d_model,
+                r.backbone_params,
+                r.state_floats,
+                r.seeds.len(),
+                spread_cell(r.accuracy, r.seeds.len()),
+                lrs_text(&r.best_lrs),
+                lrs_text(&r.lrs),
+                r.train_seconds
+            );
+            for (_, s) in r.lengths.iter().skip(1) {
+                let _ = write!(line, " {} |", spread_cell(*s, r.seeds.len()));
+            }
+            let _ = writeln!(md, "{line}");
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// Columns of the probe `leaderboard.csv` (one line per row and test length).
+pub const CSV_COLUMNS: [&str; 14] = [
+    "task",
+    "setting",
+    "arch",
+    "d_model",
+    "backbone_params",
+    "state_floats",
+    "n_seeds",
+    "test_len",
+    "accuracy_mean",
+    "accuracy_std",
+    "best_lrs",
+    "lrs",
+    "train_seconds_median",
+    "train_len",
+];
+
+/// The leaderboard as CSV, one line per row and test length (the training length first).
+pub fn csv(board: &ProbeBoard) -> String {
+    let records = board.iter().flat_map(|(s, rows)| {
+        rows.iter().flat_map(move |r| {
+            r.lengths.iter().map(move |(len, acc)| {
+                vec![
+                    s.task.clone(),
+                    s.label.clone(),
+                    r.arch.clone(),
+                    r.d_model.to_string(),
+                    r.backbone_params.to_string(),
+                    r.state_floats.to_string(),
+                    r.seeds.len().to_string(),
+                    len.to_string(),
+                    acc.mean.to_string(),
+                    acc.std.to_string(),
+                    lrs_text(&r.best_lrs),
+                    lrs_text(&r.lrs),
+                    r.train_seconds.to_string(),
+                    s.seq_len.to_string(),
+                ]
+            })
+        })
+    });
+    crate::files::csv_text(&CSV_COLUMNS, records)
+}
+
+/// Per architecture, `(x, accuracy ± std)` of `rows`, sorted by `x`.
+fn per_arch(
+    rows: &[&ProbeRow],
+    x: impl Fn(&ProbeRow) -> f64,
+    y: impl Fn(&ProbeRow) -> Option<Spread>,
+) -> Vec<Series> {
+    let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
+    for row in rows {
+        let Some(s) = y(row) else { continue };
+        by_arch.entry(&row.arch).or_default().push(Point {
+            x: x(row),
+            y: s.mean,
+            spread: (row.seeds.len() > 1).then_some((s.mean - s.std, s.mean + s.std)),
+        });
+    }
+    let mut series: Vec<Series> = by_arch
+        .into_iter()
+        .map(|(arch, mut points)| {
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            Series {
+                name: arch.to_string(),
+                colour: arch_colour(arch),
+                style: Style::LinePoints,
+                points,
+            }
+        })
+        .collect();
+    series.sort_by_key(|s| registry_order(&s.name));
+    series
+}
+
+/// Every probe chart `board` allows (see the module doc).
+pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
+    let accuracy = |r: &ProbeRow| Some(r.accuracy);
+    let mut charts = Vec::new();
+    let mut by_task: BTreeMap<&str, Vec<(&TaskSetting, &Vec<ProbeRow>)>> = BTreeMap::new();
+    for (setting, rows) in board {
+        by_task
+            .entry(&setting.task)
+            .or_default()
+            .push((setting, rows));
+    }
+    for (task, settings) in &by_task {
+        let panel = |setting: &TaskSetting, series| Panel {
+            title: setting.label.clone(),
+            x_label: String::new(),
+            y_label: "accuracy".into(),
+            x_log: true,
+            y_log: false,
+            series,
+        };
+        let width_panels = settings
+            .iter()
+            .map(|(s, rows)| {
+                let rows: Vec<&ProbeRow> = rows.iter().collect();
+                Panel {
+                    x_label: "d_model".into(),
+                    ..panel(s, per_arch(&rows, |r| r.d_model as f64, accuracy))
+                }
+            })
+            .collect();
+        charts.push(Chart {
+            name: format!("{task}-accuracy_vs_width"),
+            title: format!("{task}: accuracy against model width (best lr per seed)"),
+            panels: width_panels,
+        });
+        let state_panels = settings
+            .iter()
+            .map(|(s, rows)| {
+                let rows: Vec<&ProbeRow> = rows.iter().collect();
+                Panel {
+                    x_label: "state per sequence at the training length (floats)".into(),
+                    ..panel(s, per_arch(&rows, |r| r.state_floats as f64, accuracy))
+                }
+            })
+            .collect();
+        charts.push(Chart {
+            name: format!("{task}-accuracy_vs_state"),
+            title: format!("{task}: accuracy against recurrent state size"),
+            panels: state_panels,
+        });
+    }
+    for (setting, rows) in board {
+        if rows.iter().all(|r| r.lengths.len() < 2) {
+            continue;
+        }
+        let mut widths: Vec<usize> = rows.iter().map(|r| r.d_model).collect();
+        widths.sort_unstable();
+        widths.dedup();
+        let panels = widths
+            .iter()
+            .map(|&d| {
+                let mut series = Vec::new();
+                for row in rows.iter().filter(|r| r.d_model == d) {
+                    series.push(Series {
+                        name: row.arch.clone(),
+                        colour: arch_colour(&row.arch),
+                        style: Style::LinePoints,
+                        points: row
+                            .lengths
+                            .iter()
+                            .map(|(len, s)| Point {
+                                x: *len as f64,
+                                y: s.mean,
+                                spread: (row.seeds.len() > 1)
+                                    .then_some((s.mean - s.std, s.mean + s.std)),
+                            })
+                            .collect(),
+                    });
+                }
+                series.sort_by_key(|s| registry_order(&s.name));
+                Panel {
+                    title: format!("d_model = {d}"),
+                    x_label: format!("test length (trained at {})", setting.seq_len),
+                    y_label: "accuracy".into(),
+                    x_log: true,
+                    y_log: false,
+                    series,
+                }
+            })
+            .collect();
+        charts.push(Chart {
+            name: format!("{}-accuracy_vs_length", setting.file()),
+            title: format!(
+                "{}: accuracy against test length ({})",
+                setting.task, setting.label
+            ),
+            panels,
+        });
+    }
+    charts
+}

@@ -1,0 +1,366 @@
+//! Training and scoring a token probe run (the recipe is in [`crate::probe`]), and its run
+//! folder: `config.json`, `metrics.jsonl` (one line per epoch) and `summary.json`, written
+//! atomically and last, so a folder with a summary is a finished run.
+//!
+//! A probe run is short (minutes), so it keeps no checkpoint: an interrupted run starts over.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use architectures::TokenArch;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use datasets::{Scoring, TokenExamples};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, RunError, io_at};
+use crate::files::{read_json_if_exists, write_json_atomic, write_text_atomic};
+use crate::probe::ProbeConfig;
+use crate::progress::Progress;
+use crate::sysinfo;
+use crate::train::Finishing;
+
+/// One line of a probe run's `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeEpoch {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's batches.
+    pub train_loss: f64,
+    /// Test accuracy after the epoch.
+    pub accuracy: f64,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Wall seconds of the epoch (training and testing).
+    pub seconds: f64,
+}
+
+/// Accuracy at one test length.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LengthAccuracy {
+    /// Sequence length.
+    pub len: usize,
+    /// Mean over examples of the fraction of scored positions right.
+    pub accuracy: f64,
+    /// Examples tested.
+    pub examples: usize,
+}
+
+/// What a finished probe run wrote last: `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeSummary {
+    /// The run id (its folder's name).
+    pub run_id: String,
+    /// Test accuracy of the best epoch (the best-epoch weights are the ones tested at other
+    /// lengths).
+    pub accuracy: f64,
+    /// The epoch it came from.
+    pub best_epoch: usize,
+    /// Epochs trained.
+    pub epochs_run: usize,
+    /// Whether training stopped early at the target accuracy.
+    pub stopped_early: bool,
+    /// Accuracy at the training length and every test length, ascending.
+    pub lengths: Vec<LengthAccuracy>,
+    /// Parameters of the whole token model.
+    pub params: usize,
+    /// Parameters of the backbone alone.
+    pub backbone_params: usize,
+    /// Floats of recurrent state per sequence at the training length (a KV cache's grows with
+    /// it; Zoology's recall–memory axis).
+    pub state_floats: usize,
+    /// Wall seconds of training and testing.
+    pub train_seconds: f64,
+    /// Tokens per second over the training steps.
+    pub train_tokens_per_second: f64,
+    /// Commit of the code that ran.
+    pub git_commit: String,
+}
+
+/// A probe run's folder under an output directory.
+#[derive(Clone, Debug)]
+pub struct ProbeDir {
+    /// `<out>/<run id>`.
+    pub path: PathBuf,
+}
+
+impl ProbeDir {
+    /// The folder of `config` under `out`.
+    pub fn new(out: &Path, config: &ProbeConfig) -> Self {
+        Self {
+            path: out.join(config.run_id()),
+        }
+    }
+
+    /// Its summary, when the run finished.
+    pub fn completed(&self) -> Result<Option<ProbeSummary>> {
+        read_json_if_exists(&self.path.join("summary.json"))
+    }
+}
+
+/// Train `config` into its folder under `out` (a finished run is read back, not trained again).
+pub fn run_probe(
+    config: &ProbeConfig,
+    out: &Path,
+    progress: &mut dyn Progress,
+) -> Result<ProbeSummary> {
+    let dir = ProbeDir::new(out, config);
+    if let Some(summary) = dir.completed()? {
+        return Ok(summary);
+    }
+    std::fs::create_dir_all(&dir.path).map_err(io_at(&dir.path))?;
+    write_json_atomic(&dir.path.join("config.json"), config)?;
+    let device = config.backend.device()?;
+    let mut lines = String::new();
+    let metrics = dir.path.join("metrics.jsonl");
+    let summary = train_probe(config, &device, progress, |epoch| {
+        lines.push_str(&serde_json::to_string(epoch).expect("records serialize"));
+        lines.push('\n');
+        write_text_atomic(&metrics, &lines)
+    })?;
+    write_json_atomic(&dir.path.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// Train a token model on `config.task` and test it at every length; `on_epoch` sees each
+/// epoch's record.
+pub fn train_probe(
+    config: &ProbeConfig,
+    device: &Device,
+    progress: &mut dyn Progress,
+    mut on_epoch: impl FnMut(&ProbeEpoch) -> Result<()>,
+) -> Result<ProbeSummary> {
+    let started = Instant::now();
+    let train = &config.train;
+    let examples = |task: datasets::ProbeTask, n, seed| {
+        task.generate(n, seed)
+            .map_err(|e| RunError::Invalid(e.to_string()))
+    };
+    let train_set = examples(config.task, train.train_examples, train.data_seed)?;
+    let test_set = examples(config.task, train.test_examples, train.data_seed + 1)?;
+
+    device.seed(config.seed);
+    let autodiff = device.clone().autodiff();
+    let mut model = config.model.init(&autodiff);
+    let longest = train
+        .test_lens
+        .last()
+        .copied()
+        .unwrap_or(0)
+        .max(train_set.len);
+    if let Some(max) = model.max_len().filter(|&max| longest > max) {
+        return Err(RunError::Invalid(format!(
+            "`{}` handles sequences up to {max} positions; the run asks for {longest}",
+            config.model.name()
+        )));
+    }
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(train.weight_decay as f32)
+        .with_epsilon(train.adam_epsilon as f32)
+        .init();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut order: Vec<usize> = (0..train_set.count()).collect();
+    let batches = order.len().div_ceil(train.batch_size);
+    let total_steps = (train.epochs * batches) as f64;
+    let label = format!("{} {}", config.model.name(), config.task.name());
+    let progress = Finishing(progress);
+    progress.0.start(&label, train.epochs, batches);
+
+    let (mut step, mut trained_tokens, mut training_seconds) = (0usize, 0usize, 0.0);
+    let mut best: Option<(TokenArch, f64, usize)> = None;
+    let mut epochs_run = 0;
+    let mut stopped_early = false;
+    for epoch in 1..=train.epochs {
+        let epoch_started = Instant::now();
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut lr) = (0.0, train.lr);
+        for (batch, indices) in order.chunks(train.batch_size).enumerate() {
+            // Cosine from the peak to 0 over every step (PyTorch's CosineAnnealingLR, per step).
+            lr = train.lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total_steps).cos());
+            let batch_tensors = Batch::for_loss(&train_set, indices, &autodiff);
+            let logits = model.logits_at(batch_tensors.tokens, batch_tensors.positions);
+            let loss = cross_entropy(logits, batch_tensors.targets);
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                return Err(RunError::Diverged {
+                    epoch,
+                    batch,
+                    loss: loss_value,
+                });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            loss_sum += loss_value;
+            step += 1;
+            trained_tokens += indices.len() * train_set.len;
+            progress.0.batch(loss_value, lr);
+        }
+        training_seconds += epoch_started.elapsed().as_secs_f64();
+        let inference = model.valid();
+        let accuracy = accuracy(&inference, &test_set, device);
+        let record = ProbeEpoch {
+            epoch,
+            train_loss: loss_sum / batches as f64,
+            accuracy,
+            lr,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        };
+        progress.0.epoch(
+            epoch,
+            &format!(
+                "loss {:.4} accuracy {:.4} lr {:.2e} ({:.1} s)",
+                record.train_loss, accuracy, lr, record.seconds
+            ),
+        );
+        on_epoch(&record)?;
+        epochs_run = epoch;
+        if best.as_ref().is_none_or(|(_, a, _)| accuracy > *a) {
+            best = Some((inference, accuracy, epoch));
+        }
+        if accuracy > train.stop_accuracy {
+            stopped_early = epoch < train.epochs;
+            break;
+        }
+    }
+    drop(progress);
+    let (best_model, best_accuracy, best_epoch) = best.expect("at least one epoch");
+    let mut lengths = vec![LengthAccuracy {
+        len: test_set.len,
+        accuracy: best_accuracy,
+        examples: test_set.count(),
+    }];
+    for &len in &train.test_lens {
+        let set = examples(
+            config.task.with_len(len),
+            train.test_examples,
+            train.data_seed + 1,
+        )?;
+        lengths.push(LengthAccuracy {
+            len,
+            accuracy: accuracy(&best_model, &set, device),
+            examples: set.count(),
+        });
+    }
+    Ok(ProbeSummary {
+        run_id: config.run_id(),
+        accuracy: best_accuracy,
+        best_epoch,
+        epochs_run,
+        stopped_early,
+        lengths,
+        params: best_model.num_params(),
+        backbone_params: best_model.backbone_params(),
+        state_floats: best_model.state_size(test_set.len),
+        train_seconds: started.elapsed().as_secs_f64(),
+        train_tokens_per_second: trained_tokens as f64 / training_seconds.max(1e-9),
+        git_commit: sysinfo::git_commit().to_string(),
+    })
+}
+
+/// Mean cross-entropy of `logits: [n, V]` against `targets: [n]`.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let n = targets.dims()[0];
+    let log_p = log_softmax(logits, 1); // [n, V]
+    let picked = log_p.gather(1, targets.reshape([n, 1])); // [n, 1]
+    picked.mean().neg()
+}
+
+/// A batch's tensors: the tokens `[b, l]`, the flattened positions read (indices into `b·l`),
+/// and their targets.
+pub struct Batch {
+    /// `[b, l]`.
+    pub tokens: Tensor<2, Int>,
+    /// `[n]`, indices into the `b·l` positions.
+    pub positions: Tensor<1, Int>,
+    /// `[n]`.
+    pub targets: Tensor<1, Int>,
+}
+
+impl Batch {
+    /// Every position with a target (what the loss reads).
+    pub fn for_loss(set: &TokenExamples, indices: &[usize], device: &Device) -> Self {
+        let (positions, targets, _) = picked(set, indices, |_, target| target.is_some());
+        Self::new(set, indices, positions, targets, device)
+    }
+
+    fn new(
+        set: &TokenExamples,
+        indices: &[usize],
+        positions: Vec<i64>,
+        targets: Vec<i64>,
+        device: &Device,
+    ) -> Self {
+        let (b, l) = (indices.len(), set.len);
+        let tokens: Vec<i64> = indices
+            .iter()
+            .flat_map(|&i| set.tokens_of(i).iter().map(|&t| t as i64))
+            .collect();
+        let n = positions.len();
+        Self {
+            tokens: Tensor::from_data(TensorData::new(tokens, [b, l]), device),
+            positions: Tensor::from_data(TensorData::new(positions, [n]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [n]), device),
+        }
+    }
+}
+
+/// The positions of `indices`' examples that `keep(position, target)` selects, flattened
+/// (example-major), their targets, and the example (0-based within the batch) of each.
+fn picked(
+    set: &TokenExamples,
+    indices: &[usize],
+    keep: impl Fn(usize, Option<u32>) -> bool,
+) -> (Vec<i64>, Vec<i64>, Vec<usize>) {
+    let (mut positions, mut targets, mut owners) = (Vec::new(), Vec::new(), Vec::new());
+    for (row, &i) in indices.iter().enumerate() {
+        for (t, &target) in set.targets_of(i).iter().enumerate() {
+            if let Some(target) = target.filter(|_| keep(t, target)) {
+                positions.push((row * set.len + t) as i64);
+                targets.push(target as i64);
+                owners.push(row);
+            }
+        }
+    }
+    (positions, targets, owners)
+}
+
+/// Accuracy of `model` on `set`: per example, the fraction of its scored positions whose argmax
+/// is the target; the mean over examples. Batched to about 32k tokens.
+pub fn accuracy(model: &TokenArch, set: &TokenExamples, device: &Device) -> f64 {
+    let last = set.len - 1;
+    let scored = |t: usize, _: Option<u32>| match set.scoring {
+        Scoring::Targets => true,
+        Scoring::Last => t == last,
+    };
+    let batch = (32_768 / set.len).clamp(1, 256);
+    let indices: Vec<usize> = (0..set.count()).collect();
+    let mut total = 0.0;
+    for chunk in indices.chunks(batch) {
+        let (positions, targets, owners) = picked(set, chunk, scored);
+        let tensors = Batch::new(set, chunk, positions, targets.clone(), device);
+        let predicted = model
+            .logits_at(tensors.tokens, tensors.positions)
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("argmax is integer data");
+        let (mut right, mut count) = (vec![0usize; chunk.len()], vec![0usize; chunk.len()]);
+        for ((&p, &t), &row) in predicted.iter().zip(&targets).zip(&owners) {
+            right[row] += usize::from(p == t);
+            count[row] += 1;
+        }
+        total += right
+            .iter()
+            .zip(&count)
+            .filter(|(_, c)| **c > 0)
+            .map(|(&r, &c)| r as f64 / c as f64)
+            .sum::<f64>();
+    }
+    total / set.count() as f64
+}
