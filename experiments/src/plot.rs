@@ -159,15 +159,24 @@ pub fn charts(
 /// Per architecture, its rows' points `(x, mean MSE ± std)` sorted by `x`, for the rows where
 /// `x` is known.
 fn per_arch(rows: &[report::Row], x: impl Fn(&report::Row) -> Option<f64>) -> Vec<Series> {
-    let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
-    for row in rows {
-        let Some(x) = x(row) else { continue };
-        by_arch.entry(&row.arch).or_default().push(Point {
+    arch_series(rows.iter().filter_map(|row| {
+        let x = x(row)?;
+        let point = Point {
             x,
             y: row.mse.mean,
             spread: (row.seeds.len() > 1)
                 .then_some((row.mse.mean - row.mse.std, row.mse.mean + row.mse.std)),
-        });
+        };
+        Some((row.arch.as_str(), point))
+    }))
+}
+
+/// One line-and-points series per architecture from `(architecture, point)` pairs, each sorted by
+/// `x`, the series in registry order.
+pub fn arch_series<'a>(points: impl IntoIterator<Item = (&'a str, Point)>) -> Vec<Series> {
+    let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
+    for (arch, point) in points {
+        by_arch.entry(arch).or_default().push(point);
     }
     let mut series: Vec<Series> = by_arch
         .into_iter()

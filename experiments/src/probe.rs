@@ -9,7 +9,7 @@
 
 use architectures::options::positive;
 use architectures::{ArchName, ModelOptions, TokenConfig};
-use clap::{Args, FromArgMatches};
+use clap::Args;
 use datasets::ProbeTask;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -270,17 +270,6 @@ impl ProbeConfig {
 }
 
 impl ProbeRequest {
-    /// The settings as a clap command of their own (what a probe sweep file's keys parse as).
-    pub fn command() -> clap::Command {
-        ProbeRequest::augment_args(clap::Command::new("probe").no_binary_name(true))
-    }
-
-    /// Parse settings given as flags; the ones not given take `archzoo probe`'s defaults.
-    pub fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
-        let matches = Self::command().try_get_matches_from(args)?;
-        Self::from_arg_matches(&matches)
-    }
-
     /// The full config. Settings that do not apply (a window forecaster, a model option its
     /// token model lacks, `--pairs` for copying) and values out of range are errors here,
     /// before any example is drawn.
@@ -382,6 +371,7 @@ impl ProbeRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sweep::SweepRequest;
 
     fn request(flags: &[&str]) -> ProbeRequest {
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();

@@ -15,7 +15,7 @@ use datasets::ProbeTask;
 
 use crate::error::{Result, RunError, io_at};
 use crate::files::is_probe_run;
-use crate::plot::{Chart, Panel, Point, Series, Style, arch_colour, registry_order};
+use crate::plot::{Chart, Panel, Point, Series, Style, arch_colour, arch_series, registry_order};
 use crate::probe::ProbeConfig;
 use crate::probe_train::ProbeSummary;
 use crate::report::Spread;
@@ -307,39 +307,20 @@ pub fn csv(board: &ProbeBoard) -> String {
 }
 
 /// Per architecture, `(x, accuracy ± std)` of `rows`, sorted by `x`.
-fn per_arch(
-    rows: &[&ProbeRow],
-    x: impl Fn(&ProbeRow) -> f64,
-    y: impl Fn(&ProbeRow) -> Option<Spread>,
-) -> Vec<Series> {
-    let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
-    for row in rows {
-        let Some(s) = y(row) else { continue };
-        by_arch.entry(&row.arch).or_default().push(Point {
+fn per_arch(rows: &[&ProbeRow], x: impl Fn(&ProbeRow) -> f64) -> Vec<Series> {
+    arch_series(rows.iter().map(|row| {
+        let s = row.accuracy;
+        let point = Point {
             x: x(row),
             y: s.mean,
             spread: (row.seeds.len() > 1).then_some((s.mean - s.std, s.mean + s.std)),
-        });
-    }
-    let mut series: Vec<Series> = by_arch
-        .into_iter()
-        .map(|(arch, mut points)| {
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            Series {
-                name: arch.to_string(),
-                colour: arch_colour(arch),
-                style: Style::LinePoints,
-                points,
-            }
-        })
-        .collect();
-    series.sort_by_key(|s| registry_order(&s.name));
-    series
+        };
+        (row.arch.as_str(), point)
+    }))
 }
 
 /// Every probe chart `board` allows (see the module doc).
 pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
-    let accuracy = |r: &ProbeRow| Some(r.accuracy);
     let mut charts = Vec::new();
     let mut by_task: BTreeMap<&str, Vec<(&TaskSetting, &Vec<ProbeRow>)>> = BTreeMap::new();
     for (setting, rows) in board {
@@ -363,7 +344,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
                 let rows: Vec<&ProbeRow> = rows.iter().collect();
                 Panel {
                     x_label: "d_model".into(),
-                    ..panel(s, per_arch(&rows, |r| r.d_model as f64, accuracy))
+                    ..panel(s, per_arch(&rows, |r| r.d_model as f64))
                 }
             })
             .collect();
@@ -378,7 +359,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
                 let rows: Vec<&ProbeRow> = rows.iter().collect();
                 Panel {
                     x_label: "state per sequence at the training length (floats)".into(),
-                    ..panel(s, per_arch(&rows, |r| r.state_floats as f64, accuracy))
+                    ..panel(s, per_arch(&rows, |r| r.state_floats as f64))
                 }
             })
             .collect();

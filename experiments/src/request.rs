@@ -5,13 +5,14 @@
 
 use architectures::options::positive;
 use architectures::{ArchName, ModelOptions, TaskShape};
-use clap::{Args, FromArgMatches};
+use clap::Args;
 use datasets::{Features, ForecastData, ForecastSpec, SplitRule, TimeSeries};
 
 use crate::backend::BackendName;
 use crate::config::{DataConfig, RunConfig, TrainConfig};
 use crate::error::{Result, RunError};
 use crate::preset::Preset;
+use crate::sweep::SweepRequest;
 
 /// The help heading of the settings that only trainable architectures take (a sweep applies
 /// them to those only).
@@ -133,19 +134,6 @@ impl From<FeaturesArg> for Features {
 }
 
 impl RunRequest {
-    /// The settings as a clap command of their own (what a sweep file's keys are checked and
-    /// parsed against).
-    pub fn command() -> clap::Command {
-        RunRequest::augment_args(clap::Command::new("run").no_binary_name(true))
-    }
-
-    /// Parse run settings given as flags (`["--arch", "mamba", "--d-model", "64"]`); the ones
-    /// not given take `archzoo train`'s defaults.
-    pub fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
-        let matches = Self::command().try_get_matches_from(args)?;
-        Self::from_arg_matches(&matches)
-    }
-
     /// `archzoo train`'s defaults (DLinear on the synthetic series, M, H = 96, preset `tslib`,
     /// seed 2021, flex) for `arch`.
     pub fn new(arch: ArchName) -> Self {

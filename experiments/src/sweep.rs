@@ -71,13 +71,22 @@ use crate::runner::{self, RunOptions, RunStatus};
 
 /// What a sweep file's keys parse as: the settings of one run of a command (`archzoo train`'s
 /// [`RunRequest`], `archzoo probe`'s [`ProbeRequest`]), declared once for clap and the sweep.
-pub trait SweepRequest: Sized {
-    /// The command whose flags the keys are, for messages (`train`).
+pub trait SweepRequest: clap::Args + clap::FromArgMatches + Sized {
+    /// The command whose flags the keys are (`train`).
     const COMMAND: &'static str;
-    /// The settings as a clap command.
-    fn command() -> clap::Command;
-    /// One run's settings from flags.
-    fn parse(args: &[String]) -> std::result::Result<Self, clap::Error>;
+
+    /// The settings as a clap command of their own.
+    fn command() -> clap::Command {
+        Self::augment_args(clap::Command::new(Self::COMMAND).no_binary_name(true))
+    }
+
+    /// One run's settings from flags (`["--arch", "mamba", "--d-model", "64"]`); the ones not
+    /// given take the command's defaults.
+    fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
+        let matches = Self::command().try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+
     /// The run's architecture.
     fn arch(&self) -> ArchName;
     /// Whether the setting `argument` applies to `arch` (a sweep sets it only where it does).
@@ -86,14 +95,6 @@ pub trait SweepRequest: Sized {
 
 impl SweepRequest for RunRequest {
     const COMMAND: &'static str = "train";
-
-    fn command() -> clap::Command {
-        RunRequest::command()
-    }
-
-    fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
-        RunRequest::parse(args)
-    }
 
     fn arch(&self) -> ArchName {
         self.arch
@@ -110,14 +111,6 @@ impl SweepRequest for RunRequest {
 
 impl SweepRequest for ProbeRequest {
     const COMMAND: &'static str = "probe";
-
-    fn command() -> clap::Command {
-        ProbeRequest::command()
-    }
-
-    fn parse(args: &[String]) -> std::result::Result<Self, clap::Error> {
-        ProbeRequest::parse(args)
-    }
 
     fn arch(&self) -> ArchName {
         self.arch
