@@ -56,6 +56,29 @@ pub enum RunError {
     BackendUnavailable(&'static str),
 }
 
+impl RunError {
+    /// `loss`, or [`RunError::Diverged`] when it is NaN or infinite (a training loop's check
+    /// after each batch).
+    pub fn unless_finite(loss: f64, epoch: usize, batch: usize) -> Result<f64> {
+        if loss.is_finite() {
+            Ok(loss)
+        } else {
+            Err(RunError::Diverged { epoch, batch, loss })
+        }
+    }
+
+    /// `lr` when it is a positive number, or the error naming `--lr`.
+    pub fn unless_positive_lr(lr: f64) -> Result<f64> {
+        if lr.is_finite() && lr > 0.0 {
+            Ok(lr)
+        } else {
+            Err(RunError::Invalid(format!(
+                "--lr must be a positive number (got {lr})"
+            )))
+        }
+    }
+}
+
 /// Shorthand used across the crate.
 pub type Result<T, E = RunError> = std::result::Result<T, E>;
 

@@ -402,8 +402,9 @@ fn probe_sweep(args: &cli::SweepArgs, out: &Path, shard: Shard) -> anyhow::Resul
     if !args.no_report {
         let runs = probe_report::load_probes(out)?;
         if !runs.is_empty() {
-            write_probe_report(&runs, out, out)?;
-            write_probe_charts(&runs, out)?;
+            let board = probe_report::probe_board(&runs);
+            write_probe_report(&board, runs.len(), out, out)?;
+            write_probe_charts(&board, out)?;
         }
     }
     if failed > 0 {
@@ -412,21 +413,20 @@ fn probe_sweep(args: &cli::SweepArgs, out: &Path, shard: Shard) -> anyhow::Resul
     Ok(())
 }
 
-/// The probe leaderboard of `runs` (read from `dir`) into `out`.
+/// The probe leaderboard `board` (of `runs` runs read from `dir`) into `out`.
 fn write_probe_report(
-    runs: &[probe_report::StoredProbe],
+    board: &probe_report::ProbeBoard,
+    runs: usize,
     dir: &Path,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let board = probe_report::probe_board(runs);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let markdown = probe_report::markdown(&board, dir);
+    let markdown = probe_report::markdown(board, dir);
     files::write_text_atomic(&out.join("leaderboard.md"), &markdown)?;
-    files::write_text_atomic(&out.join("leaderboard.csv"), &probe_report::csv(&board))?;
+    files::write_text_atomic(&out.join("leaderboard.csv"), &probe_report::csv(board))?;
     say(markdown.trim_end());
     say(format!(
-        "\n{} runs in {} rows over {} task settings -> {}, {}",
-        runs.len(),
+        "\n{runs} runs in {} rows over {} task settings -> {}, {}",
         board.values().map(Vec::len).sum::<usize>(),
         board.len(),
         out.join("leaderboard.md").display(),
@@ -435,11 +435,10 @@ fn write_probe_report(
     Ok(())
 }
 
-/// Every probe chart of `runs`, as SVG and PNG into `out`.
-fn write_probe_charts(runs: &[probe_report::StoredProbe], out: &Path) -> anyhow::Result<()> {
-    let board = probe_report::probe_board(runs);
+/// Every probe chart of `board`, as SVG and PNG into `out`.
+fn write_probe_charts(board: &probe_report::ProbeBoard, out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for chart in probe_report::probe_charts(&board) {
+    for chart in probe_report::probe_charts(board) {
         for path in plot::render(&chart, out)? {
             say(format!("wrote {}", path.display()));
         }
@@ -467,7 +466,9 @@ fn load_stored(
 fn report_dir(args: &cli::ReportArgs) -> anyhow::Result<()> {
     let (runs, probes) = load_stored(&args.dir)?;
     if !probes.is_empty() {
-        return write_probe_report(&probes, &args.dir, args.out.as_ref().unwrap_or(&args.dir));
+        let board = probe_report::probe_board(&probes);
+        let out = args.out.as_ref().unwrap_or(&args.dir);
+        return write_probe_report(&board, probes.len(), &args.dir, out);
     }
     if runs.is_empty() {
         bail!(
@@ -929,7 +930,7 @@ fn plot_dir(args: &cli::PlotArgs) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| args.dir.clone());
     let (runs, probes) = load_stored(&args.dir)?;
     if !probes.is_empty() {
-        return write_probe_charts(&probes, &out);
+        return write_probe_charts(&probe_report::probe_board(&probes), &out);
     }
     let scaling_path = args.scaling.clone().or_else(|| {
         let default = args.dir.join("scaling.csv");

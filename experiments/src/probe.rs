@@ -325,12 +325,7 @@ impl ProbeRequest {
                 .validate()
                 .map_err(|e| RunError::Invalid(format!("--test-lens: {e}")))?;
         }
-        let lr = self.lr.unwrap_or(preset.lr);
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(RunError::Invalid(format!(
-                "--lr must be a positive number (got {lr})"
-            )));
-        }
+        let lr = RunError::unless_positive_lr(self.lr.unwrap_or(preset.lr))?;
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(RunError::Invalid(format!(
                 "--weight-decay must be a number ≥ 0 (got {})",
@@ -359,12 +354,12 @@ impl ProbeRequest {
         })
     }
 
-    fn task_label(&self) -> &'static str {
-        match self.task {
-            TaskName::Mqar => "mqar",
-            TaskName::SelectiveCopy => "selective-copy",
-            TaskName::Induction => "induction",
-        }
+    /// The task as `--task` spells it.
+    fn task_label(&self) -> String {
+        clap::ValueEnum::to_possible_value(&self.task)
+            .expect("every task has a flag value")
+            .get_name()
+            .to_string()
     }
 }
 

@@ -141,24 +141,25 @@ pub fn train_probe(
         task.generate(n, seed)
             .map_err(|e| RunError::Invalid(e.to_string()))
     };
-    let train_set = examples(config.task, train.train_examples, train.data_seed)?;
-    let test_set = examples(config.task, train.test_examples, train.data_seed + 1)?;
-
     device.seed(config.seed);
     let autodiff = device.clone().autodiff();
     let mut model = config.model.init(&autodiff);
+    // Checked before any example is drawn (the generators draw from their own seeded
+    // generator, so the order does not change the examples).
     let longest = train
         .test_lens
         .last()
         .copied()
         .unwrap_or(0)
-        .max(train_set.len);
+        .max(config.task.seq_len());
     if let Some(max) = model.max_len().filter(|&max| longest > max) {
         return Err(RunError::Invalid(format!(
             "`{}` handles sequences up to {max} positions; the run asks for {longest}",
             config.model.name()
         )));
     }
+    let train_set = examples(config.task, train.train_examples, train.data_seed)?;
+    let test_set = examples(config.task, train.test_examples, train.data_seed + 1)?;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(train.weight_decay as f32)
         .with_epsilon(train.adam_epsilon as f32)
@@ -185,14 +186,8 @@ pub fn train_probe(
             let batch_tensors = Batch::for_loss(&train_set, indices, &autodiff);
             let logits = model.logits_at(batch_tensors.tokens, batch_tensors.positions);
             let loss = cross_entropy(logits, batch_tensors.targets);
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                return Err(RunError::Diverged {
-                    epoch,
-                    batch,
-                    loss: loss_value,
-                });
-            }
+            let loss_value =
+                RunError::unless_finite(loss.clone().into_scalar::<f32>() as f64, epoch, batch)?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             loss_sum += loss_value;

@@ -161,12 +161,7 @@ impl RunRequest {
                 }
             }
         }
-        let lr = self.lr.unwrap_or(preset.lr);
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(RunError::Invalid(format!(
-                "--lr must be a positive number (got {lr})"
-            )));
-        }
+        let lr = RunError::unless_positive_lr(self.lr.unwrap_or(preset.lr))?;
         for (value, flag) in [
             (self.batch, "batch"),
             (self.epochs, "epochs"),

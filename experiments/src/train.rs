@@ -339,14 +339,8 @@ impl<'a> Training<'a> {
             );
             let prediction = model.forecast(x).narrow(2, scored.start, scored.len());
             let loss = (prediction - y).powi_scalar(2).mean();
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                return Err(RunError::Diverged {
-                    epoch,
-                    batch,
-                    loss: loss_value,
-                });
-            }
+            let loss_value =
+                RunError::unless_finite(loss.clone().into_scalar::<f32>() as f64, epoch, batch)?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = self.optim.step(lr, model, grads);
             loss_sum += loss_value;
