@@ -21,6 +21,7 @@ mod tests {
     use crate::griffin::{GriffinConfig, TemporalKind};
     use crate::linear::{LinearForecasterConfig, LinearKind};
     use crate::mamba::MambaConfig;
+    use crate::mamba2::Mamba2Config;
     use crate::transformer::TransformerConfig;
 
     #[test]
@@ -59,6 +60,21 @@ mod tests {
             .with_d_state(2)
             .with_dt_rank(Some(1));
         assert_eq!(config.forward_flops(5), 5 * 480);
+    }
+
+    #[test]
+    fn mamba2() {
+        // d = 4, expand 2 (i = 8), head_dim 4 (h = 2), g = 1, n = 2, k = 2, chunk 3, one layer,
+        // 3 tokens. Per token: in 2·4·(16 + 4 + 2) = 176, out 2·8·4 = 64, conv 2·2·12 = 48,
+        // C Bᵀ 2·3·2 = 12, per head 2·3·4 + 4·4·2 = 56 (112): 412.
+        let config = Mamba2Config::new()
+            .with_d_model(4)
+            .with_n_layers(1)
+            .with_head_dim(4)
+            .with_d_state(2)
+            .with_d_conv(2)
+            .with_chunk_size(3);
+        assert_eq!(config.forward_flops(3), 3 * 412);
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod kernels;
 pub mod linear;
 pub mod lstm;
 pub mod mamba;
+pub mod mamba2;
 pub mod options;
 pub mod registry;
 pub mod repeat;
@@ -49,6 +50,7 @@ pub use forecast_adapter::{
 pub use griffin::{Griffin, GriffinConfig, GriffinState, TemporalKind};
 pub use linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 pub use mamba::{Mamba, MambaConfig, MambaState};
+pub use mamba2::{Mamba2, Mamba2Config, Mamba2State};
 pub use options::{ModelOption, ModelOptions};
 pub use registry::{
     Arch, ArchConfig, ArchName, ArchState, Architecture, TaskShape, TokenArch, TokenConfig,

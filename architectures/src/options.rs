@@ -111,6 +111,9 @@ model_options! {
     /// Expansion factor.
     #[arg(long, value_parser = positive)]
     expand: Option<usize> => Expand;
+    /// Head width (Mamba-2's `headdim`).
+    #[arg(long, value_parser = positive)]
+    head_dim: Option<usize> => HeadDim;
     /// Patch length.
     #[arg(long, value_parser = positive)]
     patch_len: Option<usize> => PatchLen;

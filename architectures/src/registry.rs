@@ -481,6 +481,8 @@ registry! {
     Transformer => crate::transformer::TransformerSpec,
     /// Mamba-1 selective SSM backbone.
     Mamba => crate::mamba::MambaSpec,
+    /// Mamba-2 (SSD) backbone.
+    Mamba2 => crate::mamba2::Mamba2Spec,
     /// Griffin (RG-LRU recurrent blocks and local attention, 2:1).
     Griffin => crate::griffin::GriffinSpec,
     /// Hawk (Griffin with recurrent blocks only).

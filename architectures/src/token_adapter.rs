@@ -38,6 +38,7 @@ const TOKEN_OPTIONS: &[ModelOption] = &[
     ModelOption::DFf,
     ModelOption::DState,
     ModelOption::Expand,
+    ModelOption::HeadDim,
     ModelOption::Window,
     ModelOption::Norm,
     ModelOption::PostNorm,

@@ -43,6 +43,8 @@ fn options_for(name: ArchName) -> Vec<ModelOptions> {
             d_state: Some(5),
             layers: Some(3),
             expand: Some(3),
+            // Three heads of 12 for d_inner 36.
+            head_dim: name.accepts(ModelOption::HeadDim).then_some(12),
             ..ModelOptions::default()
         });
     }
@@ -61,6 +63,7 @@ fn options_for(name: ArchName) -> Vec<ModelOptions> {
         variants.push(ModelOptions {
             d_model: Some(8),
             heads: name.accepts(ModelOption::Heads).then_some(2),
+            head_dim: name.accepts(ModelOption::HeadDim).then_some(8),
             layers: Some(2),
             ..ModelOptions::default()
         });
@@ -305,6 +308,7 @@ fn every_backbone_is_a_causal_token_model() {
         };
         let options = ModelOptions {
             heads: accepted.contains(&ModelOption::Heads).then_some(2),
+            head_dim: accepted.contains(&ModelOption::HeadDim).then_some(8),
             ..small.clone()
         };
         device.seed(3);

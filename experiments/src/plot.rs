@@ -32,9 +32,10 @@ use crate::scaling::ScalingRow;
 /// An RGB colour.
 pub type Rgb = (u8, u8, u8);
 
-/// The colour of an architecture in every chart (Tableau 10, in registry order).
+/// The colour of an architecture in every chart (Tableau 10, then four darker tones, in registry
+/// order).
 pub fn arch_colour(arch: &str) -> Rgb {
-    const PALETTE: [Rgb; 10] = [
+    const PALETTE: [Rgb; 14] = [
         (31, 119, 180),
         (255, 127, 14),
         (44, 160, 44),
@@ -45,6 +46,10 @@ pub fn arch_colour(arch: &str) -> Rgb {
         (127, 127, 127),
         (188, 189, 34),
         (23, 190, 207),
+        (57, 59, 121),
+        (140, 109, 49),
+        (132, 60, 57),
+        (82, 84, 163),
     ];
     let index = ArchName::value_variants()
         .iter()
