@@ -435,6 +435,15 @@ impl Mamba2Block {
         self.gated_output((y + skip).reshape([bsz, l, i]), z)
     }
 
+    /// The block's two projections alone (`in_proj`, `out_proj`, chained shape-correctly, no
+    /// convolution, dual or gating): the cost floor of `archzoo bench block --path projections`.
+    pub fn projections(&self, u: Tensor<3>) -> Tensor<3> {
+        rows(
+            &self.out_proj,
+            rows(&self.in_proj, u).narrow(2, 0, self.d_inner),
+        )
+    }
+
     /// One token `u: [b, d]` with this layer's `(conv inputs, ssm state)`.
     fn step(&self, u: Tensor<2>, state: Mamba2LayerState) -> (Tensor<2>, Mamba2LayerState) {
         let [bsz, _] = u.dims();

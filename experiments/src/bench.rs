@@ -4,7 +4,11 @@
 
 use std::time::Instant;
 
-use architectures::{ArchConfig, BackboneConfig, Forecaster, MambaConfig, SequenceModel};
+use architectures::mamba::MambaBlock;
+use architectures::mamba2::Mamba2Block;
+use architectures::{
+    ArchConfig, BackboneConfig, Forecaster, Mamba2Config, MambaConfig, SequenceModel,
+};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -306,25 +310,47 @@ pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
     })
 }
 
-/// What `bench mamba-block` runs.
+/// Which state-space block `bench block` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockArch {
+    /// The Mamba-1 block (selective scan).
+    Mamba,
+    /// The Mamba-2 block (state-space dual).
+    Mamba2,
+}
+
+/// What `bench block` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockPath {
-    /// The block with the fused selective scan.
-    Fused,
-    /// The block with the per-time-step reference scan.
+    /// The block as it trains: Mamba's fused selective scan, Mamba-2's chunked dual.
+    #[value(alias = "fused")]
+    #[serde(alias = "fused")]
+    Fast,
+    /// The block with the per-time-step reference recurrence.
     Reference,
     /// The block's projections alone: the floor.
     Projections,
 }
 
-/// Result of `bench mamba-block`.
+/// The configuration of the block timed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MambaBlockReport {
+#[serde(rename_all = "lowercase")]
+pub enum BlockConfig {
+    /// A Mamba-1 block.
+    Mamba(MambaConfig),
+    /// A Mamba-2 block.
+    Mamba2(Mamba2Config),
+}
+
+/// Result of `bench block`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockReport {
     /// What was timed.
     pub path: BlockPath,
     /// The block's configuration.
-    pub config: MambaConfig,
+    pub config: BlockConfig,
     /// Batch.
     pub batch: usize,
     /// Sequence length.
@@ -339,31 +365,44 @@ pub struct MambaBlockReport {
     pub git_commit: String,
 }
 
-/// Time forward + backward (no optimizer) of one Mamba block on a fixed random `[batch, l, d]`.
-pub fn mamba_block(
+/// Time forward + backward (no optimizer) of one state-space block on a fixed random
+/// `[batch, l, d]`.
+pub fn block(
     path: BlockPath,
-    config: &MambaConfig,
+    config: &BlockConfig,
     batch: usize,
     seq_len: usize,
     (steps, warmup): (usize, usize),
     backend: BackendName,
-) -> Result<MambaBlockReport> {
-    config.validate()?;
+) -> Result<BlockReport> {
+    let d_model = match config {
+        BlockConfig::Mamba(c) => c.validate().map(|()| c.d_model)?,
+        BlockConfig::Mamba2(c) => c.validate().map(|()| c.d_model)?,
+    };
     let device = backend.device()?;
     device.seed(0);
     let autodiff = device.clone().autodiff();
-    let block = config.init_block(&autodiff);
-    let shape = [batch, seq_len, config.d_model];
+    enum Block {
+        Mamba(MambaBlock),
+        Mamba2(Mamba2Block),
+    }
+    let block = match config {
+        BlockConfig::Mamba(c) => Block::Mamba(c.init_block(&autodiff)),
+        BlockConfig::Mamba2(c) => Block::Mamba2(c.init_block(&autodiff)),
+    };
+    let shape = [batch, seq_len, d_model];
     let x = Tensor::<3>::random(shape, Distribution::Default, &autodiff);
     let w = Tensor::<3>::random(shape, Distribution::Default, &autodiff);
     let mut samples = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let started = Instant::now();
         let x = x.clone().require_grad();
-        let y = match path {
-            BlockPath::Fused => block.forward(x.clone(), false),
-            BlockPath::Reference => block.forward(x.clone(), true),
-            BlockPath::Projections => block.projections(x.clone()),
+        let reference = path == BlockPath::Reference;
+        let y = match (&block, path) {
+            (Block::Mamba(b), BlockPath::Projections) => b.projections(x.clone()),
+            (Block::Mamba2(b), BlockPath::Projections) => b.projections(x.clone()),
+            (Block::Mamba(b), _) => b.forward(x.clone(), reference),
+            (Block::Mamba2(b), _) => b.forward(x.clone(), reference),
         };
         let grads = (y * w.clone()).sum().backward();
         drop(x.grad(&grads));
@@ -372,7 +411,7 @@ pub fn mamba_block(
             samples.push(started.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok(MambaBlockReport {
+    Ok(BlockReport {
         path,
         config: config.clone(),
         batch,

@@ -213,8 +213,10 @@ pub enum BenchCommand {
     ProbeStep(Box<ProbeStepArgs>),
     /// Latency of recurrent `step` decoding (inference) against the position decoded.
     Decode(Box<DecodeArgs>),
-    /// Forward + backward of one Mamba block: fused scan, reference scan, or projections alone.
-    MambaBlock(MambaBlockArgs),
+    /// Forward + backward of one Mamba or Mamba-2 block: as it trains (fused scan, chunked
+    /// dual), with the per-step reference recurrence, or its projections alone.
+    #[command(alias = "mamba-block")]
+    Block(BlockArgs),
     /// f32 matmul throughput of a backend, GFLOP/s.
     Matmul(MatmulArgs),
     /// Cost against sequence length at a matched parameter count: training and inference
@@ -297,11 +299,14 @@ pub struct ScalingArgs {
     pub out: PathBuf,
 }
 
-/// `archzoo bench mamba-block`.
+/// `archzoo bench block`.
 #[derive(Debug, Args)]
-pub struct MambaBlockArgs {
+pub struct BlockArgs {
+    /// Which block.
+    #[arg(long, value_enum, default_value = "mamba")]
+    pub arch: experiments::bench::BlockArch,
     /// What to time.
-    #[arg(long, value_enum, default_value = "fused")]
+    #[arg(long, value_enum, default_value = "fast")]
     pub path: experiments::bench::BlockPath,
     /// Batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
@@ -312,12 +317,18 @@ pub struct MambaBlockArgs {
     /// Model width (d_inner = expand · d_model).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub d_model: u64,
-    /// SSM state size.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
-    pub d_state: u64,
+    /// SSM state size (default: the block's own, Mamba 16, Mamba-2 64).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub d_state: Option<u64>,
     /// Expansion factor.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub expand: u64,
+    /// Mamba-2: head width (default 64).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub head_dim: Option<u64>,
+    /// Mamba-2: chunk length of the dual (default 64).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_size: Option<u64>,
     /// Timed repetitions.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub steps: u64,

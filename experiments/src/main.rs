@@ -97,7 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::TrainStep(args)) => bench_train_step(&args),
         Command::Bench(BenchCommand::ProbeStep(args)) => bench_probe_step(&args),
         Command::Bench(BenchCommand::Decode(args)) => bench_decode(&args),
-        Command::Bench(BenchCommand::MambaBlock(args)) => bench_mamba_block(&args),
+        Command::Bench(BenchCommand::Block(args)) => bench_block(&args),
         Command::Bench(BenchCommand::Scaling(args)) => bench_scaling(&args),
         Command::Bench(BenchCommand::Suite(args)) => bench_suite(&args),
         Command::Bench(BenchCommand::Matmul(args)) => {
@@ -662,13 +662,37 @@ fn human_step(seconds: i64) -> String {
     }
 }
 
-fn bench_mamba_block(args: &cli::MambaBlockArgs) -> anyhow::Result<()> {
-    let config = architectures::MambaConfig::new()
-        .with_d_model(args.d_model as usize)
-        .with_n_layers(1)
-        .with_d_state(args.d_state as usize)
-        .with_expand(args.expand as usize);
-    let report = bench::mamba_block(
+fn bench_block(args: &cli::BlockArgs) -> anyhow::Result<()> {
+    use experiments::bench::{BlockArch, BlockConfig};
+    let width = |v: Option<u64>, default: usize| v.map_or(default, |v| v as usize);
+    let config = match args.arch {
+        BlockArch::Mamba => {
+            if args.head_dim.is_some() || args.chunk_size.is_some() {
+                anyhow::bail!("--head-dim and --chunk-size are Mamba-2's");
+            }
+            let base = architectures::MambaConfig::new();
+            BlockConfig::Mamba(
+                base.clone()
+                    .with_d_model(args.d_model as usize)
+                    .with_n_layers(1)
+                    .with_d_state(width(args.d_state, base.d_state))
+                    .with_expand(args.expand as usize),
+            )
+        }
+        BlockArch::Mamba2 => {
+            let base = architectures::Mamba2Config::new();
+            BlockConfig::Mamba2(
+                base.clone()
+                    .with_d_model(args.d_model as usize)
+                    .with_n_layers(1)
+                    .with_d_state(width(args.d_state, base.d_state))
+                    .with_expand(args.expand as usize)
+                    .with_head_dim(width(args.head_dim, base.head_dim))
+                    .with_chunk_size(width(args.chunk_size, base.chunk_size)),
+            )
+        }
+    };
+    let report = bench::block(
         args.path,
         &config,
         args.batch as usize,
@@ -679,15 +703,29 @@ fn bench_mamba_block(args: &cli::MambaBlockArgs) -> anyhow::Result<()> {
     if args.json {
         say(serde_json::to_string_pretty(&report)?);
     } else {
+        let sizes = match &config {
+            BlockConfig::Mamba(c) => format!(
+                "mamba block, d_model {}, d_inner {}, d_state {}",
+                c.d_model,
+                c.d_inner(),
+                c.d_state
+            ),
+            BlockConfig::Mamba2(c) => format!(
+                "mamba2 block, d_model {}, d_inner {}, {} heads of {}, d_state {}, chunk {}",
+                c.d_model,
+                c.d_inner(),
+                c.n_heads(),
+                c.head_dim,
+                c.d_state,
+                c.chunk_size
+            ),
+        };
         say(format!(
-            "mamba block ({:?}) fwd+bwd on {} (batch {}, L={}, d_model {}, d_inner {}, d_state {}): median {:.3} ms [p10 {:.3}, p90 {:.3}] over {} steps; peak RSS {}",
+            "{sizes} ({:?}) fwd+bwd on {} (batch {}, L={}): median {:.3} ms [p10 {:.3}, p90 {:.3}] over {} steps; peak RSS {}",
             report.path,
             args.backend,
             report.batch,
             report.seq_len,
-            config.d_model,
-            config.d_inner(),
-            config.d_state,
             report.time.median_ms,
             report.time.p10_ms,
             report.time.p90_ms,
