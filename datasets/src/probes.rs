@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProbeTask {
     /// Multi-query associative recall: `K` key–value pairs, then the `K` keys again as queries
-    /// among random tokens; at each query the target is its value.
+    /// among blanks (or random tokens); at each query the target is its value.
     Mqar {
         /// Vocabulary `V`: keys from `[1, V/2)`, values from `[V/2, V)`.
         vocab: usize,
@@ -36,6 +36,10 @@ pub enum ProbeTask {
         len: usize,
         /// Key–value pairs `K` (`4K ≤ L`).
         pairs: usize,
+        /// Fill the positions after the context that hold no query with uniform random tokens
+        /// (`random_non_queries`, the generator's default) instead of the blank 0 (what
+        /// Zoology's figure-2 sweep sets).
+        random_non_queries: bool,
     },
     /// Selective copying: `M` data tokens at random positions among `L + M` blanks, then `M`
     /// markers; at the markers the targets are the data tokens in order.
@@ -152,7 +156,17 @@ impl ProbeTask {
     /// The same task at another length (induction heads' length extrapolation).
     pub fn with_len(self, len: usize) -> Self {
         match self {
-            Self::Mqar { vocab, pairs, .. } => Self::Mqar { vocab, len, pairs },
+            Self::Mqar {
+                vocab,
+                pairs,
+                random_non_queries,
+                ..
+            } => Self::Mqar {
+                vocab,
+                len,
+                pairs,
+                random_non_queries,
+            },
             Self::SelectiveCopy {
                 alphabet, tokens, ..
             } => Self::SelectiveCopy {
@@ -176,7 +190,9 @@ impl ProbeTask {
             })
         };
         match *self {
-            Self::Mqar { vocab, len, pairs } => {
+            Self::Mqar {
+                vocab, len, pairs, ..
+            } => {
                 if len == 0 || len % 2 != 0 {
                     return fail("len", len, "must be even and positive".into());
                 }
@@ -246,10 +262,16 @@ impl ProbeTask {
             },
         };
         match *self {
-            Self::Mqar { vocab, len, pairs } => {
+            Self::Mqar {
+                vocab,
+                len,
+                pairs,
+                random_non_queries,
+            } => {
                 let weights = mqar_gap_weights((len - 2 * pairs) / 2);
+                let filler = random_non_queries.then_some(vocab);
                 for _ in 0..n {
-                    mqar(vocab, len, pairs, &weights, &mut rng, &mut examples);
+                    mqar(vocab, len, pairs, filler, &weights, &mut rng, &mut examples);
                 }
             }
             Self::SelectiveCopy {
@@ -282,13 +304,14 @@ fn mqar_gap_weights(space: usize) -> Vec<f64> {
 /// One MQAR example (`multiquery_ar`): the context `k₁ v₁ … k_K v_K` (keys drawn without
 /// replacement from `[1, V/2)`, values from `[V/2, V)`), then over the `(L − 2K)/2` query slots
 /// each key `i` at offset `2·gᵢ` after the context, the gaps drawn without replacement with
-/// `p(g) ∝ (g + 1)^(−0.99)`; every other position a uniform random token from `[0, V)`
-/// (`random_non_queries`). The target at key `i`'s query position is `vᵢ`; no other position
-/// has one.
+/// `p(g) ∝ (g + 1)^(−0.99)`; every other position a uniform random token from `[0, V)` when
+/// `random_below` is `Some(V)` (`random_non_queries`), the blank 0 otherwise. The target at key
+/// `i`'s query position is `vᵢ`; no other position has one.
 fn mqar(
     vocab: usize,
     len: usize,
     pairs: usize,
+    random_below: Option<usize>,
     gap_weights: &[f64],
     rng: &mut ChaCha8Rng,
     out: &mut TokenExamples,
@@ -307,11 +330,12 @@ fn mqar(
         tokens[query] = Some(keys[i]);
         targets[query] = Some(values[i]);
     }
-    out.tokens.extend(
-        tokens
-            .into_iter()
-            .map(|t| t.unwrap_or_else(|| rng.random_range(0..vocab as u32))),
-    );
+    out.tokens
+        .extend(tokens.into_iter().map(|t| match (t, random_below) {
+            (Some(token), _) => token,
+            (None, Some(v)) => rng.random_range(0..v as u32),
+            (None, None) => 0,
+        }));
     out.targets.extend(targets);
 }
 
@@ -405,6 +429,7 @@ mod tests {
         vocab: 128,
         len: 64,
         pairs: 8,
+        random_non_queries: true,
     };
     const COPY: ProbeTask = ProbeTask::SelectiveCopy {
         alphabet: 16,
@@ -443,6 +468,32 @@ mod tests {
     }
 
     #[test]
+    fn without_random_non_queries_only_queries_follow_the_context() {
+        let ProbeTask::Mqar {
+            vocab, len, pairs, ..
+        } = MQAR
+        else {
+            unreachable!()
+        };
+        let blanks = ProbeTask::Mqar {
+            vocab,
+            len,
+            pairs,
+            random_non_queries: false,
+        };
+        let examples = blanks.generate(100, 4).unwrap();
+        for i in 0..examples.count() {
+            let (tokens, targets) = (examples.tokens_of(i), examples.targets_of(i));
+            for t in 2 * pairs..len {
+                match targets[t] {
+                    Some(_) => assert!(tokens[t] > 0, "a query is a key"),
+                    None => assert_eq!(tokens[t], 0, "position {t} of example {i}"),
+                }
+            }
+        }
+    }
+
+    #[test]
     fn near_mqar_queries_are_likelier_than_far_ones() {
         // p(g) ∝ (g + 1)^(−0.99): the first slot after the context is drawn far more often
         // than the last.
@@ -450,6 +501,7 @@ mod tests {
             vocab: 128,
             len: 64,
             pairs: 1,
+            random_non_queries: true,
         }
         .generate(4000, 2)
         .unwrap();
@@ -518,6 +570,7 @@ mod tests {
                     vocab: 128,
                     len: 63,
                     pairs: 4,
+                    random_non_queries: true,
                 },
                 "len",
             ),
@@ -526,6 +579,7 @@ mod tests {
                     vocab: 64,
                     len: 64,
                     pairs: 4,
+                    random_non_queries: true,
                 },
                 "vocab",
             ),
@@ -534,6 +588,7 @@ mod tests {
                     vocab: 128,
                     len: 64,
                     pairs: 17,
+                    random_non_queries: true,
                 },
                 "pairs",
             ),

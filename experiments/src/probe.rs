@@ -167,6 +167,11 @@ pub struct ProbeRequest {
     /// MQAR: key-value pairs K.
     #[arg(long, allow_negative_numbers = true, value_parser = positive)]
     pub pairs: Option<usize>,
+    /// MQAR: fill the positions after the context that hold no query with random tokens
+    /// (Zoology's generator default) instead of the blank 0 (its figure-2 sweep, which both
+    /// presets follow).
+    #[arg(long)]
+    pub random_non_queries: bool,
     /// Selective copying: data tokens M to copy.
     #[arg(long, allow_negative_numbers = true, value_parser = positive)]
     pub tokens: Option<usize>,
@@ -284,6 +289,9 @@ impl ProbeRequest {
         if self.pairs.is_some() && self.task != TaskName::Mqar {
             return Err(not_for("pairs"));
         }
+        if self.random_non_queries && self.task != TaskName::Mqar {
+            return Err(not_for("random-non-queries"));
+        }
         if self.tokens.is_some() && self.task != TaskName::SelectiveCopy {
             return Err(not_for("tokens"));
         }
@@ -297,6 +305,7 @@ impl ProbeRequest {
                 vocab,
                 len: seq_len,
                 pairs: self.pairs.unwrap_or(preset.count),
+                random_non_queries: self.random_non_queries,
             },
             TaskName::SelectiveCopy => ProbeTask::SelectiveCopy {
                 alphabet: vocab,
@@ -383,7 +392,8 @@ mod tests {
             ProbeTask::Mqar {
                 vocab: 8192,
                 len: 64,
-                pairs: 4
+                pairs: 4,
+                random_non_queries: false,
             }
         );
         assert_eq!(config.model.d_model(), 32);

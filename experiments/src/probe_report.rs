@@ -71,7 +71,19 @@ pub struct TaskSetting {
 impl TaskSetting {
     fn of(task: &ProbeTask) -> Self {
         let label = match *task {
-            ProbeTask::Mqar { vocab, len, pairs } => format!("L = {len}, K = {pairs}, V = {vocab}"),
+            ProbeTask::Mqar {
+                vocab,
+                len,
+                pairs,
+                random_non_queries,
+            } => format!(
+                "L = {len}, K = {pairs}, V = {vocab}{}",
+                if random_non_queries {
+                    ", random non-queries"
+                } else {
+                    ""
+                }
+            ),
             ProbeTask::SelectiveCopy {
                 alphabet,
                 len,
