@@ -18,6 +18,7 @@ mod tests {
     //! Each formula against a count done by hand on a tiny config.
 
     use crate::forecast_adapter::{BackboneConfig, PatchForecasterConfig, Patching};
+    use crate::gated_deltanet::GatedDeltaNetConfig;
     use crate::griffin::{GriffinConfig, TemporalKind};
     use crate::linear::{LinearForecasterConfig, LinearKind};
     use crate::mamba::MambaConfig;
@@ -75,6 +76,23 @@ mod tests {
             .with_d_conv(2)
             .with_chunk_size(3);
         assert_eq!(config.forward_flops(3), 3 * 412);
+    }
+
+    #[test]
+    fn gated_deltanet() {
+        // d = 4, 1 head, dk = 2, dv = 4, conv 2, MLP width 256 (⌈10 / 256⌉ · 256), chunk 2, one
+        // layer, 2 tokens. Per token: q, k, v 2·4·8 = 64, a and b 2·4·2 = 16, gate 2·4·4 = 32,
+        // out 2·4·4 = 32, conv 2·2·8 = 32, MLP 2·4·512 + 2·256·4 = 6144; the rule
+        // 16 + 16 + 8 + 16 + 48 + 2 (inverting 1×1 blocks into 2×2) = 106: 6426.
+        let config = GatedDeltaNetConfig::new()
+            .with_d_model(4)
+            .with_n_layers(1)
+            .with_n_heads(1)
+            .with_head_dim(2)
+            .with_conv_size(2)
+            .with_chunk_size(2);
+        assert_eq!(config.mlp_width(), 256);
+        assert_eq!(config.forward_flops(2), 2 * 6426);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod blocks;
 pub mod error;
 pub mod flops;
 pub mod forecast_adapter;
+pub mod gated_deltanet;
 pub mod griffin;
 pub mod kernels;
 pub mod linear;
@@ -47,6 +48,7 @@ pub use error::ConfigError;
 pub use forecast_adapter::{
     Backbone, BackboneConfig, PatchForecaster, PatchForecasterConfig, Patched, Patching,
 };
+pub use gated_deltanet::{GatedDeltaNet, GatedDeltaNetConfig, GatedDeltaNetState};
 pub use griffin::{Griffin, GriffinConfig, GriffinState, TemporalKind};
 pub use linear::{LinearForecaster, LinearForecasterConfig, LinearKind};
 pub use mamba::{Mamba, MambaConfig, MambaState};

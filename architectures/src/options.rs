@@ -111,7 +111,7 @@ model_options! {
     /// Expansion factor.
     #[arg(long, value_parser = positive)]
     expand: Option<usize> => Expand;
-    /// Head width (Mamba-2's `headdim`).
+    /// Head width (Mamba-2's `headdim`; Gated DeltaNet's key width).
     #[arg(long, value_parser = positive)]
     head_dim: Option<usize> => HeadDim;
     /// Patch length.

@@ -483,6 +483,8 @@ registry! {
     Mamba => crate::mamba::MambaSpec,
     /// Mamba-2 (SSD) backbone.
     Mamba2 => crate::mamba2::Mamba2Spec,
+    /// Gated DeltaNet backbone.
+    GatedDeltanet => crate::gated_deltanet::GatedDeltaNetSpec,
     /// Griffin (RG-LRU recurrent blocks and local attention, 2:1).
     Griffin => crate::griffin::GriffinSpec,
     /// Hawk (Griffin with recurrent blocks only).

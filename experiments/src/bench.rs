@@ -4,10 +4,12 @@
 
 use std::time::Instant;
 
+use architectures::gated_deltanet::GatedDeltaNetBlock;
 use architectures::mamba::MambaBlock;
 use architectures::mamba2::Mamba2Block;
 use architectures::{
-    ArchConfig, BackboneConfig, Forecaster, Mamba2Config, MambaConfig, SequenceModel,
+    ArchConfig, BackboneConfig, Forecaster, GatedDeltaNetConfig, Mamba2Config, MambaConfig,
+    SequenceModel,
 };
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -310,7 +312,7 @@ pub fn decode(bench: &DecodeBench, channels: usize) -> Result<DecodeReport> {
     })
 }
 
-/// Which state-space block `bench block` times.
+/// Which recurrent block `bench block` times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockArch {
@@ -318,13 +320,17 @@ pub enum BlockArch {
     Mamba,
     /// The Mamba-2 block (state-space dual).
     Mamba2,
+    /// The Gated DeltaNet layer (chunked gated delta rule).
+    #[value(name = "gateddeltanet")]
+    GatedDeltanet,
 }
 
 /// What `bench block` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockPath {
-    /// The block as it trains: Mamba's fused selective scan, Mamba-2's chunked dual.
+    /// The block as it trains: Mamba's fused selective scan, Mamba-2's chunked dual, Gated
+    /// DeltaNet's chunked rule.
     #[value(alias = "fused")]
     #[serde(alias = "fused")]
     Fast,
@@ -342,6 +348,8 @@ pub enum BlockConfig {
     Mamba(MambaConfig),
     /// A Mamba-2 block.
     Mamba2(Mamba2Config),
+    /// A Gated DeltaNet layer.
+    GatedDeltanet(GatedDeltaNetConfig),
 }
 
 /// Result of `bench block`.
@@ -365,7 +373,7 @@ pub struct BlockReport {
     pub git_commit: String,
 }
 
-/// Time forward + backward (no optimizer) of one state-space block on a fixed random
+/// Time forward + backward (no optimizer) of one recurrent block on a fixed random
 /// `[batch, l, d]`.
 pub fn block(
     path: BlockPath,
@@ -378,17 +386,20 @@ pub fn block(
     let d_model = match config {
         BlockConfig::Mamba(c) => c.validate().map(|()| c.d_model)?,
         BlockConfig::Mamba2(c) => c.validate().map(|()| c.d_model)?,
+        BlockConfig::GatedDeltanet(c) => c.validate().map(|()| c.d_model)?,
     };
     let device = backend.device()?;
     device.seed(0);
     let autodiff = device.clone().autodiff();
     enum Block {
-        Mamba(MambaBlock),
-        Mamba2(Mamba2Block),
+        Mamba(Box<MambaBlock>),
+        Mamba2(Box<Mamba2Block>),
+        GatedDeltanet(Box<GatedDeltaNetBlock>),
     }
     let block = match config {
-        BlockConfig::Mamba(c) => Block::Mamba(c.init_block(&autodiff)),
-        BlockConfig::Mamba2(c) => Block::Mamba2(c.init_block(&autodiff)),
+        BlockConfig::Mamba(c) => Block::Mamba(Box::new(c.init_block(&autodiff))),
+        BlockConfig::Mamba2(c) => Block::Mamba2(Box::new(c.init_block(&autodiff))),
+        BlockConfig::GatedDeltanet(c) => Block::GatedDeltanet(Box::new(c.init_block(&autodiff))),
     };
     let shape = [batch, seq_len, d_model];
     let x = Tensor::<3>::random(shape, Distribution::Default, &autodiff);
@@ -401,8 +412,10 @@ pub fn block(
         let y = match (&block, path) {
             (Block::Mamba(b), BlockPath::Projections) => b.projections(x.clone()),
             (Block::Mamba2(b), BlockPath::Projections) => b.projections(x.clone()),
+            (Block::GatedDeltanet(b), BlockPath::Projections) => b.projections(x.clone()),
             (Block::Mamba(b), _) => b.forward(x.clone(), reference),
             (Block::Mamba2(b), _) => b.forward(x.clone(), reference),
+            (Block::GatedDeltanet(b), _) => b.forward(x.clone(), reference),
         };
         let grads = (y * w.clone()).sum().backward();
         drop(x.grad(&grads));

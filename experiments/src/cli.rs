@@ -213,8 +213,8 @@ pub enum BenchCommand {
     ProbeStep(Box<ProbeStepArgs>),
     /// Latency of recurrent `step` decoding (inference) against the position decoded.
     Decode(Box<DecodeArgs>),
-    /// Forward + backward of one Mamba or Mamba-2 block: as it trains (fused scan, chunked
-    /// dual), with the per-step reference recurrence, or its projections alone.
+    /// Forward + backward of one Mamba, Mamba-2 or Gated DeltaNet block: as it trains (fused
+    /// scan, chunked forms), with the per-step reference recurrence, or its projections alone.
     #[command(alias = "mamba-block")]
     Block(BlockArgs),
     /// f32 matmul throughput of a backend, GFLOP/s.
@@ -317,16 +317,19 @@ pub struct BlockArgs {
     /// Model width (d_inner = expand · d_model).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub d_model: u64,
-    /// SSM state size (default: the block's own, Mamba 16, Mamba-2 64).
+    /// SSM state size (Mamba 16 and Mamba-2 64 by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub d_state: Option<u64>,
-    /// Expansion factor.
+    /// Expansion factor (Mamba, Mamba-2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub expand: u64,
-    /// Mamba-2: head width (default 64).
+    /// Gated DeltaNet: heads (default: as many of head_dim as cover d_model).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heads: Option<u64>,
+    /// Mamba-2 and Gated DeltaNet: head width (default 64).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub head_dim: Option<u64>,
-    /// Mamba-2: chunk length of the dual (default 64).
+    /// Mamba-2 and Gated DeltaNet: chunk length (default 64).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_size: Option<u64>,
     /// Timed repetitions.

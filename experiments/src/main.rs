@@ -548,10 +548,15 @@ fn report(status: &RunStatus, out: &Path) {
 
 fn list(data_dir: &Path) {
     say("Architectures (--arch):");
+    let width = ArchName::ALL
+        .iter()
+        .map(|n| n.as_str().len())
+        .max()
+        .unwrap_or(0);
     for name in ArchName::ALL {
         let options = name.accepted_flags();
         say(format!(
-            "  {:<11} {}  [{options}]",
+            "  {:<width$} {}  [{options}]",
             name.as_str(),
             name.about()
         ));
@@ -667,8 +672,8 @@ fn bench_block(args: &cli::BlockArgs) -> anyhow::Result<()> {
     let width = |v: Option<u64>, default: usize| v.map_or(default, |v| v as usize);
     let config = match args.arch {
         BlockArch::Mamba => {
-            if args.head_dim.is_some() || args.chunk_size.is_some() {
-                anyhow::bail!("--head-dim and --chunk-size are Mamba-2's");
+            if args.head_dim.is_some() || args.chunk_size.is_some() || args.heads.is_some() {
+                anyhow::bail!("--head-dim, --chunk-size and --heads are not Mamba's");
             }
             let base = architectures::MambaConfig::new();
             BlockConfig::Mamba(
@@ -679,7 +684,32 @@ fn bench_block(args: &cli::BlockArgs) -> anyhow::Result<()> {
                     .with_expand(args.expand as usize),
             )
         }
+        BlockArch::GatedDeltanet => {
+            if args.d_state.is_some() {
+                anyhow::bail!(
+                    "--d-state is not Gated DeltaNet's (its state is heads x head_dim x 2 head_dim)"
+                );
+            }
+            let base = architectures::GatedDeltaNetConfig::new();
+            let head_dim = width(args.head_dim, base.head_dim);
+            BlockConfig::GatedDeltanet(
+                base.clone()
+                    .with_d_model(args.d_model as usize)
+                    .with_n_layers(1)
+                    .with_head_dim(head_dim)
+                    .with_n_heads(width(
+                        args.heads,
+                        (args.d_model as usize).div_ceil(head_dim),
+                    ))
+                    .with_chunk_size(width(args.chunk_size, base.chunk_size)),
+            )
+        }
         BlockArch::Mamba2 => {
+            if args.heads.is_some() {
+                anyhow::bail!(
+                    "--heads is Gated DeltaNet's (Mamba-2's heads are d_inner / head_dim)"
+                );
+            }
             let base = architectures::Mamba2Config::new();
             BlockConfig::Mamba2(
                 base.clone()
@@ -709,6 +739,14 @@ fn bench_block(args: &cli::BlockArgs) -> anyhow::Result<()> {
                 c.d_model,
                 c.d_inner(),
                 c.d_state
+            ),
+            BlockConfig::GatedDeltanet(c) => format!(
+                "gated deltanet layer, d_model {}, {} heads of {} (values {}), chunk {}",
+                c.d_model,
+                c.n_heads,
+                c.head_dim,
+                c.value_dim(),
+                c.chunk_size
             ),
             BlockConfig::Mamba2(c) => format!(
                 "mamba2 block, d_model {}, d_inner {}, {} heads of {}, d_state {}, chunk {}",

@@ -10,13 +10,13 @@ use burn::prelude::*;
 
 use crate::kernels;
 
-/// Depthwise causal convolution with weight `[k, c]` and bias `[c]`.
+/// Depthwise causal convolution with weight `[k, c]` and bias `[c]` (or none).
 #[derive(Module, Debug)]
 pub struct CausalConv1d {
     /// `[k, c]`: tap `k − 1` multiplies the current input.
     weight: Param<Tensor<2>>,
-    /// `[c]`.
-    bias: Param<Tensor<1>>,
+    /// `[c]`, or `None` for a convolution without bias (Gated DeltaNet's `ShortConvolution`).
+    bias: Option<Param<Tensor<1>>>,
 }
 
 impl CausalConv1d {
@@ -24,7 +24,23 @@ impl CausalConv1d {
     pub fn new(weight: Tensor<2>, bias: Tensor<1>) -> Self {
         Self {
             weight: Param::from_tensor(weight),
-            bias: Param::from_tensor(bias),
+            bias: Some(Param::from_tensor(bias)),
+        }
+    }
+
+    /// From initial weight `[k, c]` (k ≥ 1), without bias.
+    pub fn without_bias(weight: Tensor<2>) -> Self {
+        Self {
+            weight: Param::from_tensor(weight),
+            bias: None,
+        }
+    }
+
+    /// The bias, zeros when there is none (a constant: no parameter, no gradient).
+    fn bias(&self) -> Tensor<1> {
+        match &self.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([self.channels()], &self.weight.device()),
         }
     }
 
@@ -40,12 +56,12 @@ impl CausalConv1d {
 
     /// `x: [b, l, c] -> [b, l, c]` (the fused host kernel, [`kernels::causal_conv1d`]).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        kernels::causal_conv1d(x, self.weight.val(), self.bias.val(), false)
+        kernels::causal_conv1d(x, self.weight.val(), self.bias(), false)
     }
 
     /// `SiLU(conv(x))`, one fused pass (Mamba's convolution and activation).
     pub fn forward_silu(&self, x: Tensor<3>) -> Tensor<3> {
-        kernels::causal_conv1d(x, self.weight.val(), self.bias.val(), true)
+        kernels::causal_conv1d(x, self.weight.val(), self.bias(), true)
     }
 
     /// The last `k − 1` inputs before any position: zeros, `[b, k − 1, c]` (`None` when k = 1).
@@ -67,7 +83,7 @@ impl CausalConv1d {
         let y = (window.clone() * self.weight.val().reshape([1, k, c]))
             .sum_dim(1)
             .reshape([b, c])
-            + self.bias.val().reshape([1, c]);
+            + self.bias().reshape([1, c]);
         (y, (k > 1).then(|| window.narrow(1, 1, k - 1)))
     }
 }
