@@ -114,6 +114,7 @@ macro_rules! architectures {
         /// Architectures selectable with `--arch`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+        #[cfg_attr(feature = "clap", value(rename_all = "lower"))]
         #[serde(rename_all = "lowercase")]
         pub enum ArchName {
             $($(#[doc = $doc])+ $name,)+
@@ -659,6 +660,16 @@ mod tests {
     fn names_are_the_lowercase_variants() {
         assert_eq!(ArchName::Dlinear.as_str(), "dlinear");
         assert_eq!(ArchName::Transformer.to_string(), "transformer");
+        // Several words run together, the same for clap as for `as_str` (and serde's `lowercase`).
+        let name = ArchName::GatedDeltanet;
+        assert_eq!(name.as_str(), "gateddeltanet");
+        #[cfg(feature = "clap")]
+        assert_eq!(
+            clap::ValueEnum::to_possible_value(&name)
+                .unwrap()
+                .get_name(),
+            "gateddeltanet"
+        );
     }
 
     #[test]
