@@ -45,7 +45,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::sigmoid;
 
-use crate::blocks::{CausalConv1d, rows};
+use crate::blocks::{CausalConv1d, dt_bias, rows};
 use crate::error::ConfigError;
 use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, silu, softplus};
@@ -234,13 +234,8 @@ impl GatedDeltaNetConfig {
         let channels = 2 * h * dk + h * dv;
         // PyTorch Conv1d default for a depthwise kernel: U(±1/sqrt(fan_in)), fan_in = w.
         let conv_bound = 1.0 / (w as f64).sqrt();
-        let (dt_min, dt_max, dt_floor) = (0.001f64, 0.1f64, 1e-4);
-        let dt = Tensor::<1>::random([h], Distribution::Default, device)
-            .mul_scalar(dt_max.ln() - dt_min.ln())
-            .add_scalar(dt_min.ln())
-            .exp()
-            .clamp_min(dt_floor);
-        let dt_bias = dt.clone() + (dt.neg().exp().neg() + 1.0).log(); // dt + log(1 − e^−dt)
+        // The reference hard-codes Mamba's Δ range: [0.001, 0.1], floored at 1e-4.
+        let dt_bias = dt_bias(h, [0.001, 0.1], 1e-4, device);
         let a = Tensor::<1>::random([h], Distribution::Uniform(0.0, 16.0), device);
         let linear = |o| LinearConfig::new(d, o).with_bias(false).init(device);
         GatedDeltaNetBlock {

@@ -36,7 +36,7 @@ use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 
-use crate::blocks::{CausalConv1d, rows};
+use crate::blocks::{CausalConv1d, dt_bias, rows};
 use crate::error::ConfigError;
 use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, DeltaInput, ScanInputs, silu, softplus};
@@ -202,13 +202,7 @@ impl MambaConfig {
         // PyTorch Conv1d default for a depthwise kernel: U(±1/sqrt(fan_in)), fan_in = k.
         let conv_bound = 1.0 / (k as f64).sqrt();
         let dt_bound = 1.0 / (r as f64).sqrt();
-        // dt = exp(U(0,1)·(ln dt_max − ln dt_min) + ln dt_min), floored; bias = softplus⁻¹(dt).
-        let dt = Tensor::<1>::random([i], Distribution::Default, device)
-            .mul_scalar(self.dt_max.ln() - self.dt_min.ln())
-            .add_scalar(self.dt_min.ln())
-            .exp()
-            .clamp_min(self.dt_init_floor);
-        let inv_softplus_dt = dt.clone() + (dt.neg().exp().neg() + 1.0).log(); // dt + log(1 − e^−dt)
+        let inv_softplus_dt = dt_bias(i, [self.dt_min, self.dt_max], self.dt_init_floor, device);
         let s4d_real: Vec<f32> = (0..i)
             .flat_map(|_| (1..=n).map(|v| (v as f32).ln()))
             .collect();

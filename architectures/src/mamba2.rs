@@ -44,7 +44,7 @@ use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-use crate::blocks::{CausalConv1d, rows};
+use crate::blocks::{CausalConv1d, dt_bias, rows};
 use crate::error::ConfigError;
 use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, silu, softplus};
@@ -262,13 +262,7 @@ impl Mamba2Config {
         let conv_dim = i + 2 * gn;
         // PyTorch Conv1d default for a depthwise kernel: U(±1/sqrt(fan_in)), fan_in = k.
         let conv_bound = 1.0 / (k as f64).sqrt();
-        // dt = exp(U(0,1)·(ln dt_max − ln dt_min) + ln dt_min), floored; bias = softplus⁻¹(dt).
-        let dt = Tensor::<1>::random([h], Distribution::Default, device)
-            .mul_scalar(self.dt_max.ln() - self.dt_min.ln())
-            .add_scalar(self.dt_min.ln())
-            .exp()
-            .clamp_min(self.dt_init_floor);
-        let dt_bias = dt.clone() + (dt.neg().exp().neg() + 1.0).log(); // dt + log(1 − e^−dt)
+        let dt_bias = dt_bias(h, [self.dt_min, self.dt_max], self.dt_init_floor, device);
         let a = Tensor::<1>::random(
             [h],
             Distribution::Uniform(self.a_init_min, self.a_init_max),

@@ -26,6 +26,19 @@ pub fn rows(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     y.reshape([b, l, o])
 }
 
+/// Mamba's step-size bias: `softplus⁻¹(Δ)` for `count` step sizes `Δ = exp(U(0, 1) · (ln max −
+/// ln min) + ln min)` floored at `floor` (log-uniform in `[min, max]`), so that
+/// `softplus(bias) = Δ` at initialisation (Mamba's `dt_proj.bias`, Mamba-2's and Gated
+/// DeltaNet's `dt_bias`).
+pub fn dt_bias(count: usize, [min, max]: [f64; 2], floor: f64, device: &Device) -> Tensor<1> {
+    let dt = Tensor::<1>::random([count], burn::tensor::Distribution::Default, device)
+        .mul_scalar(max.ln() - min.ln())
+        .add_scalar(min.ln())
+        .exp()
+        .clamp_min(floor);
+    dt.clone() + (dt.neg().exp().neg() + 1.0).log() // dt + log(1 − e^−dt)
+}
+
 /// `linear` on `x: [m, i]`: the function of `Linear::forward`, run by [`kernels::linear`].
 pub fn dense(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
     kernels::linear(
