@@ -19,13 +19,16 @@
 //! 4. `o = RMSNorm(o) ⊙ w ⊙ SiLU(g_proj x)` per head over `dv` (`FusedRMSNormGated`, norm then
 //!    gate), then `o_proj` (no bias anywhere).
 //!
-//! Step 3 runs chunked ([`gated_delta_rule`]), as the reference's training kernels do: within a
-//! chunk of `s` positions the delta rule's corrections form the unit lower-triangular system
-//! `(I + M) U = V_β − W̃ S₀` with `M[t, u] = β_t e^{γ_t − γ_u} k_tᵀ k_u` (`u < t`, `γ` the
-//! cumulative log-decay), whose inverse `T` (the UT transform) is computed for all chunks at once
-//! by recursive 2×2 block inversion (stable as forward substitution, `log₂ s` batched steps);
-//! across chunks the state passes sequentially. [`gated_delta_rule_recurrent`] is the per-step
-//! recurrence it is checked against (values and gradients) and the reference path of
+//! Step 3 is computed three ways ([`ScanPath`]), checked against each other in values and
+//! gradients. Chunked ([`gated_delta_rule`]), as the reference's GPU training kernels do, and
+//! the path off the CPU: within a chunk of `s` positions the delta rule's corrections form the
+//! unit lower-triangular system `(I + M) U = V_β − W̃ S₀` with `M[t, u] = β_t e^{γ_t − γ_u}
+//! k_tᵀ k_u` (`u < t`, `γ` the cumulative log-decay), whose inverse `T` (the UT transform) is
+//! computed for all chunks at once by recursive 2×2 block inversion (stable as forward
+//! substitution, `log₂ s` batched steps); across chunks the state passes sequentially. On the
+//! CPU backends the fast path is the host recurrence [`kernels::gated_delta_rule`] (three passes
+//! over an L1-resident state per step, no chunk products or inversion). [`gated_delta_rule_recurrent`]
+//! is the per-step recurrence in tensor operations, the reference path of
 //! [`GatedDeltaNet::reference`].
 //!
 //! Initialisation as the reference layer: `A = U(0, 16)` per head (`A_log = ln A`), `dt_bias =
@@ -45,7 +48,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::sigmoid;
 
-use crate::blocks::{CausalConv1d, dt_bias, rows};
+use crate::blocks::{CausalConv1d, ScanPath, dt_bias, rows};
 use crate::error::ConfigError;
 use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, silu, softplus};
@@ -382,13 +385,23 @@ impl GatedDeltaNetBlock {
         rows(&self.out_proj, normed.reshape([b, l, h * dv]))
     }
 
-    /// The layer on `x: [b, l, d]`, chunked or with the per-step reference recurrence.
-    pub fn forward(&self, x: Tensor<3>, reference: bool) -> Tensor<3> {
+    /// The layer on `x: [b, l, d]`, its recurrence computed by `path`.
+    pub fn forward(&self, x: Tensor<3>, path: ScanPath) -> Tensor<3> {
+        let host = kernels::on_host_backend(&x.device());
         let (inputs, gate) = self.inputs(x);
-        let o = if reference {
-            gated_delta_rule_recurrent(inputs)
-        } else {
-            gated_delta_rule(inputs, self.chunk_size)
+        let o = match path {
+            ScanPath::Fast if host => {
+                let DeltaRuleInputs {
+                    q,
+                    k,
+                    v,
+                    beta,
+                    log_decay,
+                } = inputs;
+                kernels::gated_delta_rule(q, k, v, beta, log_decay)
+            }
+            ScanPath::Fast | ScanPath::Chunked => gated_delta_rule(inputs, self.chunk_size),
+            ScanPath::PerStep => gated_delta_rule_recurrent(inputs),
         }; // [b, h, l, dv]
         self.output(o.swap_dims(1, 2), gate)
     }
@@ -457,7 +470,7 @@ impl GatedDeltaNetLayer {
 }
 
 impl GatedDeltaNet {
-    /// The same model running the per-step reference recurrence (`true`) or the chunked form
+    /// The same model running the per-step reference recurrence (`true`) or the fast path
     /// (`false`).
     pub fn reference(mut self, reference: bool) -> Self {
         self.reference = reference;
@@ -473,7 +486,7 @@ impl SequenceModel for GatedDeltaNet {
         for layer in &self.layers {
             let mixed = layer.mixer.forward(
                 kernels::rms_norm_layer(&layer.mixer_norm, x.clone()),
-                self.reference,
+                ScanPath::of_reference(self.reference),
             );
             x = layer.mlp(x + mixed);
         }
@@ -603,7 +616,8 @@ pub fn gated_delta_rule(inputs: DeltaRuleInputs, chunk_size: usize) -> Tensor<4>
 }
 
 /// The per-step gated delta rule from `S₀ = 0`: `S = α S; u = β (v − Sᵀ k); S = S + k uᵀ;
-/// o = Sᵀ q` (the reference's `naive_recurrent_gated_delta_rule`), `o: [b, h, l, dv]`.
+/// o = Sᵀ q` (the reference's `naive_recurrent_gated_delta_rule`) in tensor operations
+/// ([`kernels::gated_delta_rule_reference`]), `o: [b, h, l, dv]`.
 pub fn gated_delta_rule_recurrent(inputs: DeltaRuleInputs) -> Tensor<4> {
     let DeltaRuleInputs {
         q,
@@ -612,21 +626,7 @@ pub fn gated_delta_rule_recurrent(inputs: DeltaRuleInputs) -> Tensor<4> {
         beta,
         log_decay,
     } = inputs;
-    let [b, h, l, dk] = q.dims();
-    let dv = v.dims()[3];
-    let decay = log_decay.exp();
-    let mut state = Tensor::<4>::zeros([b, h, dk, dv], &q.device());
-    let mut outputs = Vec::with_capacity(l);
-    for t in 0..l {
-        let row = |x: &Tensor<4>| x.clone().narrow(2, t, 1); // [b, h, 1, ·]
-        let scalar = |x: &Tensor<3>| x.clone().narrow(2, t, 1).reshape([b, h, 1, 1]);
-        state = state * scalar(&decay);
-        let recalled = row(&k).matmul(state.clone()); // [b, h, 1, dv]
-        let u = (row(&v) - recalled) * scalar(&beta);
-        state = state + row(&k).swap_dims(2, 3).matmul(u);
-        outputs.push(row(&q).matmul(state.clone()));
-    }
-    Tensor::cat(outputs, 2)
+    kernels::gated_delta_rule_reference(q, k, v, beta, log_decay)
 }
 
 /// `(I + M)⁻¹` for strictly lower-triangular `M: [n, s, s]` (`s` a power of two), by recursive

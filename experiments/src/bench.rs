@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use architectures::blocks::ScanPath;
 use architectures::gated_deltanet::GatedDeltaNetBlock;
 use architectures::mamba::MambaBlock;
 use architectures::mamba2::Mamba2Block;
@@ -329,11 +330,14 @@ pub enum BlockArch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockPath {
-    /// The block as it trains: Mamba's fused selective scan, Mamba-2's chunked dual, Gated
-    /// DeltaNet's chunked rule.
+    /// The block as it trains: Mamba's fused selective scan, Mamba-2's host scan, Gated
+    /// DeltaNet's host recurrence (the chunked forms off the CPU).
     #[value(alias = "fused")]
     #[serde(alias = "fused")]
     Fast,
+    /// Mamba-2's and Gated DeltaNet's chunked forms in burn tensor operations (the path off the
+    /// CPU).
+    Chunked,
     /// The block with the per-time-step reference recurrence.
     Reference,
     /// The block's projections alone: the floor.
@@ -388,6 +392,12 @@ pub fn block(
         BlockConfig::Mamba2(c) => c.validate().map(|()| c.d_model)?,
         BlockConfig::GatedDeltanet(c) => c.validate().map(|()| c.d_model)?,
     };
+    if path == BlockPath::Chunked && matches!(config, BlockConfig::Mamba(_)) {
+        return Err(RunError::Invalid(
+            "--path chunked: Mamba-1's scan has no chunked form (Mamba-2 and Gated DeltaNet do)"
+                .into(),
+        ));
+    }
     let device = backend.device()?;
     device.seed(0);
     let autodiff = device.clone().autodiff();
@@ -408,14 +418,18 @@ pub fn block(
     for i in 0..warmup + steps {
         let started = Instant::now();
         let x = x.clone().require_grad();
-        let reference = path == BlockPath::Reference;
+        let scan = match path {
+            BlockPath::Fast | BlockPath::Projections => ScanPath::Fast,
+            BlockPath::Chunked => ScanPath::Chunked,
+            BlockPath::Reference => ScanPath::PerStep,
+        };
         let y = match (&block, path) {
             (Block::Mamba(b), BlockPath::Projections) => b.projections(x.clone()),
             (Block::Mamba2(b), BlockPath::Projections) => b.projections(x.clone()),
             (Block::GatedDeltanet(b), BlockPath::Projections) => b.projections(x.clone()),
-            (Block::Mamba(b), _) => b.forward(x.clone(), reference),
-            (Block::Mamba2(b), _) => b.forward(x.clone(), reference),
-            (Block::GatedDeltanet(b), _) => b.forward(x.clone(), reference),
+            (Block::Mamba(b), _) => b.forward(x.clone(), path == BlockPath::Reference),
+            (Block::Mamba2(b), _) => b.forward(x.clone(), scan),
+            (Block::GatedDeltanet(b), _) => b.forward(x.clone(), scan),
         };
         let grads = (y * w.clone()).sum().backward();
         drop(x.grad(&grads));

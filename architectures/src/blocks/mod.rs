@@ -15,6 +15,26 @@ use burn::prelude::*;
 
 use crate::kernels;
 
+/// How a recurrent block computes its sequence mixing in training: the same function three ways,
+/// checked against each other (values and gradients) in each architecture's tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanPath {
+    /// The fastest form on the device: a host kernel on the CPU backends, the chunked form
+    /// elsewhere.
+    Fast,
+    /// The chunked (matrix-product) form in burn tensor operations, whatever the device.
+    Chunked,
+    /// The per-time-step recurrence in burn tensor operations: the reference.
+    PerStep,
+}
+
+impl ScanPath {
+    /// [`ScanPath::PerStep`] for a model built as its reference, [`ScanPath::Fast`] otherwise.
+    pub fn of_reference(reference: bool) -> Self {
+        if reference { Self::PerStep } else { Self::Fast }
+    }
+}
+
 /// Apply `linear` to every row of `x: [b, l, i]` as one `[b·l, i] × [i, o]` product through
 /// the host linear kernel ([`kernels::linear`]; burn's composite off the CPU backends). burn's
 /// `Linear` on a 3-D input runs a batch of small products instead, which measured 1.3-1.6x

@@ -7,15 +7,18 @@
 pub mod activation;
 pub mod attention;
 pub mod causal_conv;
+pub mod delta_rule;
 pub mod layer_norm;
 pub mod linear;
 pub mod rg_lru;
 pub mod rms_norm;
 pub mod selective_scan;
+pub mod ssd_scan;
 
 pub use activation::{Activation, gelu, gelu_tanh, silu, softplus};
 pub use attention::{Mask, attention, attention_weights, reference_attention};
 pub use causal_conv::{causal_conv1d, causal_conv1d_reference};
+pub use delta_rule::{gated_delta_rule, gated_delta_rule_reference};
 pub use layer_norm::{layer_norm, layer_norm_reference};
 pub use linear::{linear, linear_reference};
 pub use rg_lru::{rg_lru, rg_lru_reference, rg_lru_step};
@@ -24,6 +27,7 @@ pub use selective_scan::{
     DeltaInput, ScanInputs, selective_scan_fn, selective_scan_fn_reference,
     selective_scan_reference,
 };
+pub use ssd_scan::{ssd_scan, ssd_scan_reference};
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -111,6 +115,25 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         total += a[j] * b[j];
     }
     total + horizontal_sum(&partial)
+}
+
+/// `⟨a, b⟩` (equal lengths) in the vectors of `simd` with fused multiply-adds and one horizontal
+/// sum: for rows reduced one after another in an already dispatched kernel, where [`dot`]'s
+/// lane array can compile to 2-wide vectors (measured in the Mamba-2 scan's backward).
+#[inline(always)]
+pub(crate) fn dot_simd<S: pulp::Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let (a_vectors, a_tail) = S::as_simd_f32s(a);
+    let (b_vectors, b_tail) = S::as_simd_f32s(b);
+    let mut acc = simd.splat_f32s(0.0);
+    for (&x, &y) in a_vectors.iter().zip(b_vectors) {
+        acc = simd.mul_add_f32s(x, y, acc);
+    }
+    let mut total = simd.reduce_sum_f32s(acc);
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        total += x * y;
+    }
+    total
 }
 
 /// `Σ x`, vectorised as [`dot`].
