@@ -113,6 +113,8 @@ pub struct Panel {
     pub x_log: bool,
     /// Logarithmic vertical axis.
     pub y_log: bool,
+    /// A fixed vertical range (accuracy: 0 to 1) instead of the data's; `None` fits the data.
+    pub y_range: Option<(f64, f64)>,
     /// What is drawn.
     pub series: Vec<Series>,
 }
@@ -228,6 +230,7 @@ fn accuracy_charts(board: &Leaderboard) -> Vec<Chart> {
                 y_label: y_label.clone(),
                 x_log: true,
                 y_log: false,
+                y_range: None,
                 series: per_arch(rows, |r| Some(r.params as f64)),
             }],
         });
@@ -242,6 +245,7 @@ fn accuracy_charts(board: &Leaderboard) -> Vec<Chart> {
                     y_label: y_label.clone(),
                     x_log: true,
                     y_log: false,
+                    y_range: None,
                     series: flops,
                 }],
             });
@@ -269,6 +273,7 @@ fn accuracy_charts(board: &Leaderboard) -> Vec<Chart> {
                 y_label,
                 x_log: true,
                 y_log: false,
+                y_range: None,
                 series: pareto,
             }],
         });
@@ -347,6 +352,7 @@ fn forecast_chart(
             y_label: format!("{} (standardised)", stored.channel),
             x_log: false,
             y_log: false,
+            y_range: None,
             series: vec![
                 Series {
                     name: "lookback".into(),
@@ -422,6 +428,7 @@ fn scaling_charts(rows: &[ScalingRow]) -> Vec<Chart> {
         y_label: y_label.into(),
         x_log: true,
         y_log: true,
+        y_range: None,
         series: s,
     };
     let mib = |b: Option<u64>| b.map(|b| b as f64 / 1048576.0);
@@ -560,7 +567,11 @@ fn draw<DB: DrawingBackend>(
     let areas = body.split_evenly(grid);
     for (panel, area) in chart.panels.iter().zip(&areas) {
         let x = axis(panel, |p| p.x, false);
-        let y = with_headroom(axis(panel, |p| p.y, true), panel.y_log, panel.series.len());
+        let y = with_headroom(
+            panel.y_range.unwrap_or_else(|| axis(panel, |p| p.y, true)),
+            panel.y_log,
+            panel.series.len(),
+        );
         let legend = legend_corner(panel, x);
         let result = match (panel.x_log, panel.y_log) {
             (false, false) => draw_panel(area, panel, legend, x.0..x.1, y.0..y.1),

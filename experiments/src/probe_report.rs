@@ -348,6 +348,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
             y_label: "accuracy".into(),
             x_log: true,
             y_log: false,
+            y_range: Some((0.0, 1.0)),
             series,
         };
         let width_panels = settings
@@ -416,6 +417,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
                     y_label: "accuracy".into(),
                     x_log: true,
                     y_log: false,
+                    y_range: Some((0.0, 1.0)),
                     series,
                 }
             })
