@@ -35,7 +35,10 @@ use burn::backend::{Backend, Dispatch, Flex, NdArray, TensorMetadata, backend_ex
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::{HostBackward, autodiff_op, dot_simd, host_data, on_host_backend, parallel, values};
+use super::{
+    HostBackward, autodiff_op, axpy_simd, decay_axpy_simd, dot_simd, host_data, on_host_backend,
+    parallel, values,
+};
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
 pub const CHUNK: usize = 64;
@@ -279,53 +282,23 @@ fn write<S: pulp::Simd>(
     let dv = v.len();
     // r = α Σ_i k_i S_i, then residual = v − r.
     residual.fill(0.0);
-    let (r_vectors, r_tail) = S::as_mut_simd_f32s(residual);
     for (row, &ki) in state.chunks_exact(dv).zip(k) {
-        let weight = alpha * ki;
-        let weight_vector = simd.splat_f32s(weight);
-        let (row_vectors, row_tail) = S::as_simd_f32s(row);
-        for (r, &s) in r_vectors.iter_mut().zip(row_vectors) {
-            *r = simd.mul_add_f32s(weight_vector, s, *r);
-        }
-        for (r, &s) in r_tail.iter_mut().zip(row_tail) {
-            *r += weight * s;
-        }
+        axpy_simd(simd, alpha * ki, row, residual);
     }
     for (r, &vj) in residual.iter_mut().zip(v) {
         *r = vj - *r;
     }
-    let (res_vectors, res_tail) = S::as_simd_f32s(residual);
-    let alpha_vector = simd.splat_f32s(alpha);
-    let update = |row: &mut [f32], ki: f32| {
-        let weight = beta * ki;
-        let weight_vector = simd.splat_f32s(weight);
-        let (row_vectors, row_tail) = S::as_mut_simd_f32s(row);
-        for (s, &r) in row_vectors.iter_mut().zip(res_vectors) {
-            *s = simd.mul_add_f32s(weight_vector, r, simd.mul_f32s(alpha_vector, *s));
-        }
-        for (s, &r) in row_tail.iter_mut().zip(res_tail) {
-            *s = alpha * *s + weight * r;
-        }
-    };
     match read {
         None => {
             for (row, &ki) in state.chunks_exact_mut(dv).zip(k) {
-                update(row, ki);
+                decay_axpy_simd(simd, alpha, beta * ki, residual, row);
             }
         }
         Some((q, o)) => {
             o.fill(0.0);
-            let (o_vectors, o_tail) = S::as_mut_simd_f32s(o);
             for ((row, &ki), &qi) in state.chunks_exact_mut(dv).zip(k).zip(q) {
-                update(row, ki);
-                let q_vector = simd.splat_f32s(qi);
-                let (row_vectors, row_tail) = S::as_simd_f32s(row);
-                for (oj, &s) in o_vectors.iter_mut().zip(row_vectors) {
-                    *oj = simd.mul_add_f32s(q_vector, s, *oj);
-                }
-                for (oj, &s) in o_tail.iter_mut().zip(row_tail) {
-                    *oj += qi * s;
-                }
+                decay_axpy_simd(simd, alpha, beta * ki, residual, row);
+                axpy_simd(simd, qi, row, o);
             }
         }
     }

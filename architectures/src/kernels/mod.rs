@@ -136,6 +136,43 @@ pub(crate) fn dot_simd<S: pulp::Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
+/// `y ← a·x + y` (equal lengths) in the vectors of `simd`, with fused multiply-adds.
+#[inline(always)]
+pub(crate) fn axpy_simd<S: pulp::Simd>(simd: S, a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    let (x_vectors, x_tail) = S::as_simd_f32s(x);
+    let (y_vectors, y_tail) = S::as_mut_simd_f32s(y);
+    let a_vector = simd.splat_f32s(a);
+    for (y, &x) in y_vectors.iter_mut().zip(x_vectors) {
+        *y = simd.mul_add_f32s(a_vector, x, *y);
+    }
+    for (y, &x) in y_tail.iter_mut().zip(x_tail) {
+        *y += a * x;
+    }
+}
+
+/// `y ← decay·y + a·x` (equal lengths) in the vectors of `simd`: a decaying state row written
+/// to (Mamba-2's scan, the gated delta rule).
+#[inline(always)]
+pub(crate) fn decay_axpy_simd<S: pulp::Simd>(
+    simd: S,
+    decay: f32,
+    a: f32,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    debug_assert_eq!(x.len(), y.len());
+    let (x_vectors, x_tail) = S::as_simd_f32s(x);
+    let (y_vectors, y_tail) = S::as_mut_simd_f32s(y);
+    let (decay_vector, a_vector) = (simd.splat_f32s(decay), simd.splat_f32s(a));
+    for (y, &x) in y_vectors.iter_mut().zip(x_vectors) {
+        *y = simd.mul_add_f32s(a_vector, x, simd.mul_f32s(decay_vector, *y));
+    }
+    for (y, &x) in y_tail.iter_mut().zip(x_tail) {
+        *y = decay * *y + a * x;
+    }
+}
+
 /// `Σ x`, vectorised as [`dot`].
 #[inline(always)]
 pub(crate) fn sum(x: &[f32]) -> f32 {

@@ -34,7 +34,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::{
-    HostBackward, autodiff_op, dot_simd, host_data, on_host_backend, parallel, sum_parts, values,
+    HostBackward, autodiff_op, axpy_simd, decay_axpy_simd, dot_simd, host_data, on_host_backend,
+    parallel, sum_parts, values,
 };
 
 /// Time steps between the state checkpoints the backward pass recomputes from.
@@ -296,38 +297,17 @@ fn step<S: pulp::Simd>(
     read: Option<(&[f32], &mut [f32])>,
 ) {
     let p = x.len();
-    let (x_vectors, x_tail) = S::as_simd_f32s(x);
-    let decay_vector = simd.splat_f32s(decay);
-    let write_row = |row: &mut [f32], bn: f32| {
-        let write = bn * dt;
-        let write_vector = simd.splat_f32s(write);
-        let (row_vectors, row_tail) = S::as_mut_simd_f32s(row);
-        for (r, &xj) in row_vectors.iter_mut().zip(x_vectors) {
-            *r = simd.mul_add_f32s(write_vector, xj, simd.mul_f32s(decay_vector, *r));
-        }
-        for (r, &xj) in row_tail.iter_mut().zip(x_tail) {
-            *r = decay * *r + write * xj;
-        }
-    };
     match read {
         None => {
             for (row, &bn) in state.chunks_exact_mut(p).zip(b) {
-                write_row(row, bn);
+                decay_axpy_simd(simd, decay, bn * dt, x, row);
             }
         }
         Some((c, y)) => {
             y.fill(0.0);
-            let (y_vectors, y_tail) = S::as_mut_simd_f32s(y);
             for ((row, &bn), &cn) in state.chunks_exact_mut(p).zip(b).zip(c) {
-                write_row(row, bn);
-                let read = simd.splat_f32s(cn);
-                let (row_vectors, row_tail) = S::as_simd_f32s(row);
-                for (yj, &r) in y_vectors.iter_mut().zip(row_vectors) {
-                    *yj = simd.mul_add_f32s(read, r, *yj);
-                }
-                for (yj, &r) in y_tail.iter_mut().zip(row_tail) {
-                    *yj += cn * r;
-                }
+                decay_axpy_simd(simd, decay, bn * dt, x, row);
+                axpy_simd(simd, cn, row, y);
             }
         }
     }
