@@ -96,6 +96,12 @@ pub struct TrainStepReport {
     pub params: usize,
     /// Forward + backward + Adam step, ms.
     pub step: Timing,
+    /// Analytic FLOPs of one step: `3 · batch ·` the forward FLOPs of one window
+    /// ([`architectures::flops`]: matrix products, attention and scans; element-wise work left
+    /// out, so the achieved rate is a lower bound on the work done).
+    pub flops: f64,
+    /// `flops / median`, GFLOP/s: read against `bench matmul`'s peak, the step's utilisation.
+    pub gflops: f64,
     /// Peak resident memory of the process, bytes.
     pub peak_rss_bytes: Option<u64>,
     /// CPU and threads.
@@ -149,6 +155,8 @@ pub fn train_step(
             samples.push(started.elapsed().as_secs_f64() * 1e3);
         }
     }
+    let step = Timing::of(&samples);
+    let flops = architectures::flops::train_flops(bench.arch.forward_flops(), bench.batch, 1);
     Ok(TrainStepReport {
         arch: bench.arch.name().to_string(),
         backend: bench.backend.to_string(),
@@ -157,7 +165,9 @@ pub fn train_step(
         pred_len,
         channels,
         params,
-        step: Timing::of(&samples),
+        flops,
+        gflops: flops / (step.median_ms * 1e-3) / 1e9,
+        step,
         peak_rss_bytes: sysinfo::peak_rss_bytes(),
         machine: sysinfo::machine(),
         git_commit: sysinfo::git_commit().to_string(),

@@ -867,7 +867,7 @@ fn bench_train_step(args: &cli::TrainStepArgs) -> anyhow::Result<()> {
     } else {
         let t = report.step;
         say(format!(
-            "{} train step on {} (batch {}, L={}, H={}, c={}, {} params): median {:.3} ms [p10 {:.3}, p90 {:.3}, min {:.3}, max {:.3}] over {} steps; peak RSS {}",
+            "{} train step on {} (batch {}, L={}, H={}, c={}, {} params): median {:.3} ms [p10 {:.3}, p90 {:.3}, min {:.3}, max {:.3}] over {} steps; {:.3} GFLOP per step (analytic), {:.1} GFLOP/s; peak RSS {}",
             report.arch,
             report.backend,
             report.batch,
@@ -881,6 +881,8 @@ fn bench_train_step(args: &cli::TrainStepArgs) -> anyhow::Result<()> {
             t.min_ms,
             t.max_ms,
             t.samples,
+            report.flops / 1e9,
+            report.gflops,
             megabytes(report.peak_rss_bytes),
         ));
     }

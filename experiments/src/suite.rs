@@ -24,11 +24,14 @@
 //! [[ratio]]
 //! of = "griffin"
 //! to = "mamba"
+//!
+//! peak = ["matmul"]         # cases whose GFLOP/s is the machine's matmul peak (optional)
 //! ```
 //!
 //! A case's report is the JSON its command prints; the summary reads its time (`step.median_ms`,
 //! `time.median_ms` or `median_ms`), `params`, `peak_rss_bytes`, `gflops`, and for decoding
-//! reports the latency at each position.
+//! reports the latency at each position. With `peak`, every case's GFLOP/s is also given as a
+//! share of the highest median GFLOP/s among the peak cases: the utilisation.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -51,6 +54,9 @@ pub struct SuiteFile {
     pub cases: Vec<Case>,
     /// Ratios of case times, computed within each round.
     pub ratios: Vec<Ratio>,
+    /// Cases measuring the machine's matmul throughput; the best of their medians is the peak
+    /// the other cases' GFLOP/s are read against. Empty: no utilisation column.
+    pub peak: Vec<String>,
 }
 
 /// One measurement.
@@ -143,9 +149,22 @@ impl SuiteFile {
                 .collect::<Result<Vec<_>>>()?,
             Some(_) => return Err(invalid("`ratio` must be `[[ratio]]` tables".into())),
         };
+        let peak = match table.remove("peak") {
+            None => Vec::new(),
+            Some(TomlValue::Array(names)) if !names.is_empty() => names
+                .iter()
+                .map(|name| {
+                    name.as_str()
+                        .filter(|n| names_seen(&cases, n))
+                        .map(str::to_string)
+                        .ok_or_else(|| invalid("`peak` lists cases by name".into()))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            Some(_) => return Err(invalid("`peak` must be a list of case names".into())),
+        };
         if let Some(key) = table.keys().next() {
             return Err(invalid(format!(
-                "unknown key `{key}` (a suite has description, rounds, [[case]] and [[ratio]])"
+                "unknown key `{key}` (a suite has description, rounds, [[case]], [[ratio]] and peak)"
             )));
         }
         Ok(Self {
@@ -153,8 +172,14 @@ impl SuiteFile {
             rounds,
             cases,
             ratios,
+            peak,
         })
     }
+}
+
+/// Whether `cases` has one named `name`.
+fn names_seen(cases: &[Case], name: &str) -> bool {
+    cases.iter().any(|c| c.name == name)
 }
 
 /// One `[[case]]` table (the `n`-th, for messages).
@@ -306,9 +331,43 @@ pub fn summary(suite: &SuiteFile, command: &str, measurements: &[Measurement]) -
                 .any(|m| time_ms(&m.report).is_some())
         })
         .collect();
+    let median_gflops = |name: &str| -> Option<f64> {
+        let gflops: Vec<f64> = of_case(name)
+            .iter()
+            .filter_map(|m| m.report.get("gflops").and_then(Value::as_f64))
+            .collect();
+        (!gflops.is_empty()).then(|| median(&gflops))
+    };
+    let peak = suite
+        .peak
+        .iter()
+        .filter_map(|name| Some((name.as_str(), median_gflops(name)?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
     if !timed.is_empty() {
-        text.push_str("\n| case | params | median ms | range ms | rounds (ms) | GFLOP/s | peak RSS MB (max) |\n");
-        text.push_str("|---|---|---|---|---|---|---|\n");
+        if let Some((name, gflops)) = peak {
+            let _ = writeln!(
+                text,
+                "\nPeak: **{gflops:.1} GFLOP/s**, the median of `{name}` (the best of {}); \
+                 a case's utilisation is its GFLOP/s (analytic FLOPs over the median time) \
+                 against it.",
+                suite
+                    .peak
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let utilisation = if peak.is_some() { " utilisation |" } else { "" };
+        let _ = writeln!(
+            text,
+            "\n| case | params | median ms | range ms | rounds (ms) | GFLOP/s |{utilisation} peak RSS MB (max) |"
+        );
+        let _ = writeln!(
+            text,
+            "|---|---|---|---|---|---|{}---|",
+            if peak.is_some() { "---|" } else { "" }
+        );
         for case in timed {
             let runs = of_case(&case.name);
             let ms: Vec<f64> = runs.iter().filter_map(|m| time_ms(&m.report)).collect();
@@ -317,10 +376,12 @@ pub fn summary(suite: &SuiteFile, command: &str, measurements: &[Measurement]) -
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
                     (lo.min(x), hi.max(x))
                 });
-            let gflops: Vec<f64> = runs
-                .iter()
-                .filter_map(|m| m.report.get("gflops").and_then(Value::as_f64))
-                .collect();
+            let gflops = median_gflops(&case.name);
+            let utilisation = match (peak, gflops) {
+                (None, _) => String::new(),
+                (Some((_, top)), Some(g)) => format!(" {:.1}% |", 100.0 * g / top),
+                (Some(_), None) => " - |".into(),
+            };
             let rss = runs
                 .iter()
                 .filter_map(|m| m.report.get("peak_rss_bytes").and_then(Value::as_u64))
@@ -328,7 +389,7 @@ pub fn summary(suite: &SuiteFile, command: &str, measurements: &[Measurement]) -
             let params = runs[0].report.get("params").and_then(Value::as_u64);
             let _ = writeln!(
                 text,
-                "| {} | {} | {} | {}–{} | {} | {} | {} |",
+                "| {} | {} | {} | {}–{} | {} | {} |{utilisation} {} |",
                 case.name,
                 params.map_or("-".into(), |p| p.to_string()),
                 milliseconds(median(&ms)),
@@ -338,11 +399,7 @@ pub fn summary(suite: &SuiteFile, command: &str, measurements: &[Measurement]) -
                     .map(|&x| milliseconds(x))
                     .collect::<Vec<_>>()
                     .join(", "),
-                if gflops.is_empty() {
-                    "-".into()
-                } else {
-                    format!("{:.1}", median(&gflops))
-                },
+                gflops.map_or("-".into(), |g| format!("{g:.1}")),
                 rss.map_or("-".into(), |b| format!("{:.1}", b as f64 / 1e6)),
             );
         }
@@ -628,5 +685,37 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| a / b | 2.00, 3.00 | **2.50** |"), "{text}");
+    }
+
+    #[test]
+    fn utilisation_is_read_against_the_best_peak_case() {
+        let suite = SuiteFile::parse(
+            &SUITE.replace("rounds = 2", "rounds = 2\npeak = [\"b\"]"),
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(suite.peak, ["b"]);
+        let m = |case: &str, round, gflops: f64| Measurement {
+            case: case.into(),
+            round,
+            report: json!({"step": {"median_ms": 1.0}, "gflops": gflops}),
+        };
+        let ms = [
+            m("a", 1, 10.0),
+            m("b", 1, 40.0),
+            m("a", 2, 30.0),
+            m("b", 2, 40.0),
+        ];
+        let text = summary(&suite, "archzoo bench suite s.toml", &ms);
+        // a: median 20 GFLOP/s against b's 40.
+        assert!(text.contains("Peak: **40.0 GFLOP/s**"), "{text}");
+        assert!(text.contains("| 20.0 | 50.0% | - |"), "{text}");
+        let bad = SUITE.replace("rounds = 2", "rounds = 2\npeak = [\"c\"]");
+        assert!(
+            SuiteFile::parse(&bad, "s.toml")
+                .unwrap_err()
+                .to_string()
+                .contains("`peak`")
+        );
     }
 }
