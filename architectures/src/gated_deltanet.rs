@@ -51,7 +51,7 @@ use burn::tensor::activation::sigmoid;
 use crate::blocks::{CausalConv1d, ScanPath, dt_bias, rows};
 use crate::error::ConfigError;
 use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
-use crate::kernels::{self, silu, softplus};
+use crate::kernels::{self, Activation, silu, softplus};
 use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
 
@@ -463,9 +463,7 @@ impl GatedDeltaNetLayer {
             &self.gate_up,
             kernels::rms_norm_layer(&self.mlp_norm, x.clone()),
         );
-        let m = gate_up.dims()[2] / 2;
-        let hidden = silu(gate_up.clone().narrow(2, 0, m)) * gate_up.narrow(2, m, m);
-        x + rows(&self.down, hidden)
+        x + rows(&self.down, kernels::gated(Activation::Silu, gate_up)) // SiLU(gate) ⊙ up
     }
 }
 

@@ -56,7 +56,7 @@ use burn::tensor::{Distribution, TensorData};
 use crate::blocks::{CausalConv1d, rows};
 use crate::error::ConfigError;
 use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
-use crate::kernels::{self, Mask, gelu_tanh};
+use crate::kernels::{self, Activation, Mask, gelu_tanh};
 use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
 
@@ -315,8 +315,12 @@ impl GriffinConfig {
             ))
         };
         let zeros = || Param::from_tensor(Tensor::zeros([c], device));
+        // One `[d, 2c]` draw, split: the initial values (and the random stream after them) of
+        // the fused projection this block once had, so seeded runs are unchanged.
+        let [linear_y, linear_x] = split_columns(normal_linear(d, 2 * c, 1.0 / d as f64, device));
         RecurrentBlock {
-            branches: normal_linear(d, 2 * c, 1.0 / d as f64, device),
+            linear_y,
+            linear_x,
             conv: CausalConv1d::new(
                 Tensor::random(
                     [self.conv_width, c],
@@ -359,7 +363,6 @@ impl GriffinConfig {
         Mlp {
             up: normal_linear(d, 2 * m, 1.0 / d as f64, device),
             down: normal_linear(m, d, self.final_scale() / m as f64, device),
-            width: m,
         }
     }
 }
@@ -374,6 +377,23 @@ fn normal_linear(d_in: usize, d_out: usize, variance: f64, device: &Device) -> L
     ));
     linear.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
     linear
+}
+
+/// The two column halves of `linear`, `d_in -> d_out/2` each, as separate linears.
+fn split_columns(linear: Linear) -> [Linear; 2] {
+    let weight = linear.weight.val();
+    let bias = linear.bias.map(|b| b.val());
+    let half = weight.dims()[1] / 2;
+    [0, half].map(|start| {
+        // Through TensorData: a contiguous copy, not a strided view of the whole.
+        let own = |t: Tensor<2>| Tensor::from_data(t.into_data(), &weight.device());
+        Linear {
+            weight: Param::from_tensor(own(weight.clone().narrow(1, start, half))),
+            bias: bias.clone().map(|b| {
+                Param::from_tensor(own(b.narrow(0, start, half).reshape([1, half])).reshape([half]))
+            }),
+        }
+    })
 }
 
 /// `Λ` as recurrentgemma's `rnn_param_init(min_rad = 0.9, max_rad = 0.999)`: `r² ~ U[0.81,
@@ -404,19 +424,26 @@ pub struct RgLru {
 }
 
 impl RgLru {
-    /// Gate logits `(W_x x + b_x, W_a x + b_a)` of `x: [n, c]`, `[n, c]` each: both
-    /// block-diagonal products as one batched product over the blocks.
+    /// Gate logits `(W_x x + b_x, W_a x + b_a)` of `x: [n, c]`, `[n, c]` each: each
+    /// block-diagonal product as one batched product over the blocks. (Two products rather than
+    /// one over concatenated weights: the concatenation's and the halves' slices would cost more
+    /// in copies and zero-filled gradients than the products themselves at these widths.)
     fn gate_logits(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let [n, c] = x.dims();
         let [h, block, _] = self.input_gate.dims();
-        let weights = Tensor::cat(vec![self.input_gate.val(), self.a_gate.val()], 2); // [h, c/h, 2c/h]
         let per_block = x.reshape([n, h, block]).swap_dims(0, 1); // [h, n, c/h]
-        let both = per_block.matmul(weights).swap_dims(0, 1); // [n, h, 2c/h]
-        let gate_x = both.clone().narrow(2, 0, block).reshape([n, c])
-            + self.input_gate_bias.val().reshape([1, c]);
-        let gate_a =
-            both.narrow(2, block, block).reshape([n, c]) + self.a_gate_bias.val().reshape([1, c]);
-        (gate_x, gate_a)
+        let gate = |weight: Tensor<3>, bias: Tensor<1>| {
+            per_block
+                .clone()
+                .matmul(weight) // [h, n, c/h]
+                .swap_dims(0, 1)
+                .reshape([n, c])
+                + bias.reshape([1, c])
+        };
+        (
+            gate(self.input_gate.val(), self.input_gate_bias.val()),
+            gate(self.a_gate.val(), self.a_gate_bias.val()),
+        )
     }
 
     /// The RG-LRU over a whole sequence `x: [b, l, c]` from a zero state.
@@ -442,8 +469,11 @@ impl RgLru {
 /// Recurrent block (Fig 2c).
 #[derive(Module, Debug)]
 pub struct RecurrentBlock {
-    /// `d -> 2c`: `linear_y` (the GeLU branch) then `linear_x` (the recurrent branch).
-    branches: Linear,
+    /// `d -> c`: the GeLU branch.
+    linear_y: Linear,
+    /// `d -> c`: the recurrent branch. (Two products rather than one `d -> 2c` split in halves:
+    /// the halves' copies and zero-filled slice gradients cost more than the wider product saves.)
+    linear_x: Linear,
     /// Depthwise causal convolution over the recurrent branch.
     conv: CausalConv1d,
     lru: RgLru,
@@ -454,12 +484,10 @@ pub struct RecurrentBlock {
 
 impl RecurrentBlock {
     fn forward(&self, x: Tensor<3>, reference: bool) -> Tensor<3> {
-        let c = self.lru_width;
-        let both = rows(&self.branches, x); // [b, l, 2c]
-        let y = gelu_tanh(both.clone().narrow(2, 0, c));
+        let y = gelu_tanh(rows(&self.linear_y, x.clone())); // [b, l, c]
         let x = self
             .lru
-            .forward(self.conv.forward(both.narrow(2, c, c)), reference); // [b, l, c]
+            .forward(self.conv.forward(rows(&self.linear_x, x)), reference); // [b, l, c]
         rows(&self.linear_out, x * y)
     }
 
@@ -469,10 +497,8 @@ impl RecurrentBlock {
         state: RecurrentState,
         position: usize,
     ) -> (Tensor<2>, RecurrentState) {
-        let c = self.lru_width;
-        let both = self.branches.forward(x); // [b, 2c]
-        let y = gelu_tanh(both.clone().narrow(1, 0, c));
-        let (x, conv) = self.conv.step(both.narrow(1, c, c), state.conv);
+        let y = gelu_tanh(self.linear_y.forward(x.clone())); // [b, c]
+        let (x, conv) = self.conv.step(self.linear_x.forward(x), state.conv);
         let h = self.lru.step(x, state.h, position);
         let out = self.linear_out.forward(h.clone() * y);
         (out, RecurrentState { conv, h })
@@ -590,16 +616,13 @@ pub struct Mlp {
     up: Linear,
     /// `m -> d`.
     down: Linear,
-    width: usize,
 }
 
 impl Mlp {
     /// `x: [b, l, d] -> [b, l, d]`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let m = self.width;
-        let up = rows(&self.up, x); // [b, l, 2m]
-        let gate = gelu_tanh(up.clone().narrow(2, 0, m));
-        rows(&self.down, gate * up.narrow(2, m, m))
+        let up = rows(&self.up, x); // [b, l, 2m]: the gate branch, then the value branch
+        rows(&self.down, kernels::gated(Activation::GeluTanh, up)) // GeLU(gate) · value
     }
 }
 

@@ -296,17 +296,18 @@ fn median(values: &[f64]) -> f64 {
 /// each position (median over rounds).
 pub fn summary(suite: &SuiteFile, command: &str, measurements: &[Measurement]) -> String {
     let mut text = format!("# {}\n\nCommand: `{command}`", suite.description);
-    if let Some(first) = measurements.first() {
-        let field = |key: &str| {
-            first
-                .report
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        if let (Some(commit), Some(machine)) = (field("git_commit"), field("machine")) {
-            let _ = write!(text, " (commit {commit}, {machine})");
-        }
+    // The first archzoo report names the commit and machine (a peer's report may not).
+    let field = |m: &Measurement, key: &str| {
+        m.report
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if let Some((commit, machine)) = measurements
+        .iter()
+        .find_map(|m| Some((field(m, "git_commit")?, field(m, "machine")?)))
+    {
+        let _ = write!(text, " (commit {commit}, {machine})");
     }
     let _ = writeln!(
         text,

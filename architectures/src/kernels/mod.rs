@@ -15,7 +15,7 @@ pub mod rms_norm;
 pub mod selective_scan;
 pub mod ssd_scan;
 
-pub use activation::{Activation, gelu, gelu_tanh, silu, softplus};
+pub use activation::{Activation, gated, gated_reference, gelu, gelu_tanh, silu, softplus};
 pub use attention::{Mask, attention, attention_weights, reference_attention};
 pub use causal_conv::{causal_conv1d, causal_conv1d_reference};
 pub use delta_rule::{gated_delta_rule, gated_delta_rule_reference};
