@@ -31,6 +31,9 @@ pub enum Command {
     /// Run a grid of runs from a TOML file: resumable, shardable, failures recorded; ends with
     /// the leaderboard and charts of the output folder.
     Sweep(SweepArgs),
+    /// Forecast the horizon after the last row of a CSV with a completed run's best weights, in
+    /// the data's own units, dates continued.
+    Predict(PredictArgs),
     /// Leaderboard (leaderboard.md, leaderboard.csv) from the runs stored under a folder.
     Report(ReportArgs),
     /// Charts (SVG and PNG) from stored results: accuracy against parameters, FLOPs and time,
@@ -84,6 +87,19 @@ pub struct SweepArgs {
     pub no_report: bool,
     #[command(flatten)]
     pub data_dir: DataDirArg,
+}
+
+/// `archzoo predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A completed run's folder (config.json, model.bpk, scaler.json).
+    pub run_dir: PathBuf,
+    /// A TSLib-format CSV (`date` first) with the run's columns; its last L rows are the input.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Write the forecast here (CSV: date, then the forecast columns) instead of to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `archzoo report`.

@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod files;
 pub mod memory;
 pub mod plot;
+pub mod predict;
 pub mod preset;
 pub mod probe;
 pub mod probe_report;

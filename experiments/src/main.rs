@@ -65,6 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train(*args),
         Command::Probe(args) => probe(&args),
         Command::Sweep(args) => sweep(&args),
+        Command::Predict(args) => predict(&args),
         Command::Report(args) => report_dir(&args),
         Command::Plot(args) => plot_dir(&args),
         Command::List(args) => {
@@ -461,6 +462,24 @@ fn load_stored(
         );
     }
     Ok((runs, probes))
+}
+
+fn predict(args: &cli::PredictArgs) -> anyhow::Result<()> {
+    let prediction = experiments::predict::predict(&args.run_dir, &args.data)?;
+    match &args.out {
+        Some(path) => {
+            experiments::files::write_text_atomic(path, &prediction.to_csv())?;
+            say(format!(
+                "{} steps from {} to {} -> {}",
+                prediction.dates.len(),
+                prediction.dates[0],
+                prediction.dates[prediction.dates.len() - 1],
+                path.display()
+            ));
+        }
+        None => say(prediction.to_csv().trim_end()),
+    }
+    Ok(())
 }
 
 fn report_dir(args: &cli::ReportArgs) -> anyhow::Result<()> {

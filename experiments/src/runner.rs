@@ -1,5 +1,6 @@
 //! One forecasting run end to end: load and prepare the data, write `config.json`, train
-//! (resuming from the run's checkpoint when an earlier attempt stopped), evaluate, write
+//! (resuming from the run's checkpoint when an earlier attempt stopped), evaluate, keep the
+//! best weights and the scaler (`model.bpk`, `scaler.json`, for `archzoo predict`), write
 //! `summary.json`.
 
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::config::RunConfig;
 use crate::error::{Result, RunError};
 use crate::evaluate;
 use crate::files::write_json_atomic;
+use crate::predict::{self, RunScaler};
 use crate::progress::Progress;
 use crate::results::{RunDir, Summary};
 use crate::sysinfo;
@@ -190,6 +192,11 @@ pub fn run_prepared(
     let windows = evaluate::sampled_windows(test_split.windows, evaluate::STORED_FORECASTS);
     let forecasts = evaluate::sample_forecasts(&outcome.model, data, test_split, &windows, &device);
     write_json_atomic(&dir.forecasts_path(), &forecasts)?;
+    let scaler = RunScaler {
+        columns: data.columns.clone(),
+        scaler: data.scaler.clone(),
+    };
+    predict::keep_model(&dir.path, &outcome.model, scaler)?;
     dir.finish(&summary)?;
     // The summary marks the run complete; the checkpoint is no longer needed.
     checkpoint.remove()?;
