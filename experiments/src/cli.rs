@@ -214,9 +214,25 @@ pub struct PlotArgs {
     /// Which stored test forecast to draw (0 = the first test window, 7 = the last).
     #[arg(long, default_value_t = DEFAULT_FORECAST)]
     pub forecast: usize,
+    /// Units of the forecast charts: the model's standardised inputs, or the data's own units
+    /// (each run's train-split scaling inverted).
+    #[arg(long, value_enum, default_value = "standardised")]
+    pub scale: ScaleArg,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
     /// Where to write the charts (default: DIR).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// `archzoo plot --scale`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleArg {
+    /// Standardised with the train split's statistics, as the model sees the data.
+    Standardised,
+    /// The data's units (for runs without `scaler.json`, recomputed from the data under
+    /// `--data-dir`).
+    Raw,
 }
 
 /// `archzoo bench ...`.

@@ -312,7 +312,14 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         let runs = report::load_runs(&out)?;
         if !runs.is_empty() {
             write_leaderboard(&runs, &out, &out)?;
-            write_charts(&runs, &out, &[], cli::DEFAULT_FORECAST, &out)?;
+            write_charts(
+                &runs,
+                &out,
+                &[],
+                cli::DEFAULT_FORECAST,
+                &plot::ForecastScale::Standardised,
+                &out,
+            )?;
         }
     }
     if failed > 0 {
@@ -1043,7 +1050,13 @@ fn plot_dir(args: &cli::PlotArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    write_charts(&runs, &args.dir, &scaling_rows, args.forecast, &out)
+    let scale = match args.scale {
+        cli::ScaleArg::Standardised => plot::ForecastScale::Standardised,
+        cli::ScaleArg::Raw => plot::ForecastScale::Raw {
+            data_dir: args.data_dir.data_dir.clone(),
+        },
+    };
+    write_charts(&runs, &args.dir, &scaling_rows, args.forecast, &scale, &out)
 }
 
 /// Every chart of `runs` (read from `dir`) and `scaling_rows`, as SVG and PNG into `out`.
@@ -1052,9 +1065,10 @@ fn write_charts(
     dir: &Path,
     scaling_rows: &[scaling::ScalingRow],
     forecast: usize,
+    scale: &plot::ForecastScale,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let charts = plot::charts(runs, dir, scaling_rows, forecast)?;
+    let charts = plot::charts(runs, dir, scaling_rows, forecast, scale)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for chart in &charts {
         let written = plot::render(chart, out)?;

@@ -9,7 +9,9 @@
 //! Per setting (dataset, features, L, H) of the runs: (a) test MSE against parameters, (b) against
 //! training FLOPs, (g) a Pareto chart of test MSE against training time, each point a config's
 //! mean over seeds with ± one sample standard deviation; (f) one stored test forecast against the
-//! truth, one panel per architecture (its best config, lowest seed). From a scaling CSV:
+//! truth, one panel per architecture (its best config, lowest seed), standardised or in the
+//! data's units ([`ForecastScale`]), the forecast in the architecture's colour, never the
+//! lookback's grey. From a scaling CSV:
 //! (c) training and inference throughput, (d) peak heap, both against sequence length, and
 //! (e) `step` latency against context position.
 
@@ -24,8 +26,10 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::config::RunConfig;
 use crate::error::{Result, RunError};
 use crate::evaluate::ForecastSamples;
+use crate::predict::RunScaler;
 use crate::report::{self, Leaderboard, Setting, StoredRun};
 use crate::scaling::ScalingRow;
 
@@ -43,7 +47,8 @@ pub fn arch_colour(arch: &str) -> Rgb {
         (148, 103, 189),
         (140, 86, 75),
         (227, 119, 194),
-        (127, 127, 127),
+        // Tableau's grey replaced: the lookback in forecast charts is grey.
+        (0, 128, 96),
         (188, 189, 34),
         (23, 190, 207),
         (57, 59, 121),
@@ -144,18 +149,33 @@ fn setting_names(s: &Setting) -> (String, String) {
     )
 }
 
+/// The units forecast charts are drawn in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForecastScale {
+    /// The model's inputs: each channel standardised with its train split's statistics (as
+    /// `forecasts.json` stores them).
+    Standardised,
+    /// The data's own units: the run's scaling inverted, from its `scaler.json`, or for runs
+    /// written before runs kept one, recomputed from the run's data under `data_dir`.
+    Raw {
+        /// Where known datasets live (`ARCHZOO_DATA`).
+        data_dir: PathBuf,
+    },
+}
+
 /// Every chart the stored results allow (see the module doc). `dir` holds the run directories
-/// (for `forecasts.json`); `forecast` picks the stored test window drawn.
+/// (for `forecasts.json`); `forecast` picks the stored test window drawn, `scale` its units.
 pub fn charts(
     runs: &[StoredRun],
     dir: &Path,
     scaling: &[ScalingRow],
     forecast: usize,
+    scale: &ForecastScale,
 ) -> Result<Vec<Chart>> {
     let board = report::leaderboard(runs);
     let mut charts = accuracy_charts(&board);
     for (setting, rows) in &board {
-        if let Some(chart) = forecast_chart(setting, rows, dir, forecast)? {
+        if let Some(chart) = forecast_chart(setting, rows, dir, forecast, scale)? {
             charts.push(chart);
         }
     }
@@ -300,6 +320,7 @@ fn forecast_chart(
     rows: &[report::Row],
     dir: &Path,
     index: usize,
+    scale: &ForecastScale,
 ) -> Result<Option<Chart>> {
     // Rows are sorted by mean MSE: the first row of an architecture is its best.
     let mut best: Vec<&report::Row> = Vec::new();
@@ -331,6 +352,14 @@ fn forecast_chart(
             )));
         };
         window = Some((sample.window, sample.first_row, stored.channel.clone()));
+        let (mean, std, units) = match scale {
+            ForecastScale::Standardised => (0.0, 1.0, "standardised"),
+            ForecastScale::Raw { data_dir } => {
+                let run = dir.join(&row.run_ids[0]);
+                let (mean, std) = channel_scaling(&run, &stored.channel, data_dir)?;
+                (mean, std, "data units")
+            }
+        };
         let l = sample.lookback.len() as f64;
         let line = |values: &[f32], offset: f64| -> Vec<Point> {
             values
@@ -338,7 +367,7 @@ fn forecast_chart(
                 .enumerate()
                 .map(|(t, &v)| Point {
                     x: t as f64 + offset,
-                    y: f64::from(v),
+                    y: f64::from(v) * std + mean,
                     spread: None,
                 })
                 .collect()
@@ -349,7 +378,7 @@ fn forecast_chart(
                 row.arch, row.params, row.mse.mean
             ),
             x_label: "steps from the forecast start".into(),
-            y_label: format!("{} (standardised)", stored.channel),
+            y_label: format!("{} ({units})", stored.channel),
             x_log: false,
             y_log: false,
             y_range: None,
@@ -386,6 +415,35 @@ fn forecast_chart(
         ),
         panels,
     }))
+}
+
+/// The train split's `(mean, std)` of `channel` for the run in `run_dir`: from its
+/// `scaler.json`, or recomputed from its data (under `data_dir`) for a run without one.
+fn channel_scaling(run_dir: &Path, channel: &str, data_dir: &Path) -> Result<(f64, f64)> {
+    let stored: Option<RunScaler> =
+        crate::files::read_json_if_exists(&run_dir.join(crate::predict::SCALER_FILE))?;
+    let (columns, scaler) = match stored {
+        Some(stored) => (stored.columns, stored.scaler),
+        None => {
+            let config = RunConfig::load(&run_dir.join("config.json"))?;
+            let data = crate::runner::prepare_data(&config, data_dir).map_err(|e| {
+                RunError::Invalid(format!(
+                    "{}: no {}, and its data could not be read to recompute the scaler ({e}); \
+                     set ARCHZOO_DATA or --data-dir",
+                    run_dir.display(),
+                    crate::predict::SCALER_FILE
+                ))
+            })?;
+            (data.columns, data.scaler)
+        }
+    };
+    let j = columns.iter().position(|c| c == channel).ok_or_else(|| {
+        RunError::Invalid(format!(
+            "{}: the stored forecasts' channel `{channel}` is not among the run's columns",
+            run_dir.display()
+        ))
+    })?;
+    Ok((scaler.mean[j], scaler.std[j]))
 }
 
 /// (c) throughput, (d) peak heap, (e) decoding latency, from `bench scaling` rows.

@@ -80,7 +80,14 @@ fn charts_plot_the_stored_results() {
         scaling_row("transformer", 128, Some(6000.0)),
         scaling_row("transformer", 256, None),
     ];
-    let charts = plot::charts(&runs, &out, &scaling_rows, 7).unwrap();
+    let charts = plot::charts(
+        &runs,
+        &out,
+        &scaling_rows,
+        7,
+        &plot::ForecastScale::Standardised,
+    )
+    .unwrap();
 
     // (a) one series per architecture, one point per config: mean ± std of its seeds' MSE.
     let by_params = chart(&charts, "mse_vs_params-synthetic-M-L48-H24");
@@ -171,6 +178,35 @@ fn charts_plot_the_stored_results() {
         "test window {}",
         runs[0].summary.n_test_windows - 1
     )));
+    assert!(forecast.panels[0].y_label.ends_with("(standardised)"));
+
+    // --scale raw: the same series in the data's units, each run's scaler.json inverted.
+    let raw = plot::charts(
+        &runs,
+        &out,
+        &[],
+        7,
+        &plot::ForecastScale::Raw {
+            data_dir: tmp.path().join("unused"),
+        },
+    )
+    .unwrap();
+    let raw = chart(&raw, "forecast-");
+    for (panel, standardised) in raw.panels.iter().zip(&forecast.panels) {
+        assert!(panel.y_label.ends_with("(data units)"), "{}", panel.y_label);
+        let arch = panel.title.split(' ').next().unwrap();
+        let best = rows.iter().find(|r| r.arch == arch).unwrap();
+        let scaler = read_json(&out.join(&best.run_ids[0]).join("scaler.json"));
+        let target = scaler["columns"].as_array().unwrap().len() - 1;
+        let mean = scaler["scaler"]["mean"][target].as_f64().unwrap();
+        let std = scaler["scaler"]["std"][target].as_f64().unwrap();
+        assert!(std != 1.0 || mean != 0.0, "a real scaler");
+        for (raw, standardised) in panel.series.iter().zip(&standardised.series) {
+            for (r, s) in raw.points.iter().zip(&standardised.points) {
+                assert!((r.y - (s.y * std + mean)).abs() < 1e-9 * r.y.abs().max(1.0));
+            }
+        }
+    }
 
     // (c), (d), (e) from the scaling rows; a skipped length is not plotted.
     let throughput = chart(&charts, "throughput_vs_length");
@@ -239,4 +275,19 @@ fn charts_plot_the_stored_results() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn no_architecture_is_drawn_in_the_lookback_or_truth_colour() {
+    use clap::ValueEnum;
+    for arch in architectures::ArchName::value_variants() {
+        let (r, g, b) = plot::arch_colour(arch.as_str());
+        let grey = r.max(g).max(b) - r.min(g).min(b) < 40;
+        assert!(
+            !grey,
+            "{} is drawn in a grey, as the lookback",
+            arch.as_str()
+        );
+        assert_ne!((r, g, b), plot::TRUTH);
+    }
 }
