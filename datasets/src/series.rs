@@ -40,6 +40,66 @@ impl TimeSeries {
     }
 }
 
+/// How a series' timestamps depart from a regular grid: the usual step, and every duplicated
+/// timestamp, gap and step backwards, by data row (0-based; the file line is `row + 2`). The
+/// windows are cut by row as the papers do, so these are reported, never dropped or filled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DateIrregularities {
+    /// The most common step between consecutive rows, seconds (0 for fewer than two rows).
+    pub step_seconds: i64,
+    /// Rows whose timestamp equals the previous row's.
+    pub duplicates: Vec<usize>,
+    /// `(row, missing)`: the step into `row` spans `missing` whole usual steps more than one.
+    pub gaps: Vec<(usize, i64)>,
+    /// Rows whose timestamp is earlier than the previous row's, or off the usual step's grid.
+    pub other: Vec<usize>,
+}
+
+impl DateIrregularities {
+    /// Whether every step is the usual one.
+    pub fn is_regular(&self) -> bool {
+        self.duplicates.is_empty() && self.gaps.is_empty() && self.other.is_empty()
+    }
+}
+
+impl TimeSeries {
+    /// The usual step of the timestamps and where the series departs from it.
+    pub fn date_irregularities(&self) -> DateIrregularities {
+        let steps: Vec<i64> = self
+            .dates
+            .windows(2)
+            .map(|w| (w[1] - w[0]).num_seconds())
+            .collect();
+        let mut counts = std::collections::BTreeMap::new();
+        for &step in steps.iter().filter(|&&s| s > 0) {
+            *counts.entry(step).or_insert(0usize) += 1;
+        }
+        // The most common positive step; the smaller one on a tie.
+        let step_seconds = counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map_or(0, |(&step, _)| step);
+        let mut report = DateIrregularities {
+            step_seconds,
+            duplicates: Vec::new(),
+            gaps: Vec::new(),
+            other: Vec::new(),
+        };
+        for (i, &step) in steps.iter().enumerate() {
+            let row = i + 1;
+            match step {
+                0 => report.duplicates.push(row),
+                s if s == step_seconds => {}
+                s if step_seconds > 0 && s > 0 && s % step_seconds == 0 => {
+                    report.gaps.push((row, s / step_seconds - 1))
+                }
+                _ => report.other.push(row),
+            }
+        }
+        report
+    }
+}
+
 /// Date formats accepted in the `date` column, tried in order.
 const DATE_TIME_FORMATS: [&str; 5] = [
     "%Y-%m-%d %H:%M:%S",
@@ -194,6 +254,56 @@ fn csv_error(path: &Path, error: csv::Error) -> DataError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_and_replacement_characters_in_headers_are_kept() {
+        // Weather's header: µ and ² arrive as U+FFFD in the papers' file.
+        let text = "date,PAR (\u{FFFD}mol/m\u{FFFD}/s),T (°C),OT\n2020-01-01 00:10:00,1,2,3\n";
+        let series = parse(text).unwrap();
+        assert_eq!(
+            series.columns,
+            ["PAR (\u{FFFD}mol/m\u{FFFD}/s)", "T (°C)", "OT"]
+        );
+    }
+
+    #[test]
+    fn wide_files_load_every_column() {
+        // Traffic's width: 862 sensors besides the date.
+        let names: Vec<String> = (0..861)
+            .map(|i| i.to_string())
+            .chain(["OT".into()])
+            .collect();
+        let row = |v: usize| {
+            (0..862)
+                .map(|c| (v + c).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let text = format!(
+            "date,{}\n2016-07-01 02:00:00,{}\n2016-07-01 03:00:00,{}",
+            names.join(","),
+            row(0),
+            row(1)
+        );
+        let series = parse(&text).unwrap();
+        assert_eq!((series.rows(), series.channels()), (2, 862));
+        assert_eq!(series.get(1, 861), 862.0);
+    }
+
+    #[test]
+    fn duplicates_and_gaps_are_found_not_dropped() {
+        // Hourly, one duplicated timestamp (rows 2, 3), two hours missing after row 4, TSLib's
+        // `YYYY/M/D H:MM` dates and no trailing newline.
+        let text = "date,a,OT\n2020/1/1 0:00,1,1\n2020/1/1 1:00,2,2\n2020/1/1 2:00,3,3\n\
+                    2020/1/1 2:00,3,3\n2020/1/1 3:00,4,4\n2020/1/1 6:00,5,5\n2020/1/1 7:00,6,6";
+        let series = parse(text).unwrap();
+        assert_eq!(series.rows(), 7, "every row kept");
+        let report = series.date_irregularities();
+        assert_eq!(report.step_seconds, 3600);
+        assert_eq!(report.duplicates, [3]);
+        assert_eq!(report.gaps, [(5, 2)]);
+        assert!(report.other.is_empty() && !report.is_regular());
+    }
 
     fn parse(text: &str) -> Result<TimeSeries> {
         parse_csv(Path::new("t.csv"), text.as_bytes(), "OT", "t".into())

@@ -647,23 +647,78 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
         series.columns.join(", "),
         args.data_args.target
     ));
+    let replaced = series
+        .columns
+        .iter()
+        .filter(|c| c.contains('\u{FFFD}'))
+        .count();
+    if replaced > 0 {
+        say(format!(
+            "         {replaced} column name{} hold U+FFFD replacement characters (bytes that were \
+             not UTF-8 where the file was made); kept as given",
+            if replaced == 1 { "" } else { "s" }
+        ));
+    }
     let (first, last) = (series.dates[0], series.dates[series.rows() - 1]);
-    let steps: Vec<i64> = series
-        .dates
-        .windows(2)
-        .map(|w| (w[1] - w[0]).num_seconds())
-        .collect();
-    let step = steps.first().copied().unwrap_or(0);
-    let regular = steps.iter().all(|s| *s == step);
+    let dates = series.date_irregularities();
     say(format!(
         "dates    {first} .. {last}, step {}{}",
-        human_step(step),
-        if regular {
+        human_step(dates.step_seconds),
+        if dates.is_regular() {
             " (constant)"
         } else {
-            " (irregular)"
+            " (the most common; irregular, below)"
         }
     ));
+    // Reported, not repaired: the windows are cut by row, as the papers cut them.
+    let at = |row: usize| format!("{} (row {row}, line {})", series.dates[row], row + 2);
+    let listed = |rows: Vec<String>| {
+        let shown: Vec<String> = rows.iter().take(5).cloned().collect();
+        let more = rows.len().saturating_sub(shown.len());
+        shown.join("; ")
+            + &if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+    };
+    if !dates.duplicates.is_empty() {
+        say(format!(
+            "         {} duplicated timestamp{}: {}",
+            dates.duplicates.len(),
+            if dates.duplicates.len() == 1 { "" } else { "s" },
+            listed(dates.duplicates.iter().map(|&r| at(r)).collect())
+        ));
+    }
+    if !dates.gaps.is_empty() {
+        say(format!(
+            "         {} gap{}: {}",
+            dates.gaps.len(),
+            if dates.gaps.len() == 1 { "" } else { "s" },
+            listed(
+                dates
+                    .gaps
+                    .iter()
+                    .map(|&(r, missing)| format!(
+                        "{missing} step{} missing before {}",
+                        if missing == 1 { "" } else { "s" },
+                        at(r)
+                    ))
+                    .collect()
+            )
+        ));
+    }
+    if !dates.other.is_empty() {
+        say(format!(
+            "         {} step{} backwards or off the grid: {}",
+            dates.other.len(),
+            if dates.other.len() == 1 { "" } else { "s" },
+            listed(dates.other.iter().map(|&r| at(r)).collect())
+        ));
+    }
+    if !dates.is_regular() {
+        say("         kept as given: windows are cut by row, as the papers do");
+    }
     let spec = ForecastSpec {
         seq_len: args.seq_len as usize,
         pred_len: args.pred_len as usize,
