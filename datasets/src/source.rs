@@ -44,27 +44,27 @@ pub const KNOWN_DATASETS: [KnownDataset; 9] = [
     KnownDataset {
         name: "weather",
         path: "weather/weather.csv",
-        about: "Jena weather 2020, 10 min, 21 channels (Autoformer bundle, place it by hand)",
+        about: "Jena weather 2020, 10 min, 21 channels (`data download weather`)",
     },
     KnownDataset {
         name: "electricity",
         path: "electricity/electricity.csv",
-        about: "ECL, hourly, 321 channels (Autoformer bundle, place it by hand)",
+        about: "ECL, hourly, 321 channels (`data download electricity`)",
     },
     KnownDataset {
         name: "traffic",
         path: "traffic/traffic.csv",
-        about: "PeMS occupancy, hourly, 862 channels (Autoformer bundle, place it by hand)",
+        about: "PeMS occupancy, hourly, 862 channels (`data download traffic`)",
     },
     KnownDataset {
         name: "exchange_rate",
         path: "exchange_rate/exchange_rate.csv",
-        about: "daily FX rates, 8 channels (Autoformer bundle, place it by hand)",
+        about: "daily FX rates, 8 channels (`data download exchange_rate`)",
     },
     KnownDataset {
         name: "illness",
         path: "illness/national_illness.csv",
-        about: "ILI, weekly, 7 channels (Autoformer bundle, place it by hand)",
+        about: "ILI, weekly, 7 channels (`data download illness`)",
     },
 ];
 

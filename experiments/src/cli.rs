@@ -183,6 +183,32 @@ pub struct InspectArgs {
 pub enum Bundle {
     /// ETTh1, ETTh2, ETTm1, ETTm2 from zhouhaoyi/ETDataset (pinned commit, CC BY-ND 4.0).
     Ett,
+    /// Jena weather (Autoformer/TSLib file, pinned mirror, SHA-256 verified).
+    Weather,
+    /// Exchange rates (Autoformer/TSLib file, pinned mirror, SHA-256 verified).
+    #[value(name = "exchange_rate")]
+    ExchangeRate,
+    /// National ILI (Autoformer/TSLib file, pinned mirror, SHA-256 verified).
+    Illness,
+    /// Electricity, ~91 MB (pinned mirror; no checksum known: recorded, reported unverified).
+    Electricity,
+    /// Traffic, ~130 MB (pinned mirror; no checksum known: recorded, reported unverified).
+    Traffic,
+}
+
+impl Bundle {
+    /// The library's bundle.
+    pub fn files(self) -> datasets::download::Bundle {
+        use datasets::download::Bundle as B;
+        match self {
+            Self::Ett => B::Ett,
+            Self::Weather => B::Weather,
+            Self::ExchangeRate => B::ExchangeRate,
+            Self::Illness => B::Illness,
+            Self::Electricity => B::Electricity,
+            Self::Traffic => B::Traffic,
+        }
+    }
 }
 
 /// `archzoo data download`.
@@ -191,12 +217,13 @@ pub struct DownloadArgs {
     /// What to download.
     #[arg(value_enum)]
     pub bundle: Bundle,
-    /// Destination folder (files go to `<dir>/ETT-small/`); point ARCHZOO_DATA at it.
+    /// Destination folder, in the TSLib layout (`<dir>/ETT-small/`, `<dir>/weather/`, ...); point
+    /// ARCHZOO_DATA at it.
     #[arg(long, default_value = "data")]
     pub dir: PathBuf,
-    /// Mirror serving the same layout (default: the pinned GitHub raw URL).
-    #[arg(long, default_value = datasets::download::ETT_BASE_URL)]
-    pub base_url: String,
+    /// Mirror serving the same layout (default: the bundle's pinned GitHub raw URL).
+    #[arg(long)]
+    pub base_url: Option<String>,
 }
 
 /// The stored test forecast drawn unless `--forecast` says otherwise (a window in the middle).

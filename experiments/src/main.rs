@@ -75,19 +75,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(DataCommand::Inspect(args)) => inspect(&args),
         Command::Data(DataCommand::Download(args)) => {
             let dir = &args.dir;
-            let fetched = datasets::download::download_all(
-                &args.base_url,
-                &datasets::download::ETT_FILES,
-                dir,
-            )?;
+            let bundle = args.bundle.files();
+            let base_url = args.base_url.as_deref().unwrap_or(bundle.base_url());
+            let fetched = datasets::download::download_all(base_url, bundle.files(), dir)?;
             for f in fetched {
                 match f {
-                    datasets::download::Fetched::Downloaded { path, bytes } => say(format!(
+                    datasets::download::Fetched::Downloaded {
+                        path,
+                        bytes,
+                        verified: true,
+                        ..
+                    } => say(format!(
                         "downloaded {} ({bytes} bytes, sha256 verified)",
                         path.display()
                     )),
-                    datasets::download::Fetched::AlreadyPresent { path } => say(format!(
+                    datasets::download::Fetched::Downloaded {
+                        path,
+                        bytes,
+                        sha256,
+                        verified: false,
+                    } => say(format!(
+                        "downloaded {} ({bytes} bytes) UNVERIFIED: no checksum is known for it; sha256 {sha256} recorded in {}",
+                        path.display(),
+                        path.with_extension("csv.sha256").display()
+                    )),
+                    datasets::download::Fetched::AlreadyPresent {
+                        path,
+                        verified: true,
+                    } => say(format!(
                         "{} already present (sha256 verified)",
+                        path.display()
+                    )),
+                    datasets::download::Fetched::AlreadyPresent {
+                        path,
+                        verified: false,
+                    } => say(format!(
+                        "{} already present (unverified: no checksum is known for it)",
                         path.display()
                     )),
                 }
