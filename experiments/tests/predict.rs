@@ -62,6 +62,18 @@ fn trained_run(dir: &Path, features: &str) -> (PathBuf, PathBuf) {
     (single_run(&out), csv)
 }
 
+/// `archzoo predict RUN --data CSV [extra...]`.
+fn predict(run: &Path, csv: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "predict",
+        run.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    archzoo(&args, None)
+}
+
 #[test]
 fn a_run_forecasts_past_the_end_in_the_data_units() {
     let tmp = common::tempdir();
@@ -73,15 +85,7 @@ fn a_run_forecasts_past_the_end_in_the_data_units() {
         !run.join("checkpoint").exists(),
         "the checkpoint is gone once the run completed"
     );
-    let output = archzoo(
-        &[
-            "predict",
-            run.to_str().unwrap(),
-            "--data",
-            csv.to_str().unwrap(),
-        ],
-        None,
-    );
+    let output = predict(&run, &csv, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
@@ -114,17 +118,7 @@ fn a_run_forecasts_past_the_end_in_the_data_units() {
     }
     // The same forecast through --out.
     let file = tmp.path().join("forecast.csv");
-    let output = archzoo(
-        &[
-            "predict",
-            run.to_str().unwrap(),
-            "--data",
-            csv.to_str().unwrap(),
-            "--out",
-            file.to_str().unwrap(),
-        ],
-        None,
-    );
+    let output = predict(&run, &csv, &["--out", file.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 }
@@ -133,15 +127,7 @@ fn a_run_forecasts_past_the_end_in_the_data_units() {
 fn ms_forecasts_the_target_alone() {
     let tmp = common::tempdir();
     let (run, csv) = trained_run(tmp.path(), "MS");
-    let output = archzoo(
-        &[
-            "predict",
-            run.to_str().unwrap(),
-            "--data",
-            csv.to_str().unwrap(),
-        ],
-        None,
-    );
+    let output = predict(&run, &csv, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert_eq!(text.lines().next(), Some("date,OT"));
@@ -152,17 +138,7 @@ fn ms_forecasts_the_target_alone() {
 fn bad_input_is_a_clear_error() {
     let tmp = common::tempdir();
     let (run, _) = trained_run(tmp.path(), "M");
-    let predict = |data: &Path| {
-        archzoo(
-            &[
-                "predict",
-                run.to_str().unwrap(),
-                "--data",
-                data.to_str().unwrap(),
-            ],
-            None,
-        )
-    };
+    let predict = |data: &Path| predict(&run, data, &[]);
     // A column removed: named.
     let missing = tmp.path().join("missing.csv");
     write_fixture(&missing, Some("b"));

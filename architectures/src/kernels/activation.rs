@@ -396,6 +396,32 @@ fn gated_grad(
 impl ActivationBackend for Flex {}
 impl ActivationBackend for NdArray {}
 
+/// `dx` for either backward node from the stored input `x`, the incoming gradient and the
+/// activation's code: element-wise, or `gated` over the halves of the last axis.
+fn backward_on_host<B: Backend>(
+    x: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    code: usize,
+    gated: bool,
+) -> FloatTensor<B> {
+    let (device, shape) = (x.device(), x.shape());
+    let (width, out_width) = if gated {
+        let width = shape[shape.num_dims() - 1];
+        (width, width / 2)
+    } else {
+        (1, 1)
+    };
+    let (x, grad) = (host_data::<B>(x), host_data::<B>(grad));
+    let dx = backward(
+        Activation::from_code(code),
+        values(&x),
+        values(&grad),
+        width,
+        out_width,
+    );
+    B::float_from_data(TensorData::new(dx, shape), &device)
+}
+
 #[derive(Debug)]
 struct ActivationBackward;
 
@@ -409,14 +435,7 @@ impl HostBackward<1> for ActivationBackward {
         grad: FloatTensor<B>,
         _: [bool; 1],
     ) -> [Option<FloatTensor<B>>; 1] {
-        let (device, shape) = (x.device(), x.shape());
-        let (x, grad) = (host_data::<B>(x), host_data::<B>(grad));
-        let activation = Activation::from_code(code);
-        let dx = backward(activation, values(&x), values(&grad), 1, 1);
-        [Some(B::float_from_data(
-            TensorData::new(dx, shape),
-            &device,
-        ))]
+        [Some(backward_on_host::<B>(x, grad, code, false))]
     }
 }
 
@@ -433,15 +452,7 @@ impl HostBackward<1> for GatedActivationBackward {
         grad: FloatTensor<B>,
         _: [bool; 1],
     ) -> [Option<FloatTensor<B>>; 1] {
-        let (device, shape) = (x.device(), x.shape());
-        let m = shape[shape.num_dims() - 1] / 2;
-        let (x, grad) = (host_data::<B>(x), host_data::<B>(grad));
-        let activation = Activation::from_code(code);
-        let dx = backward(activation, values(&x), values(&grad), 2 * m, m);
-        [Some(B::float_from_data(
-            TensorData::new(dx, shape),
-            &device,
-        ))]
+        [Some(backward_on_host::<B>(x, grad, code, true))]
     }
 }
 
