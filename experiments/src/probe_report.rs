@@ -138,7 +138,7 @@ pub struct ProbeRow {
     pub lrs: Vec<f64>,
     /// Accuracy by test length of the winning runs, ascending by length.
     pub lengths: Vec<(usize, Spread)>,
-    /// Median seconds of a run.
+    /// Median over seeds of the reported run's seconds (each seed's best learning rate).
     pub train_seconds: f64,
 }
 
@@ -173,8 +173,8 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
         lrs.sort_by(f64::total_cmp);
         lrs.dedup();
         let accuracies: Vec<f64> = winners.iter().map(|r| r.summary.accuracy).collect();
-        let mut seconds: Vec<f64> = group.iter().map(|r| r.summary.train_seconds).collect();
-        seconds.sort_by(f64::total_cmp);
+        // The time of the runs reported: each seed's best learning rate.
+        let seconds: Vec<f64> = winners.iter().map(|r| r.summary.train_seconds).collect();
         let lengths = first
             .summary
             .lengths
@@ -201,7 +201,7 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
                 best_lrs: winners.iter().map(|w| w.config.train.lr).collect(),
                 lrs,
                 lengths,
-                train_seconds: seconds[seconds.len() / 2],
+                train_seconds: crate::report::median(&seconds),
             });
     }
     for rows in board.values_mut() {
