@@ -90,8 +90,7 @@ pub struct GatedDeltaNetSpec;
 impl Backbone for GatedDeltaNetSpec {
     type Config = GatedDeltaNetConfig;
 
-    const ABOUT: &'static str =
-        "Gated DeltaNet blocks over patches (chunked gated delta rule; same adapter)";
+    const ABOUT: &'static str = "Gated DeltaNet blocks over patches (host delta-rule kernel on the CPU, chunked UT form elsewhere; same adapter)";
     const OPTIONS: &'static [ModelOption] = &[
         ModelOption::DModel,
         ModelOption::Layers,

@@ -107,8 +107,7 @@ pub struct Mamba2Spec;
 impl Backbone for Mamba2Spec {
     type Config = Mamba2Config;
 
-    const ABOUT: &'static str =
-        "Mamba-2 (SSD) blocks over patches (chunked state-space dual; same adapter)";
+    const ABOUT: &'static str = "Mamba-2 (SSD) blocks over patches (host scan kernel on the CPU, chunked SSD elsewhere; same adapter)";
     const OPTIONS: &'static [ModelOption] = &[
         ModelOption::DModel,
         ModelOption::Layers,
