@@ -381,18 +381,17 @@ fn normal_linear(d_in: usize, d_out: usize, variance: f64, device: &Device) -> L
 
 /// The two column halves of `linear`, `d_in -> d_out/2` each, as separate linears.
 fn split_columns(linear: Linear) -> [Linear; 2] {
+    /// Through TensorData: a contiguous copy, not a strided view of the whole.
+    fn own<const D: usize>(t: Tensor<D>) -> Param<Tensor<D>> {
+        let device = t.device();
+        Param::from_tensor(Tensor::from_data(t.into_data(), &device))
+    }
     let weight = linear.weight.val();
     let bias = linear.bias.map(|b| b.val());
     let half = weight.dims()[1] / 2;
-    [0, half].map(|start| {
-        // Through TensorData: a contiguous copy, not a strided view of the whole.
-        let own = |t: Tensor<2>| Tensor::from_data(t.into_data(), &weight.device());
-        Linear {
-            weight: Param::from_tensor(own(weight.clone().narrow(1, start, half))),
-            bias: bias.clone().map(|b| {
-                Param::from_tensor(own(b.narrow(0, start, half).reshape([1, half])).reshape([half]))
-            }),
-        }
+    [0, half].map(|start| Linear {
+        weight: own(weight.clone().narrow(1, start, half)),
+        bias: bias.clone().map(|b| own(b.narrow(0, start, half))),
     })
 }
 

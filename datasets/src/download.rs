@@ -182,7 +182,7 @@ pub fn download_all(base_url: &str, files: &[RemoteFile], dir: &Path) -> Result<
             let url = format!("{}/{}", base_url.trim_end_matches('/'), file.path);
             let (bytes, sha256) = download_verified(&url, file.sha256, &dest)?;
             if file.sha256.is_none() {
-                let record = dest.with_extension("csv.sha256");
+                let record = checksum_record(&dest);
                 let name = dest
                     .file_name()
                     .map_or(String::new(), |n| n.to_string_lossy().into_owned());
@@ -201,6 +201,13 @@ pub fn download_all(base_url: &str, files: &[RemoteFile], dir: &Path) -> Result<
             })
         })
         .collect()
+}
+
+/// Where the SHA-256 of a file without a known checksum is recorded: `<file>.sha256`.
+pub fn checksum_record(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_os_string();
+    name.push(".sha256");
+    PathBuf::from(name)
 }
 
 /// Largest file accepted (Traffic is ~130 MB).

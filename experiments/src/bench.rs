@@ -42,22 +42,34 @@ pub struct Timing {
 impl Timing {
     /// Statistics of `samples_ms` (at least one).
     pub fn of(samples_ms: &[f64]) -> Self {
-        let mut sorted = samples_ms.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let quantile = |q: f64| {
-            let position = q * (sorted.len() - 1) as f64;
-            let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
-        };
+        let sorted = sorted(samples_ms);
         Self {
-            median_ms: quantile(0.5),
+            median_ms: quantile(&sorted, 0.5),
             min_ms: sorted[0],
             max_ms: sorted[sorted.len() - 1],
-            p10_ms: quantile(0.1),
-            p90_ms: quantile(0.9),
+            p10_ms: quantile(&sorted, 0.1),
+            p90_ms: quantile(&sorted, 0.9),
             samples: sorted.len(),
         }
     }
+}
+
+/// The median of a non-empty list (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    quantile(&sorted(values), 0.5)
+}
+
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+}
+
+/// The `q`-quantile of non-empty ascending `sorted`, interpolated linearly between neighbours.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let position = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
 }
 
 /// What `bench train-step` measures.
@@ -526,6 +538,13 @@ mod tests {
         let t = Timing::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
         assert_eq!((t.median_ms, t.min_ms, t.max_ms), (3.0, 1.0, 5.0));
         assert!((t.p10_ms - 1.4).abs() < 1e-12 && (t.p90_ms - 4.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[7.0]), 7.0);
     }
 }
 

@@ -97,7 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     } => say(format!(
                         "downloaded {} ({bytes} bytes) UNVERIFIED: no checksum is known for it; sha256 {sha256} recorded in {}",
                         path.display(),
-                        path.with_extension("csv.sha256").display()
+                        datasets::download::checksum_record(&path).display()
                     )),
                     datasets::download::Fetched::AlreadyPresent {
                         path,
@@ -695,50 +695,50 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     ));
     // Reported, not repaired: the windows are cut by row, as the papers cut them.
     let at = |row: usize| format!("{} (row {row}, line {})", series.dates[row], row + 2);
-    let listed = |rows: Vec<String>| {
-        let shown: Vec<String> = rows.iter().take(5).cloned().collect();
-        let more = rows.len().saturating_sub(shown.len());
-        shown.join("; ")
-            + &if more > 0 {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    // One line per kind: the count, then the first five places.
+    let list = |noun: &str, after: &str, places: Vec<String>| {
+        if places.is_empty() {
+            return;
+        }
+        let more = places.len().saturating_sub(5);
+        say(format!(
+            "         {} {noun}{}{after}: {}{}",
+            places.len(),
+            plural(places.len()),
+            places[..places.len() - more].join("; "),
+            if more > 0 {
                 format!("; and {more} more")
             } else {
                 String::new()
             }
+        ));
     };
-    if !dates.duplicates.is_empty() {
-        say(format!(
-            "         {} duplicated timestamp{}: {}",
-            dates.duplicates.len(),
-            if dates.duplicates.len() == 1 { "" } else { "s" },
-            listed(dates.duplicates.iter().map(|&r| at(r)).collect())
-        ));
-    }
-    if !dates.gaps.is_empty() {
-        say(format!(
-            "         {} gap{}: {}",
-            dates.gaps.len(),
-            if dates.gaps.len() == 1 { "" } else { "s" },
-            listed(
-                dates
-                    .gaps
-                    .iter()
-                    .map(|&(r, missing)| format!(
-                        "{missing} step{} missing before {}",
-                        if missing == 1 { "" } else { "s" },
-                        at(r)
-                    ))
-                    .collect()
-            )
-        ));
-    }
-    if !dates.other.is_empty() {
-        say(format!(
-            "         {} step{} backwards or off the grid: {}",
-            dates.other.len(),
-            if dates.other.len() == 1 { "" } else { "s" },
-            listed(dates.other.iter().map(|&r| at(r)).collect())
-        ));
-    }
+    list(
+        "duplicated timestamp",
+        "",
+        dates.duplicates.iter().map(|&r| at(r)).collect(),
+    );
+    list(
+        "gap",
+        "",
+        dates
+            .gaps
+            .iter()
+            .map(|&(r, missing)| {
+                format!(
+                    "{missing} step{} missing before {}",
+                    plural(missing as usize),
+                    at(r)
+                )
+            })
+            .collect(),
+    );
+    list(
+        "step",
+        " backwards or off the grid",
+        dates.other.iter().map(|&r| at(r)).collect(),
+    );
     if !dates.is_regular() {
         say("         kept as given: windows are cut by row, as the papers do");
     }

@@ -201,7 +201,7 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
                 best_lrs: winners.iter().map(|w| w.config.train.lr).collect(),
                 lrs,
                 lengths,
-                train_seconds: crate::report::median(&seconds),
+                train_seconds: crate::bench::median(&seconds),
             });
     }
     for rows in board.values_mut() {

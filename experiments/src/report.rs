@@ -284,18 +284,6 @@ pub struct Row {
 /// Leaderboard tables, one per setting.
 pub type Leaderboard = BTreeMap<Setting, Vec<Row>>;
 
-/// The median of a non-empty list (the mean of the middle two for an even count).
-pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
 /// Group `runs` into tables and rows (see the module doc); rows sorted by mean MSE.
 pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
     let mut groups: BTreeMap<(Setting, String), Vec<&StoredRun>> = BTreeMap::new();
@@ -324,7 +312,7 @@ pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
             .iter()
             .filter_map(|r| r.summary.train_flops)
             .collect();
-        let train_flops = (flops.len() == members.len()).then(|| median(&flops));
+        let train_flops = (flops.len() == members.len()).then(|| crate::bench::median(&flops));
         let published = PUBLISHED.iter().copied().find(|p| {
             p.arch == first.arch
                 && p.dataset == setting.dataset
@@ -352,7 +340,7 @@ pub fn leaderboard(runs: &[StoredRun]) -> Leaderboard {
                     .map(|r| r.summary.test_mae)
                     .collect::<Vec<_>>(),
             ),
-            train_seconds: median(&times),
+            train_seconds: crate::bench::median(&times),
             train_flops,
             best: (false, false),
             published,
@@ -510,13 +498,6 @@ pub fn csv(board: &Leaderboard) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&[7.0]), 7.0);
-    }
 
     #[test]
     fn spread_is_mean_and_sample_std() {

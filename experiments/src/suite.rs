@@ -40,6 +40,7 @@ use serde::Serialize;
 use serde_json::Value;
 use toml::Value as TomlValue;
 
+use crate::bench::median;
 use crate::error::{Result, RunError, io_at};
 use crate::files::write_text_atomic;
 
@@ -151,11 +152,11 @@ impl SuiteFile {
         };
         let peak = match table.remove("peak") {
             None => Vec::new(),
-            Some(TomlValue::Array(names)) if !names.is_empty() => names
+            Some(TomlValue::Array(listed)) if !listed.is_empty() => listed
                 .iter()
                 .map(|name| {
                     name.as_str()
-                        .filter(|n| names_seen(&cases, n))
+                        .filter(|n| names.contains(n))
                         .map(str::to_string)
                         .ok_or_else(|| invalid("`peak` lists cases by name".into()))
                 })
@@ -175,11 +176,6 @@ impl SuiteFile {
             peak,
         })
     }
-}
-
-/// Whether `cases` has one named `name`.
-fn names_seen(cases: &[Case], name: &str) -> bool {
-    cases.iter().any(|c| c.name == name)
 }
 
 /// One `[[case]]` table (the `n`-th, for messages).
@@ -284,11 +280,6 @@ fn milliseconds(ms: f64) -> String {
         ms if ms >= 1.0 => format!("{ms:.2}"),
         ms => format!("{ms:.3}"),
     }
-}
-
-/// Median of a non-empty list.
-fn median(values: &[f64]) -> f64 {
-    crate::bench::Timing::of(values).median_ms
 }
 
 /// `summary.md`: per case the median over rounds of its time, its range and rounds, its

@@ -194,10 +194,10 @@ pub trait ActivationBackend: Backend {
     /// [`gated`]: `activation(a) · b` over the halves of the last axis; `code` as above.
     fn gated_activation(x: FloatTensor<Self>, code: usize) -> FloatTensor<Self> {
         let (device, mut shape) = (x.device(), x.shape());
-        let width = shape[shape.num_dims() - 1];
+        let last = shape.num_dims() - 1;
+        let width = shape[last];
         let data = host_data::<Self>(x);
         let y = forward(Activation::from_code(code), values(&data), width, width / 2);
-        let last = shape.num_dims() - 1;
         shape[last] = width / 2;
         Self::float_from_data(TensorData::new(y, shape), &device)
     }
