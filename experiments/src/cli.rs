@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use architectures::{ArchName, ModelOptions};
 use clap::{Args, Parser, Subcommand};
 use experiments::bench::HeadPositions;
+use experiments::explain::{Baseline, Method, Quadrature, Settings, TargetSpec};
 use experiments::probe::ProbeRequest;
 use experiments::request::DataArgs;
 use experiments::{BackendName, RunRequest};
@@ -34,6 +35,10 @@ pub enum Command {
     /// Forecast the horizon after the last row of a CSV with a completed run's best weights, in
     /// the data's own units, dates continued.
     Predict(PredictArgs),
+    /// Attribute completed runs' test forecasts to their inputs (integrated gradients, saliency,
+    /// occlusion), measure each method's faithfulness against random order, and compare the runs
+    /// (faithfulness table, per-lag profiles, heatmaps).
+    Explain(Box<ExplainArgs>),
     /// Leaderboard (leaderboard.md, leaderboard.csv) from the runs stored under a folder.
     Report(ReportArgs),
     /// Charts (SVG and PNG) from stored results: accuracy against parameters, FLOPs and time,
@@ -100,6 +105,51 @@ pub struct PredictArgs {
     /// Write the forecast here (CSV: date, then the forecast columns) instead of to stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// `archzoo explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Completed runs' folders (config.json, summary.json, model.bpk), e.g. one per architecture
+    /// at the same setting.
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Attribution methods (repeat the flag or separate by commas).
+    #[arg(long = "method", value_enum, value_delimiter = ',',
+          default_values_t = Method::ALL)]
+    pub methods: Vec<Method>,
+    /// Test windows explained, evenly spaced over the test split as forecasts.json samples them.
+    #[arg(long, default_value_t = 8)]
+    pub windows: usize,
+    /// What is explained: `mean` (the forecast's mean over the horizon, one target per forecast
+    /// channel) or `h:c` (horizon step h from 1, channel c by name or 0-based index).
+    #[arg(long, default_value = "mean")]
+    pub target: TargetSpec,
+    /// Reference input: `zero` (every channel at its train mean) or `mean` (each channel at its
+    /// mean over the window).
+    #[arg(long, value_enum, default_value_t = Baseline::Zero)]
+    pub baseline: Baseline,
+    /// Integrated gradients' points along the path.
+    #[arg(long, default_value_t = Settings::default().steps)]
+    pub steps: usize,
+    /// Integrated gradients' rule.
+    #[arg(long, value_enum, default_value_t = Settings::default().quadrature)]
+    pub quadrature: Quadrature,
+    /// Occlusion patch: consecutive steps of one channel set to the baseline.
+    #[arg(long, default_value_t = Settings::default().occlusion_len)]
+    pub occlusion_len: usize,
+    /// Random orders per window and target that each method's ranking is compared with.
+    #[arg(long, default_value_t = 4)]
+    pub random_orders: usize,
+    /// Seed of the random orders.
+    #[arg(long, default_value_t = 2021)]
+    pub seed: u64,
+    /// Output folder: `<out>/<run id>/` per run, the comparison in `<out>` (default:
+    /// `<RUN_DIR>/explain` for one run; required for several).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
 }
 
 /// `archzoo report`.

@@ -14,6 +14,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod evaluate;
+pub mod explain;
+pub mod explain_report;
 pub mod files;
 pub mod memory;
 pub mod plot;

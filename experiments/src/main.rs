@@ -66,6 +66,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe(args) => probe(&args),
         Command::Sweep(args) => sweep(&args),
         Command::Predict(args) => predict(&args),
+        Command::Explain(args) => explain(&args),
         Command::Report(args) => report_dir(&args),
         Command::Plot(args) => plot_dir(&args),
         Command::List(args) => {
@@ -508,6 +509,71 @@ fn predict(args: &cli::PredictArgs) -> anyhow::Result<()> {
             ));
         }
         None => say(prediction.to_csv().trim_end()),
+    }
+    Ok(())
+}
+
+fn explain(args: &cli::ExplainArgs) -> anyhow::Result<()> {
+    use experiments::explain::Settings;
+    use experiments::explain_report::{self, ExplainRequest};
+    let out = match (&args.out, args.run_dirs.as_slice()) {
+        (Some(out), _) => out.clone(),
+        (None, [run]) => run.join("explain"),
+        (None, _) => bail!(
+            "{} runs: name the folder for their explanations with --out",
+            args.run_dirs.len()
+        ),
+    };
+    let request = ExplainRequest {
+        methods: args.methods.clone(),
+        windows: args.windows,
+        target: args.target.clone(),
+        baseline: args.baseline,
+        settings: Settings {
+            steps: args.steps,
+            quadrature: args.quadrature,
+            occlusion_len: args.occlusion_len,
+        },
+        random_orders: args.random_orders,
+        seed: args.seed,
+    };
+    for run in &args.run_dirs {
+        let started = Instant::now();
+        let explained = explain_report::explain_run(run, &args.data_dir.data_dir, &request)?;
+        explain_report::write_explanation(&out, &explained)?;
+        let file = &explained.file;
+        say(format!(
+            "{} ({}), {} windows x {} targets, {:.1} s -> {}",
+            file.run_id,
+            file.arch,
+            file.windows.len(),
+            file.targets.len(),
+            started.elapsed().as_secs_f64(),
+            out.join(&file.run_id).display()
+        ));
+        for result in &file.methods {
+            let completeness = result.completeness.map_or_else(String::new, |c| {
+                format!(
+                    ", completeness error {:.2e} of the change",
+                    c.max_relative_error
+                )
+            });
+            say(format!(
+                "  {:<22} deletion AUC {:.4} (random {:.4}), insertion AUC {:.4} (random {:.4}): {}{completeness}; {:.3} s and {:.1} passes per window",
+                result.method.label(),
+                result.faithfulness.deletion_auc,
+                file.random.deletion_auc,
+                result.faithfulness.insertion_auc,
+                file.random.insertion_auc,
+                result.verdict,
+                result.seconds_per_window,
+                result.passes_per_window
+            ));
+        }
+    }
+    let files = explain_report::load_explanations(&out)?;
+    for path in explain_report::write_comparison(&out, &files)? {
+        say(format!("wrote {}", path.display()));
     }
     Ok(())
 }

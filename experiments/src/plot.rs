@@ -553,7 +553,7 @@ fn scaling_charts(rows: &[ScalingRow]) -> Vec<Chart> {
     ]
 }
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 
 fn register_embedded_font() -> Result<()> {
@@ -568,17 +568,61 @@ fn register_embedded_font() -> Result<()> {
     }
 }
 
-/// Draw `chart` into `out/<name>.svg` and `out/<name>.png`; returns the paths written.
-pub fn render(chart: &Chart, out: &Path) -> Result<Vec<PathBuf>> {
+/// Something drawn into an SVG and a PNG file of the same name: a [`Chart`], or a figure of its
+/// own kind (the explanation heatmap).
+pub trait Figure {
+    /// File name without extension.
+    fn name(&self) -> &str;
+    /// Size in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draw onto `root`.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String>;
+}
+
+impl Figure for Chart {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn size(&self) -> (u32, u32) {
+        let columns = self.columns();
+        let grid_rows = self.panels.len().div_ceil(columns).max(1);
+        (
+            if columns == 1 { 900 } else { 1400 },
+            (80 + 520 * grid_rows) as u32,
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String> {
+        let columns = self.columns();
+        draw(
+            root,
+            self,
+            (self.panels.len().div_ceil(columns).max(1), columns),
+        )
+    }
+}
+
+impl Chart {
+    /// Panels per row: two when there are several.
+    fn columns(&self) -> usize {
+        if self.panels.len() > 1 { 2 } else { 1 }
+    }
+}
+
+/// Draw `figure` into `out/<name>.svg` and `out/<name>.png`; returns the paths written.
+pub fn render(figure: &impl Figure, out: &Path) -> Result<Vec<PathBuf>> {
     register_embedded_font()?;
-    let columns = if chart.panels.len() > 1 { 2 } else { 1 };
-    let grid_rows = chart.panels.len().div_ceil(columns).max(1);
-    let size = (
-        if columns == 1 { 900 } else { 1400 },
-        (80 + 520 * grid_rows) as u32,
-    );
-    let svg = out.join(format!("{}.svg", chart.name));
-    let png = out.join(format!("{}.png", chart.name));
+    let name = figure.name();
+    let size = figure.size();
+    let svg = out.join(format!("{name}.svg"));
+    let png = out.join(format!("{name}.png"));
     let failed = |path: &Path| {
         let path = path.to_path_buf();
         move |e: String| RunError::Invalid(format!("{}: drawing failed: {e}", path.display()))
@@ -587,25 +631,18 @@ pub fn render(chart: &Chart, out: &Path) -> Result<Vec<PathBuf>> {
     // half a chart.
     let tmp = |path: &Path| {
         path.with_file_name(format!(
-            ".{}.{}.tmp.{}",
-            chart.name,
+            ".{name}.{}.tmp.{}",
             std::process::id(),
             path.extension().unwrap_or_default().to_string_lossy()
         ))
     };
     let (svg_tmp, png_tmp) = (tmp(&svg), tmp(&png));
-    draw(
-        SVGBackend::new(&svg_tmp, size).into_drawing_area(),
-        chart,
-        (grid_rows, columns),
-    )
-    .map_err(failed(&svg))?;
-    draw(
-        BitMapBackend::new(&png_tmp, size).into_drawing_area(),
-        chart,
-        (grid_rows, columns),
-    )
-    .map_err(failed(&png))?;
+    figure
+        .draw(SVGBackend::new(&svg_tmp, size).into_drawing_area())
+        .map_err(failed(&svg))?;
+    figure
+        .draw(BitMapBackend::new(&png_tmp, size).into_drawing_area())
+        .map_err(failed(&png))?;
     for (from, to) in [(&svg_tmp, &svg), (&png_tmp, &png)] {
         std::fs::rename(from, to).map_err(crate::error::io_at(to))?;
     }
@@ -683,7 +720,7 @@ fn axis(panel: &Panel, value: impl Fn(&Point) -> f64, with_spread: bool) -> (f64
 }
 
 /// `12 345` style labels: compact and exact enough for the ticks plotters picks.
-fn tick_label(v: &f64) -> String {
+pub(crate) fn tick_label(v: &f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
