@@ -39,7 +39,8 @@ pub enum Command {
     /// occlusion), measure each method's faithfulness against random order, and compare the runs
     /// (faithfulness table, per-lag profiles, heatmaps).
     Explain(Box<ExplainArgs>),
-    /// Leaderboard (leaderboard.md, leaderboard.csv) from the runs stored under a folder.
+    /// Leaderboard (leaderboard.md, leaderboard.csv) from the runs stored under a folder, and the
+    /// papers' datasets x horizons table (table.md) when they cover more than one setting.
     Report(ReportArgs),
     /// Charts (SVG and PNG) from stored results: accuracy against parameters, FLOPs and time,
     /// sampled forecasts against the truth, and `bench scaling` cost curves.

@@ -430,6 +430,245 @@ pub fn markdown(board: &Leaderboard, source: &Path) -> String {
     md
 }
 
+/// A column of the papers' table: an architecture under a preset and lookback.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Column {
+    order: usize,
+    arch: String,
+    preset: String,
+    seq_len: usize,
+}
+
+impl Column {
+    fn of(row: &Row, seq_len: usize) -> Self {
+        Self {
+            order: crate::plot::registry_order(&row.arch),
+            arch: row.arch.clone(),
+            preset: row.preset.clone(),
+            seq_len,
+        }
+    }
+
+    fn header(&self) -> String {
+        format!("{} ({}, L {})", self.arch, self.preset, self.seq_len)
+    }
+}
+
+/// The papers' layout of the long-horizon table (`table.md`): one line per dataset and horizon,
+/// one MSE/MAE column pair per architecture under a preset and lookback, the mean over the
+/// dataset's horizons (`Avg`, where the column has every one of them), the best value of a line
+/// **bold** and the second <u>underlined</u>, the papers' number beside ours in parentheses
+/// where one exists, a count of first places over the horizon lines (MSE and MAE), and the
+/// training wall time each dataset took. Where a column has several configs at one setting (a
+/// learning-rate variant beside the preset's), the one with the most seeds stands, then the
+/// first by run id. `None` when the runs cover a single dataset and horizon.
+pub fn paper_table(runs: &[StoredRun], source: &Path) -> Option<String> {
+    let board = leaderboard(runs);
+    let lines: std::collections::BTreeSet<(String, String, usize)> = board
+        .keys()
+        .map(|s| (s.dataset.clone(), s.features.clone(), s.pred_len))
+        .collect();
+    if lines.len() < 2 {
+        return None;
+    }
+    // (dataset, features, H) -> column -> row.
+    let mut cells: BTreeMap<(String, String, usize), BTreeMap<Column, &Row>> = BTreeMap::new();
+    for (setting, rows) in &board {
+        let line = cells
+            .entry((
+                setting.dataset.clone(),
+                setting.features.clone(),
+                setting.pred_len,
+            ))
+            .or_default();
+        for row in rows {
+            let column = Column::of(row, setting.seq_len);
+            let better = |old: &&Row| {
+                (row.seeds.len(), std::cmp::Reverse(&row.run_ids))
+                    > (old.seeds.len(), std::cmp::Reverse(&old.run_ids))
+            };
+            if line.get(&column).is_none_or(better) {
+                line.insert(column, row);
+            }
+        }
+    }
+    let columns: Vec<Column> = {
+        let mut all: Vec<Column> = cells.values().flat_map(|l| l.keys().cloned()).collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let mut md = String::from(
+        "# Long-horizon forecasting: the papers' layout
+
+",
+    );
+    let _ = writeln!(
+        md,
+        "From the runs under `{}` (`archzoo report`). Test MSE and MAE on the normalised scale, means over seeds (†: one seed; seeds per cell in leaderboard.md); the papers' own number in parentheses where one exists for the same dataset, L and H (reference/forecasting.md §3). Per line, **bold** is the best and <u>underlined</u> the second; `Avg` is the mean over the dataset's horizons where the column has all of them; `1st count` counts bold cells over the horizon lines. –: not run.
+",
+        source.display()
+    );
+    let mut header = String::from("| dataset | H |");
+    let mut rule = String::from("|---|---|");
+    for column in &columns {
+        let _ = write!(header, " {} MSE | MAE |", column.header());
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(
+        md,
+        "{header}
+{rule}"
+    );
+    let mut firsts = vec![0usize; columns.len()];
+    let datasets: Vec<(String, String)> = {
+        let mut d: Vec<(String, String)> = cells
+            .keys()
+            .map(|(d, f, _)| (d.clone(), f.clone()))
+            .collect();
+        d.dedup();
+        d
+    };
+    for (dataset, features) in &datasets {
+        let horizons: Vec<usize> = cells
+            .keys()
+            .filter(|(d, f, _)| d == dataset && f == features)
+            .map(|(_, _, h)| *h)
+            .collect();
+        let name = if features == "M" {
+            dataset.clone()
+        } else {
+            format!("{dataset} ({features})")
+        };
+        for &h in &horizons {
+            let line = &cells[&(dataset.clone(), features.clone(), h)];
+            let values: Vec<Option<(f64, f64)>> = columns
+                .iter()
+                .map(|c| line.get(c).map(|r| (r.mse.mean, r.mae.mean)))
+                .collect();
+            let marks = rank_marks(&values);
+            let _ = write!(md, "| {name} | {h} |");
+            for (k, column) in columns.iter().enumerate() {
+                match line.get(column) {
+                    Some(row) => {
+                        let single = if row.seeds.len() == 1 { "†" } else { "" };
+                        let published = |v: fn(&Published) -> f64| {
+                            row.published
+                                .map_or(String::new(), |p| format!(" ({:.3})", v(&p)))
+                        };
+                        let _ = write!(
+                            md,
+                            " {}{single}{} | {}{single}{} |",
+                            marks[k].0.apply(row.mse.mean),
+                            published(|p| p.mse),
+                            marks[k].1.apply(row.mae.mean),
+                            published(|p| p.mae),
+                        );
+                        firsts[k] += usize::from(marks[k].0 == Mark::First)
+                            + usize::from(marks[k].1 == Mark::First);
+                    }
+                    None => md.push_str(" – | – |"),
+                }
+            }
+            md.push('\n');
+        }
+        if horizons.len() > 1 {
+            let averages: Vec<Option<(f64, f64)>> = columns
+                .iter()
+                .map(|c| {
+                    let rows: Vec<&Row> = horizons
+                        .iter()
+                        .filter_map(|&h| {
+                            cells[&(dataset.clone(), features.clone(), h)]
+                                .get(c)
+                                .copied()
+                        })
+                        .collect();
+                    (rows.len() == horizons.len()).then(|| {
+                        let n = rows.len() as f64;
+                        (
+                            rows.iter().map(|r| r.mse.mean).sum::<f64>() / n,
+                            rows.iter().map(|r| r.mae.mean).sum::<f64>() / n,
+                        )
+                    })
+                })
+                .collect();
+            let marks = rank_marks(&averages);
+            let _ = write!(md, "| {name} | Avg |");
+            for (k, average) in averages.iter().enumerate() {
+                match average {
+                    Some((mse, mae)) => {
+                        let _ = write!(
+                            md,
+                            " {} | {} |",
+                            marks[k].0.apply(*mse),
+                            marks[k].1.apply(*mae)
+                        );
+                    }
+                    None => md.push_str(" – | – |"),
+                }
+            }
+            md.push('\n');
+        }
+    }
+    let _ = write!(md, "| 1st count | |");
+    for count in &firsts {
+        let _ = write!(md, " {count} | |");
+    }
+    md.push_str("\n\n| dataset | runs | training wall time |\n|---|---|---|\n");
+    for (dataset, features) in &datasets {
+        let members: Vec<&StoredRun> = runs
+            .iter()
+            .filter(|r| &r.summary.dataset == dataset && &r.summary.features == features)
+            .collect();
+        let seconds: f64 = members.iter().map(|r| r.summary.wall_seconds).sum();
+        let _ = writeln!(
+            md,
+            "| {dataset} ({features}) | {} | {:.2} h ({:.0} s) |",
+            members.len(),
+            seconds / 3600.0,
+            seconds
+        );
+    }
+    Some(md)
+}
+
+/// A cell's rank mark within its line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mark {
+    First,
+    Second,
+    Plain,
+}
+
+impl Mark {
+    fn apply(self, value: f64) -> String {
+        match self {
+            Mark::First => format!("**{value:.3}**"),
+            Mark::Second => format!("<u>{value:.3}</u>"),
+            Mark::Plain => format!("{value:.3}"),
+        }
+    }
+}
+
+/// First and second marks for each column's (MSE, MAE), lower is better; ties share a mark.
+fn rank_marks(values: &[Option<(f64, f64)>]) -> Vec<(Mark, Mark)> {
+    let marks = |pick: fn(&(f64, f64)) -> f64| -> Vec<Mark> {
+        let mut distinct: Vec<f64> = values.iter().flatten().map(pick).collect();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        values
+            .iter()
+            .map(|v| match v.as_ref().map(pick) {
+                Some(x) if Some(&x) == distinct.first() => Mark::First,
+                Some(x) if Some(&x) == distinct.get(1) => Mark::Second,
+                _ => Mark::Plain,
+            })
+            .collect()
+    };
+    marks(|v| v.0).into_iter().zip(marks(|v| v.1)).collect()
+}
+
 /// Columns of `leaderboard.csv`.
 pub const CSV_COLUMNS: [&str; 22] = [
     "dataset",
@@ -505,6 +744,15 @@ mod tests {
         assert_eq!(s.mean, 2.0);
         assert!((s.std - 1.0).abs() < 1e-12);
         assert_eq!(Spread::of(&[0.5]).std, 0.0);
+    }
+
+    #[test]
+    fn rank_marks_bold_the_best_and_underline_the_second() {
+        let marks = rank_marks(&[Some((0.4, 0.5)), None, Some((0.3, 0.5)), Some((0.35, 0.6))]);
+        assert_eq!(marks[0], (Mark::Plain, Mark::First));
+        assert_eq!(marks[1], (Mark::Plain, Mark::Plain));
+        assert_eq!(marks[2], (Mark::First, Mark::First));
+        assert_eq!(marks[3], (Mark::Second, Mark::Second));
     }
 
     #[test]

@@ -110,3 +110,85 @@ fn report_of_an_empty_folder_is_a_clear_error() {
     assert!(!output.status.success());
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
 }
+
+/// Train `arch` for one epoch on the synthetic series at L = 96, horizon `pred_len`, `seed`.
+fn train_at(out: &Path, arch: &str, pred_len: &str, seed: &str) {
+    let output = archzoo(
+        &[
+            "train",
+            "--arch",
+            arch,
+            "--epochs",
+            "1",
+            "--pred-len",
+            pred_len,
+            "--seed",
+            seed,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn the_papers_table_has_a_line_per_horizon_the_average_and_first_places() {
+    let tmp = common::tempdir();
+    let out = tmp.path().join("runs");
+    train_at(&out, "dlinear", "24", "1");
+    train_at(&out, "dlinear", "24", "2");
+    train_at(&out, "dlinear", "48", "1");
+    train_at(&out, "nlinear", "24", "1");
+    train_at(&out, "nlinear", "48", "1");
+    let output = archzoo(&["report", out.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    let line = |prefix: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line `{prefix}` in\n{table}"))
+            .split('|')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let header = line("| dataset |");
+    // NLinear precedes DLinear in the registry.
+    assert_eq!(header[2], "nlinear (tslib, L 96) MSE");
+    assert_eq!(header[4], "dlinear (tslib, L 96) MSE");
+    let h24 = line("| synthetic | 24 |");
+    let h48 = line("| synthetic | 48 |");
+    let avg = line("| synthetic | Avg |");
+    // Two seeds at H 24 for DLinear: no dagger; one seed elsewhere.
+    assert!(!h24[4].contains('†') && h48[4].contains('†') && h24[2].contains('†'));
+    // Each metric of each line has exactly one best and one second among two columns (or a tie).
+    for cells in [&h24, &h48, &avg] {
+        for metric in [2, 3] {
+            let pair = [&cells[metric], &cells[metric + 2]];
+            let bold = pair.iter().filter(|c| c.starts_with("**")).count();
+            let under = pair.iter().filter(|c| c.starts_with("<u>")).count();
+            assert!(bold >= 1 && bold + under == 2, "{cells:?}");
+        }
+    }
+    // The average is the mean of the two horizon cells (as printed, to rounding).
+    let number = |cell: &str| -> f64 {
+        cell.trim_matches(|c: char| !c.is_ascii_digit() && c != '.')
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mean = (number(&h24[4]) + number(&h48[4])) / 2.0;
+    assert!((number(&avg[4]) - mean).abs() <= 0.0011, "{avg:?}");
+    let firsts: usize = line("| 1st count |")
+        .iter()
+        .skip(1)
+        .map(|c| c.parse::<usize>().unwrap())
+        .sum();
+    assert!(firsts >= 4, "two lines, two metrics: {table}");
+    assert!(table.contains("| synthetic (M) | 5 |"), "{table}");
+}
