@@ -83,6 +83,11 @@ pub struct SweepArgs {
     /// Run again the runs recorded as failed.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Copy completed runs with a planned run's id (the same config, hence the same numbers)
+    /// from this folder (searched two levels deep) instead of training them; their data
+    /// checksum must match. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub reuse: Vec<PathBuf>,
     /// Stop after this many minutes: the run in training pauses at the end of the first epoch
     /// past the limit (keeping its checkpoint) and no further run starts; the same command run
     /// again resumes it. Decimals allowed; 0 trains one epoch of one run.

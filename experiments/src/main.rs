@@ -273,6 +273,22 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
             "{stored} -> {id}: a completed run stored under an earlier id"
         ));
     }
+    if !args.reuse.is_empty() {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let reusable = sweep::reusable_runs(&plan, &out, &args.reuse)?;
+        for (from, run) in &reusable {
+            sweep::reuse_run(from, &out, &run.run_id)?;
+        }
+        say(format!(
+            "{} completed runs of this sweep copied from {}",
+            reusable.len(),
+            args.reuse
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let options = SweepOptions {
         shard,
         retry_failed: args.retry_failed,

@@ -618,6 +618,93 @@ pub fn adopt_renamed_runs(out: &Path, renamed: &[(String, String)]) -> Result<()
     Ok(())
 }
 
+/// Completed runs of `plan` found under the folders `sources` (each searched two levels deep:
+/// `DIR/<run id>/` and `DIR/<group>/<run id>/`) that `out` lacks: `(their folder, the planned
+/// run)`. A run id hashes the whole config, so the folder holds the numbers this sweep would
+/// train (the same config gives the same numbers on the same backend); its data checksum must
+/// match the data the sweep loaded. The first source holding an id wins.
+pub fn reusable_runs<'a>(
+    plan: &'a Plan,
+    out: &Path,
+    sources: &[PathBuf],
+) -> Result<Vec<(PathBuf, &'a PlannedRun)>> {
+    let mut found: HashMap<String, PathBuf> = HashMap::new();
+    for source in sources {
+        let mut folders = vec![source.clone()];
+        if let Ok(entries) = std::fs::read_dir(source) {
+            for entry in entries {
+                let path = entry.map_err(io_at(source))?.path();
+                if path.is_dir() && !path.join("config.json").exists() {
+                    folders.push(path);
+                }
+            }
+        }
+        for folder in folders {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.map_err(io_at(&folder))?.path();
+                if path.join("summary.json").exists() {
+                    let name = path
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    found.entry(name).or_insert(path);
+                }
+            }
+        }
+    }
+    let mut reusable = Vec::new();
+    for run in &plan.runs {
+        let Some(path) = found.get(&run.run_id) else {
+            continue;
+        };
+        if out.join(&run.run_id).join("summary.json").exists() {
+            continue;
+        }
+        let config = RunConfig::load(&path.join("config.json"))?;
+        let summary: Summary = read_json_if_exists(&path.join("summary.json"))?
+            .ok_or_else(|| RunError::Invalid(format!("{}: no summary.json", path.display())))?;
+        if config.run_id() != run.run_id {
+            return Err(RunError::Invalid(format!(
+                "{}: its config.json hashes to another id than the planned run {}",
+                path.display(),
+                run.run_id
+            )));
+        }
+        let planned = &plan.data[run.data].sha256;
+        if summary.data_sha256 != *planned {
+            return Err(RunError::Invalid(format!(
+                "{}: trained on data with sha256 {}, but this sweep's data has {}",
+                path.display(),
+                summary.data_sha256.as_deref().unwrap_or("none"),
+                planned.as_deref().unwrap_or("none")
+            )));
+        }
+        reusable.push((path.clone(), run));
+    }
+    Ok(reusable)
+}
+
+/// Copy the run folder `from` to `out/<run id>` (its files, not its subfolders), through a
+/// temporary folder and a rename, so the sweep counts it done.
+pub fn reuse_run(from: &Path, out: &Path, run_id: &str) -> Result<()> {
+    let tmp = out.join(format!(".{run_id}.reuse.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
+    for entry in std::fs::read_dir(from).map_err(io_at(from))? {
+        let path = entry.map_err(io_at(from))?.path();
+        if path.is_file() {
+            let to = tmp.join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &to).map_err(io_at(&to))?;
+        }
+    }
+    let to = out.join(run_id);
+    std::fs::rename(&tmp, &to).map_err(io_at(&to))
+}
+
 fn failure_path(out: &Path, run_id: &str) -> PathBuf {
     out.join(run_id).join("failed.json")
 }

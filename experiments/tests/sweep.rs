@@ -320,3 +320,87 @@ fn runs_stored_under_an_earlier_id_are_adopted_not_retrained() {
     let after = std::fs::read_to_string(out.join(&id).join("summary.json")).unwrap();
     assert_eq!(after, summary, "adopted, not retrained");
 }
+
+#[test]
+fn completed_runs_of_another_folder_are_reused_not_retrained() {
+    let tmp = common::tempdir();
+    let file = sweep_file(
+        tmp.path(),
+        "arch = [\"dlinear\", \"nlinear\"]\ndata = \"synthetic\"\nseq_len = 48\npred_len = 12\nepochs = 1\nseed = [1, 2]\n",
+    );
+    let first = tmp.path().join("results").join("group");
+    let output = archzoo(
+        &[
+            "sweep",
+            &file,
+            "--out",
+            first.to_str().unwrap(),
+            "--no-report",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    // A second sweep over the same grid plus one more run, reusing the first folder's runs (found
+    // one level below the folder given).
+    let wider = sweep_file(
+        tmp.path(),
+        "arch = [\"dlinear\", \"nlinear\"]\ndata = \"synthetic\"\nseq_len = 48\npred_len = 12\nepochs = 1\nseed = [1, 2, 3]\n",
+    );
+    let second = tmp.path().join("second");
+    let results = tmp.path().join("results");
+    let output = archzoo(
+        &[
+            "sweep",
+            &wider,
+            "--out",
+            second.to_str().unwrap(),
+            "--reuse",
+            results.to_str().unwrap(),
+            "--no-report",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("4 completed runs of this sweep copied from"),
+        "{text}"
+    );
+    assert_eq!(text.matches("already done").count(), 4, "{text}");
+    assert_eq!(
+        text.matches("done     test MSE").count(),
+        2,
+        "seed 3 trains: {text}"
+    );
+    for entry in std::fs::read_dir(&first).unwrap() {
+        let run = entry.unwrap().path();
+        if run.join("summary.json").exists() {
+            let name = run.file_name().unwrap();
+            for file in ["summary.json", "config.json", "metrics.jsonl", "model.bpk"] {
+                assert_eq!(
+                    std::fs::read(run.join(file)).unwrap(),
+                    std::fs::read(second.join(name).join(file)).unwrap(),
+                    "{file} copied as it was"
+                );
+            }
+        }
+    }
+    // Nothing left to reuse on a second invocation.
+    let output = archzoo(
+        &[
+            "sweep",
+            &wider,
+            "--out",
+            second.to_str().unwrap(),
+            "--reuse",
+            results.to_str().unwrap(),
+            "--no-report",
+        ],
+        None,
+    );
+    assert!(
+        stdout(&output).contains("0 completed runs of this sweep copied"),
+        "{}",
+        stdout(&output)
+    );
+}
