@@ -9,8 +9,7 @@
 //! - `attributions-<method>.npy`: `[windows, targets, L, C]` f32 (`numpy.load`), normalised input
 //!   space, lookback oldest first;
 //! - `heatmap.svg|png`: the first explained window, lookback × channel, one heatmap per method,
-//!   under the explained channel's input, forecast and truth;
-//! - `lags.svg|png`: the share of |attribution| per lag, one line per method.
+//!   under the explained channel's input, forecast and truth.
 //!
 //! Over every `explain.json` under `<out>`: `faithfulness.md` and `.csv` (method × architecture,
 //! random order beside) and `lags.svg|png` (one panel per method, one line per architecture).
@@ -126,13 +125,20 @@ pub struct MethodResult {
     pub channel_profile: Vec<f64>,
 }
 
-/// |Σ attributions − (y(x) − y(x′))| over windows and targets.
+/// |Σ attributions − (y(x) − y(x′))| over the (window, target) pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Completeness {
     /// Largest absolute error.
     pub max_error: f64,
-    /// Largest error relative to |y(x) − y(x′)|.
+    /// Largest error relative to its pair's |y(x) − y(x′)| (large where that change is near
+    /// zero, so read it with the two figures below).
     pub max_relative_error: f64,
+    /// Median of the relative errors.
+    pub median_relative_error: f64,
+    /// Pairs whose error is within 1% of their change.
+    pub within_one_percent: usize,
+    /// Pairs.
+    pub pairs: usize,
     /// Mean |y(x) − y(x′)|, for scale.
     pub mean_change: f64,
 }
@@ -317,12 +323,16 @@ pub fn explain_run(run_dir: &Path, data_dir: &Path, request: &ExplainRequest) ->
 
 fn completeness_of(errors: &[(f64, f64)]) -> Completeness {
     let n = errors.len().max(1) as f64;
+    let relative: Vec<f64> = errors
+        .iter()
+        .map(|(e, change)| e.abs() / change.abs().max(f64::MIN_POSITIVE))
+        .collect();
     Completeness {
         max_error: errors.iter().map(|(e, _)| e.abs()).fold(0.0, f64::max),
-        max_relative_error: errors
-            .iter()
-            .map(|(e, change)| e.abs() / change.abs().max(f64::MIN_POSITIVE))
-            .fold(0.0, f64::max),
+        max_relative_error: relative.iter().copied().fold(0.0, f64::max),
+        median_relative_error: crate::bench::median(&relative),
+        within_one_percent: relative.iter().filter(|&&r| r <= 0.01).count(),
+        pairs: errors.len(),
         mean_change: errors.iter().map(|(_, change)| change.abs()).sum::<f64>() / n,
     }
 }
@@ -339,24 +349,6 @@ pub fn write_explanation(out: &Path, explained: &Explained) -> Result<Vec<PathBu
         written.push(path);
     }
     written.extend(plot::render(&heatmap(explained), &dir)?);
-    let lags = Chart {
-        name: "lags".into(),
-        title: format!(
-            "{} ({}): where the attribution lies",
-            file.arch, file.run_id
-        ),
-        panels: vec![lag_panel(
-            "",
-            file.methods.iter().map(|m| {
-                (
-                    m.method.label().to_string(),
-                    method_colour(m.method),
-                    &m.lag_profile,
-                )
-            }),
-        )],
-    };
-    written.extend(plot::render(&lags, &dir)?);
     let json = dir.join("explain.json");
     write_json_atomic(&json, file)?;
     written.push(json);
@@ -464,15 +456,6 @@ fn lag_panel<'a>(
     }
 }
 
-/// Each method's colour in the per-run chart (architectures own the palette elsewhere).
-fn method_colour(method: Method) -> plot::Rgb {
-    match method {
-        Method::IntegratedGradients => (31, 119, 180),
-        Method::Saliency => (255, 127, 14),
-        Method::Occlusion => (44, 160, 44),
-    }
-}
-
 /// The faithfulness table: one row per architecture and method, random order after each
 /// architecture's methods.
 pub fn faithfulness_markdown(files: &[ExplainFile]) -> String {
@@ -504,7 +487,7 @@ pub fn faithfulness_markdown(files: &[ExplainFile]) -> String {
         ));
     }
     text.push_str(
-        "| architecture | test MSE | method | deletion AUC | insertion AUC | comp. 5/10/20% | suff. 5/10/20% | against random | IG completeness (max rel. error) | s / window | passes / window |\n\
+        "| architecture | test MSE | method | deletion AUC | insertion AUC | comp. 5/10/20% | suff. 5/10/20% | against random | IG completeness: median rel. error, max, pairs within 1% | s / window | passes / window |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let points = |f: &Faithfulness, pick: fn(&explain::AtFraction) -> f64| {
@@ -526,9 +509,16 @@ pub fn faithfulness_markdown(files: &[ExplainFile]) -> String {
                 points(f, |a| a.comprehensiveness),
                 points(f, |a| a.sufficiency),
                 result.verdict,
-                result
-                    .completeness
-                    .map_or_else(|| "–".into(), |c| format!("{:.2e}", c.max_relative_error)),
+                result.completeness.map_or_else(
+                    || "–".into(),
+                    |c| format!(
+                        "{:.1e}, {:.1e}, {}/{}",
+                        c.median_relative_error,
+                        c.max_relative_error,
+                        c.within_one_percent,
+                        c.pairs
+                    )
+                ),
                 result.seconds_per_window,
                 result.passes_per_window,
             ));
@@ -559,7 +549,7 @@ pub fn faithfulness_markdown(files: &[ExplainFile]) -> String {
 /// The same table as CSV, one row per run and method (`random` included), every point.
 pub fn faithfulness_csv(files: &[ExplainFile]) -> String {
     let mut text = String::from(
-        "run_id,arch,test_mse,method,deletion_auc,insertion_auc,comprehensiveness_5,comprehensiveness_10,comprehensiveness_20,sufficiency_5,sufficiency_10,sufficiency_20,verdict,ig_max_relative_completeness_error,seconds_per_window,passes_per_window\n",
+        "run_id,arch,test_mse,method,deletion_auc,insertion_auc,comprehensiveness_5,comprehensiveness_10,comprehensiveness_20,sufficiency_5,sufficiency_10,sufficiency_20,verdict,ig_median_relative_completeness_error,ig_max_relative_completeness_error,ig_pairs_within_1_percent,seconds_per_window,passes_per_window\n",
     );
     for file in files {
         let rows = file
@@ -570,8 +560,18 @@ pub fn faithfulness_csv(files: &[ExplainFile]) -> String {
                     r.method.name().to_string(),
                     &r.faithfulness,
                     r.verdict.to_string(),
-                    r.completeness
-                        .map_or_else(String::new, |c| c.max_relative_error.to_string()),
+                    r.completeness.map_or_else(
+                        || ",,".to_string(),
+                        |c| {
+                            format!(
+                                "{},{},{}/{}",
+                                c.median_relative_error,
+                                c.max_relative_error,
+                                c.within_one_percent,
+                                c.pairs
+                            )
+                        },
+                    ),
                     r.seconds_per_window.to_string(),
                     r.passes_per_window.to_string(),
                 )
@@ -580,7 +580,7 @@ pub fn faithfulness_csv(files: &[ExplainFile]) -> String {
                 "random".to_string(),
                 &file.random,
                 String::new(),
-                String::new(),
+                ",,".to_string(),
                 String::new(),
                 String::new(),
             )));
@@ -804,14 +804,18 @@ impl Figure for Heatmap<'_> {
                 mesh.x_desc("step relative to the forecast start (lookback ≤ 0, horizon > 0)");
             }
             mesh.draw().map_err(text)?;
+            // Cells that would be drawn white are left out (most of them for a channel-independent
+            // model), which keeps the SVG small.
             grid.draw_series((0..self.l).flat_map(|t| {
-                (0..c).map(move |j| {
+                (0..c).filter_map(move |j| {
                     let x = t as f64 - l + 1.0;
                     let v = f64::from(values[t * c + j]) / scale;
-                    Rectangle::new(
-                        [(x - 0.5, j as f64 - 0.5), (x + 0.5, j as f64 + 0.5)],
-                        diverging(v).filled(),
-                    )
+                    (v.abs() >= 0.5 / 255.0).then(|| {
+                        Rectangle::new(
+                            [(x - 0.5, j as f64 - 0.5), (x + 0.5, j as f64 + 0.5)],
+                            diverging(v).filled(),
+                        )
+                    })
                 })
             }))
             .map_err(text)?;

@@ -62,7 +62,7 @@ fn every_bench_suite_parses() {
 }
 
 /// results/README.md lists exactly the folders of results/ that hold results (a leaderboard, a
-/// benchmark summary or a scaling table), and every config its commands name exists.
+/// benchmark summary, a scaling table or a faithfulness table), and every config its commands name exists.
 #[test]
 fn results_readme_matches_the_tree() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -91,7 +91,12 @@ fn results_readme_matches_the_tree() {
                 stack.push(path);
             }
         }
-        let holds = ["leaderboard.md", "summary.md", "scaling.csv"];
+        let holds = [
+            "leaderboard.md",
+            "summary.md",
+            "scaling.csv",
+            "faithfulness.md",
+        ];
         if holds.iter().any(|name| dir.join(name).exists()) {
             let relative = dir.strip_prefix(&results).unwrap();
             found.insert(relative.to_string_lossy().replace('\\', "/"));

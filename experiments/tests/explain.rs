@@ -336,7 +336,7 @@ fn explain_stores_attributions_faithfulness_and_charts() {
         let header = u16::from_le_bytes([npy[8], npy[9]]) as usize;
         assert_eq!(npy.len(), 10 + header + 4 * 3 * 3 * 48 * 3, "{method}");
     }
-    for name in ["heatmap.svg", "heatmap.png", "lags.svg", "lags.png"] {
+    for name in ["heatmap.svg", "heatmap.png"] {
         assert!(dir.join(name).exists(), "{name}");
     }
     let ig = &file["methods"][0];
