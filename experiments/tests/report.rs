@@ -9,21 +9,7 @@ use common::{archzoo, read_json, stderr, stdout};
 
 /// Train `arch` for one epoch on the synthetic series at L = H = 96 with `seed`.
 fn train(out: &Path, arch: &str, seed: &str) {
-    let output = archzoo(
-        &[
-            "train",
-            "--arch",
-            arch,
-            "--epochs",
-            "1",
-            "--seed",
-            seed,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
+    train_at(out, arch, "96", seed);
 }
 
 #[test]

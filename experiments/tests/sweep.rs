@@ -348,18 +348,21 @@ fn completed_runs_of_another_folder_are_reused_not_retrained() {
     );
     let second = tmp.path().join("second");
     let results = tmp.path().join("results");
-    let output = archzoo(
-        &[
-            "sweep",
-            &wider,
-            "--out",
-            second.to_str().unwrap(),
-            "--reuse",
-            results.to_str().unwrap(),
-            "--no-report",
-        ],
-        None,
-    );
+    let reuse = || {
+        archzoo(
+            &[
+                "sweep",
+                &wider,
+                "--out",
+                second.to_str().unwrap(),
+                "--reuse",
+                results.to_str().unwrap(),
+                "--no-report",
+            ],
+            None,
+        )
+    };
+    let output = reuse();
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
@@ -386,18 +389,7 @@ fn completed_runs_of_another_folder_are_reused_not_retrained() {
         }
     }
     // Nothing left to reuse on a second invocation.
-    let output = archzoo(
-        &[
-            "sweep",
-            &wider,
-            "--out",
-            second.to_str().unwrap(),
-            "--reuse",
-            results.to_str().unwrap(),
-            "--no-report",
-        ],
-        None,
-    );
+    let output = reuse();
     assert!(
         stdout(&output).contains("0 completed runs of this sweep copied"),
         "{}",
