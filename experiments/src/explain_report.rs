@@ -28,8 +28,7 @@ use crate::config::RunConfig;
 use crate::error::{Result, RunError, io_at};
 use crate::evaluate;
 use crate::explain::{
-    self, Attribution, Baseline, Curves, Explainer, Faithfulness, Method, Settings, Shape,
-    TargetSpec, Verdict,
+    self, Baseline, Curves, Explainer, Faithfulness, Method, Settings, Shape, TargetSpec, Verdict,
 };
 use crate::files::{read_json_if_exists, write_bytes_atomic, write_json_atomic, write_text_atomic};
 use crate::plot::{self, Chart, Figure, Panel, Point, Series, Style};
@@ -169,6 +168,11 @@ pub fn explain_run(run_dir: &Path, data_dir: &Path, request: &ExplainRequest) ->
     if request.methods.is_empty() {
         return Err(RunError::Invalid("no --method given".into()));
     }
+    if request.random_orders == 0 {
+        return Err(RunError::Invalid(
+            "--random-orders 0: faithfulness is measured against at least one random order".into(),
+        ));
+    }
     let config = RunConfig::load(&run_dir.join("config.json"))?;
     let summary_path = run_dir.join("summary.json");
     let summary: Summary = read_json_if_exists(&summary_path)?.ok_or_else(|| {
@@ -232,27 +236,21 @@ pub fn explain_run(run_dir: &Path, data_dir: &Path, request: &ExplainRequest) ->
 
     let n_targets = explainer.targets().len();
     let row = l * c;
-    let mut attributions = vec![Vec::new(); request.methods.len()];
-    let mut seconds = vec![0.0f64; request.methods.len()];
-    let mut passes = vec![0usize; request.methods.len()];
-    let mut curves: Vec<Vec<Curves>> = vec![Vec::new(); request.methods.len()];
-    let mut completeness: Vec<Vec<(f64, f64)>> = vec![Vec::new(); request.methods.len()];
+    let mut tallies = vec![Tally::default(); request.methods.len()];
     let mut random_curves = Vec::new();
     for (w, x) in windows.iter().zip(inputs.chunks(row)) {
         let baseline = request.baseline.of(x, c);
-        for (m, &method) in request.methods.iter().enumerate() {
+        for (tally, &method) in tallies.iter_mut().zip(&request.methods) {
             let started = Instant::now();
-            let Attribution {
-                values,
-                passes: used,
-                completeness: complete,
-            } = explainer.attribute(method, &request.settings, x, &baseline);
-            seconds[m] += started.elapsed().as_secs_f64();
-            passes[m] += used;
-            let order = explain::ranking(&values, n_targets);
-            curves[m].extend(explainer.curves(x, &baseline, &order));
-            completeness[m].extend(complete.unwrap_or_default());
-            attributions[m].extend(values);
+            let attribution = explainer.attribute(method, &request.settings, x, &baseline);
+            tally.seconds += started.elapsed().as_secs_f64();
+            tally.passes += attribution.passes;
+            let order = explain::ranking(&attribution.values, n_targets);
+            tally.curves.extend(explainer.curves(x, &baseline, &order));
+            tally
+                .completeness
+                .extend(attribution.completeness.unwrap_or_default());
+            tally.attributions.extend(attribution.values);
         }
         let mut rng = explain::window_rng(request.seed, *w);
         for _ in 0..request.random_orders {
@@ -260,31 +258,25 @@ pub fn explain_run(run_dir: &Path, data_dir: &Path, request: &ExplainRequest) ->
             random_curves.extend(explainer.curves(x, &baseline, &order));
         }
     }
-    let random = if random_curves.is_empty() {
-        return Err(RunError::Invalid(
-            "--random-orders 0: faithfulness is measured against at least one random order".into(),
-        ));
-    } else {
-        Faithfulness::of(&random_curves)
-    };
+    let random = Faithfulness::of(&random_curves);
     let k = windows.len() as f64;
     let methods = request
         .methods
         .iter()
-        .enumerate()
-        .map(|(m, &method)| {
-            let faithfulness = Faithfulness::of(&curves[m]);
-            let (lag_profile, channel_profile) = explain::profiles(&attributions[m], l, c);
+        .zip(&tallies)
+        .map(|(&method, tally)| {
+            let faithfulness = Faithfulness::of(&tally.curves);
+            let (lag_profile, channel_profile) = explain::profiles(&tally.attributions, l, c);
             MethodResult {
                 method,
                 file: format!("attributions-{method}.npy"),
                 shape: vec![windows.len(), n_targets, l, c],
-                seconds_per_window: seconds[m] / k,
-                passes_per_window: passes[m] as f64 / k,
+                seconds_per_window: tally.seconds / k,
+                passes_per_window: tally.passes as f64 / k,
                 verdict: faithfulness.verdict(&random),
                 faithfulness,
                 completeness: (method == Method::IntegratedGradients)
-                    .then(|| completeness_of(&completeness[m])),
+                    .then(|| completeness_of(&tally.completeness)),
                 lag_profile,
                 channel_profile,
             }
@@ -313,12 +305,25 @@ pub fn explain_run(run_dir: &Path, data_dir: &Path, request: &ExplainRequest) ->
     };
     Ok(Explained {
         file,
-        attributions,
+        attributions: tallies.into_iter().map(|t| t.attributions).collect(),
         inputs,
         forecasts,
         truth,
         first_scored: scored.start,
     })
+}
+
+/// One method's results over the explained windows, as they accumulate.
+#[derive(Clone, Default)]
+struct Tally {
+    /// `[windows, targets, L, C]`.
+    attributions: Vec<f32>,
+    seconds: f64,
+    passes: usize,
+    /// One per window and target.
+    curves: Vec<Curves>,
+    /// (error, change) per window and target (integrated gradients).
+    completeness: Vec<(f64, f64)>,
 }
 
 fn completeness_of(errors: &[(f64, f64)]) -> Completeness {
