@@ -31,16 +31,27 @@ fn columns() -> Vec<String> {
     ["a", "b", "OT"].iter().map(|s| s.to_string()).collect()
 }
 
-/// An explainer of a freshly initialised `config` (seeded), `batch` rows per pass, over the
-/// horizon means of every channel and one single output.
-fn explainer(config: &ArchConfig, batch: usize) -> Explainer {
+/// Held while seeding the device generator and drawing from it: the generator is process-wide
+/// and the tests of this binary run in parallel, so without it a test could draw another test's
+/// numbers and its models and windows would change from run to run.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The weights of a freshly initialised `config` (burnpack bytes), seeded.
+fn weights(config: &ArchConfig) -> Vec<u8> {
+    let _held = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex();
     device.seed(11);
-    let weights = config
+    config
         .init(&device)
         .into_record()
         .into_bytes()
-        .expect("a record");
+        .expect("a record")
+        .to_vec()
+}
+
+/// An explainer of `config` with `weights`, `batch` rows per pass, over the horizon means of
+/// every channel and one single output.
+fn explainer_of(config: &ArchConfig, weights: &[u8], batch: usize) -> Explainer {
     let mut targets = TargetSpec::Mean
         .resolve(TASK.pred_len, &columns(), 0..TASK.channels)
         .unwrap();
@@ -52,11 +63,17 @@ fn explainer(config: &ArchConfig, batch: usize) -> Explainer {
         .resolve(TASK.pred_len, &columns(), 0..TASK.channels)
         .unwrap(),
     );
-    Explainer::new(config, &weights, &device, batch, shape(), targets).expect("weights load")
+    Explainer::new(config, weights, &Device::flex(), batch, shape(), targets).expect("weights load")
+}
+
+/// An explainer of a freshly initialised `config`.
+fn explainer(config: &ArchConfig, batch: usize) -> Explainer {
+    explainer_of(config, &weights(config), batch)
 }
 
 /// A standard-normal window `[L, C]`, seeded.
 fn window(seed: u64) -> Vec<f32> {
+    let _held = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex();
     device.seed(seed);
     Tensor::<2>::random(
@@ -239,12 +256,16 @@ fn rows_do_not_interact_and_frozen_models_are_deterministic() {
             steps: 9,
             ..Settings::default()
         };
-        let one =
-            explainer(&config, 1).attribute(Method::IntegratedGradients, &settings, &x, &zero);
-        let many =
-            explainer(&config, 13).attribute(Method::IntegratedGradients, &settings, &x, &zero);
-        let again =
-            explainer(&config, 13).attribute(Method::IntegratedGradients, &settings, &x, &zero);
+        let weights = weights(&config);
+        let ig = |batch: usize| {
+            explainer_of(&config, &weights, batch).attribute(
+                Method::IntegratedGradients,
+                &settings,
+                &x,
+                &zero,
+            )
+        };
+        let (one, many, again) = (ig(1), ig(13), ig(13));
         assert_eq!(many.values, again.values, "{}: repeatable", config.name());
         for (a, b) in one.values.iter().zip(&many.values) {
             assert!(
