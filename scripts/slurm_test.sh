@@ -128,8 +128,13 @@ EOF
 
 mkdir -p "$work/array"
 chmod 777 "$work/array"
-ARCHZOO="$bin" sbatch --wait --array=0-1 --chdir="$repo" --cpus-per-task=1 \
-  --output="$work/array-%a.log" scripts/slurm_sweep.sh "$sweep" "$work/array" >"$work/sbatch.out"
+# Bounded: a cluster that never starts the tasks fails the test instead of hanging CI.
+if ! ARCHZOO="$bin" timeout 600 sbatch --wait --array=0-1 --chdir="$repo" --cpus-per-task=1 \
+  --output="$work/array-%a.log" scripts/slurm_sweep.sh "$sweep" "$work/array" >"$work/sbatch.out"; then
+  echo "slurm test: the job array did not finish within 10 minutes, or a task failed"
+  squeue 2>/dev/null || true
+  exit 1
+fi
 job=$(awk '{print $NF}' "$work/sbatch.out")
 echo "slurm test: job array $job (2 tasks) finished"
 
