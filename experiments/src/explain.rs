@@ -488,9 +488,11 @@ impl Explainer {
         (out, passes)
     }
 
-    /// The value of `target` in one forecast `[H, C]`.
-    pub fn value(&self, forecast: &[f32], target: &Target) -> f64 {
-        let c = self.shape.c;
+    /// The value of `target` in forecast `row` of `forecasts` (`[n, H, C]`, as [`Self::outputs`]
+    /// returns them).
+    pub fn value(&self, forecasts: &[f32], row: usize, target: &Target) -> f64 {
+        let Shape { h, c, .. } = self.shape;
+        let forecast = &forecasts[row * h * c..][..h * c];
         let sum: f64 = target
             .steps
             .clone()
@@ -597,14 +599,12 @@ impl Explainer {
         }
         let ends: Vec<f32> = x.iter().chain(baseline).copied().collect();
         let (forecasts, _) = self.outputs(&ends);
-        let per_row = forecasts.len() / 2;
         let completeness = self
             .targets
             .iter()
             .enumerate()
             .map(|(t, target)| {
-                let change = self.value(&forecasts[..per_row], target)
-                    - self.value(&forecasts[per_row..], target);
+                let change = self.value(&forecasts, 0, target) - self.value(&forecasts, 1, target);
                 let total: f64 = values[t * row..][..row].iter().map(|&v| f64::from(v)).sum();
                 (total - change, change)
             })
@@ -631,16 +631,12 @@ impl Explainer {
             }
         }
         let (forecasts, passes) = self.outputs(&inputs);
-        let per_row = forecasts.len() / (1 + c * starts);
         let mut values = vec![0.0f32; self.targets.len() * l * c];
         for (t, target) in self.targets.iter().enumerate() {
-            let full = self.value(&forecasts[..per_row], target);
+            let full = self.value(&forecasts, 0, target);
             for j in 0..c {
                 let changes: Vec<f64> = (0..starts)
-                    .map(|s| {
-                        let r = 1 + j * starts + s;
-                        full - self.value(&forecasts[r * per_row..][..per_row], target)
-                    })
+                    .map(|s| full - self.value(&forecasts, 1 + j * starts + s, target))
                     .collect();
                 for i in 0..l {
                     // Patches covering step i start at max(0, i + 1 − len)..=min(i, starts − 1).
@@ -682,14 +678,12 @@ impl Explainer {
             }
         }
         let (forecasts, _) = self.outputs(&inputs);
-        let per_row = forecasts.len() / (1 + 2 * orders.len() * counts.len());
-        let forecast = |r: usize| &forecasts[r * per_row..][..per_row];
         self.targets
             .iter()
             .enumerate()
             .map(|(t, target)| {
-                let full = self.value(forecast(0), target);
-                let change = |r: usize| (full - self.value(forecast(r), target)).abs();
+                let full = self.value(&forecasts, 0, target);
+                let change = |r: usize| (full - self.value(&forecasts, r, target)).abs();
                 let first = 1 + t * 2 * counts.len();
                 Curves {
                     deletion: (0..counts.len()).map(|j| change(first + 2 * j)).collect(),
@@ -725,7 +719,7 @@ pub fn ranking(values: &[f32], targets: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// `count` random orders of `0..n` per target, from `rng`.
+/// One random order of `0..n` per target, from `rng`.
 pub fn random_orders(rng: &mut ChaCha8Rng, targets: usize, n: usize) -> Vec<Vec<usize>> {
     (0..targets)
         .map(|_| {

@@ -626,7 +626,7 @@ fn write_leaderboard(runs: &[report::StoredRun], dir: &Path, out: &Path) -> anyh
         out.join("leaderboard.md").display(),
         out.join("leaderboard.csv").display()
     ));
-    if let Some(table) = report::paper_table(runs, dir) {
+    if let Some(table) = report::paper_table(&board, runs, dir) {
         files::write_text_atomic(&out.join("table.md"), &table)?;
         say(format!(
             "the papers' layout (datasets x horizons) -> {}",

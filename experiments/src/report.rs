@@ -461,9 +461,9 @@ impl Column {
 /// where one exists, a count of first places over the horizon lines (MSE and MAE), and the
 /// training wall time each dataset took. Where a column has several configs at one setting (a
 /// learning-rate variant beside the preset's), the one with the most seeds stands, then the
-/// first by run id. `None` when the runs cover a single dataset and horizon.
-pub fn paper_table(runs: &[StoredRun], source: &Path) -> Option<String> {
-    let board = leaderboard(runs);
+/// first by run id. `board` is [`leaderboard`] of `runs`. `None` when the runs cover a single
+/// dataset and horizon.
+pub fn paper_table(board: &Leaderboard, runs: &[StoredRun], source: &Path) -> Option<String> {
     let lines: std::collections::BTreeSet<(String, String, usize)> = board
         .keys()
         .map(|s| (s.dataset.clone(), s.features.clone(), s.pred_len))
@@ -473,7 +473,7 @@ pub fn paper_table(runs: &[StoredRun], source: &Path) -> Option<String> {
     }
     // (dataset, features, H) -> column -> row.
     let mut cells: BTreeMap<(String, String, usize), BTreeMap<Column, &Row>> = BTreeMap::new();
-    for (setting, rows) in &board {
+    for (setting, rows) in board {
         let line = cells
             .entry((
                 setting.dataset.clone(),

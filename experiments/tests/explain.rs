@@ -97,14 +97,13 @@ fn effective_weight(explainer: &Explainer) -> Vec<f64> {
         inputs.extend(unit);
     }
     let (out, _) = explainer.outputs(&inputs);
-    let per_row = out.len() / (n + 1);
-    let row = |r: usize| &out[r * per_row..][..per_row];
+    let out = &out;
     explainer
         .targets()
         .iter()
         .flat_map(|target| {
-            let zero = explainer.value(row(0), target);
-            (0..n).map(move |i| explainer.value(row(1 + i), target) - zero)
+            let zero = explainer.value(out, 0, target);
+            (0..n).map(move |i| explainer.value(out, 1 + i, target) - zero)
         })
         .collect()
 }
