@@ -620,7 +620,8 @@ pub fn probe_step(bench: &ProbeStepBench) -> Result<ProbeStepReport> {
         .generate(batch, config.train.data_seed)
         .map_err(|e| RunError::Invalid(e.to_string()))?;
     let indices: Vec<usize> = (0..batch).collect();
-    let tensors = crate::probe_train::Batch::for_loss(&examples, &indices, &autodiff);
+    let tensors =
+        crate::probe_train::Batch::for_loss(&examples, &indices, config.train.loss, &autodiff);
     let labelled = tensors.positions.dims()[0];
     let mut optim = burn::optim::AdamWConfig::new()
         .with_weight_decay(config.train.weight_decay as f32)

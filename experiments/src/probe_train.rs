@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunError, io_at};
 use crate::files::{read_json_if_exists, write_json_atomic, write_text_atomic};
-use crate::probe::ProbeConfig;
+use crate::probe::{LossPositions, ProbeConfig, TrainingExamples};
 use crate::progress::Progress;
 use crate::sysinfo;
 use crate::train::Finishing;
@@ -158,7 +158,7 @@ pub fn train_probe(
             config.model.name()
         )));
     }
-    let train_set = examples(config.task, train.train_examples, train.data_seed)?;
+    let mut train_set = examples(config.task, train.train_examples, train.epoch_seed(1))?;
     let test_set = examples(config.task, train.test_examples, train.data_seed + 1)?;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(train.weight_decay as f32)
@@ -178,12 +178,15 @@ pub fn train_probe(
     let mut stopped_early = false;
     for epoch in 1..=train.epochs {
         let epoch_started = Instant::now();
+        if epoch > 1 && train.examples == TrainingExamples::Fresh {
+            train_set = examples(config.task, train.train_examples, train.epoch_seed(epoch))?;
+        }
         order.shuffle(&mut rng);
         let (mut loss_sum, mut lr) = (0.0, train.lr);
         for (batch, indices) in order.chunks(train.batch_size).enumerate() {
             // Cosine from the peak to 0 over every step (PyTorch's CosineAnnealingLR, per step).
             lr = train.lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total_steps).cos());
-            let batch_tensors = Batch::for_loss(&train_set, indices, &autodiff);
+            let batch_tensors = Batch::for_loss(&train_set, indices, train.loss, &autodiff);
             let logits = model.logits_at(batch_tensors.tokens, batch_tensors.positions);
             let loss = cross_entropy(logits, batch_tensors.targets);
             let loss_value =
@@ -232,7 +235,7 @@ pub fn train_probe(
     for &len in &train.test_lens {
         let set = examples(
             config.task.with_len(len),
-            train.test_examples,
+            train.length_test_examples,
             train.data_seed + 1,
         )?;
         lengths.push(LengthAccuracy {
@@ -277,9 +280,17 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Every position with a target (what the loss reads).
-    pub fn for_loss(set: &TokenExamples, indices: &[usize], device: &Device) -> Self {
-        let (positions, targets, _) = picked(set, indices, |_, target| target.is_some());
+    /// The positions the loss reads: every one with a target, or the scored ones.
+    pub fn for_loss(
+        set: &TokenExamples,
+        indices: &[usize],
+        loss: LossPositions,
+        device: &Device,
+    ) -> Self {
+        let (positions, targets, _) = match loss {
+            LossPositions::Labelled => picked(set, indices, |_| true),
+            LossPositions::Scored => picked(set, indices, scored(set)),
+        };
         Self::new(set, indices, positions, targets, device)
     }
 
@@ -304,17 +315,26 @@ impl Batch {
     }
 }
 
-/// The positions of `indices`' examples that `keep(position, target)` selects, flattened
+/// Whether position `t` of `set`'s examples is scored.
+fn scored(set: &TokenExamples) -> impl Fn(usize) -> bool {
+    let (scoring, last) = (set.scoring, set.len - 1);
+    move |t| match scoring {
+        Scoring::Targets => true,
+        Scoring::Last => t == last,
+    }
+}
+
+/// The labelled positions of `indices`' examples that `keep(position)` selects, flattened
 /// (example-major), their targets, and the example (0-based within the batch) of each.
 fn picked(
     set: &TokenExamples,
     indices: &[usize],
-    keep: impl Fn(usize, Option<u32>) -> bool,
+    keep: impl Fn(usize) -> bool,
 ) -> (Vec<i64>, Vec<i64>, Vec<usize>) {
     let (mut positions, mut targets, mut owners) = (Vec::new(), Vec::new(), Vec::new());
     for (row, &i) in indices.iter().enumerate() {
         for (t, &target) in set.targets_of(i).iter().enumerate() {
-            if let Some(target) = target.filter(|_| keep(t, target)) {
+            if let Some(target) = target.filter(|_| keep(t)) {
                 positions.push((row * set.len + t) as i64);
                 targets.push(target as i64);
                 owners.push(row);
@@ -327,16 +347,11 @@ fn picked(
 /// Accuracy of `model` on `set`: per example, the fraction of its scored positions whose argmax
 /// is the target; the mean over examples. Batched to about 32k tokens.
 pub fn accuracy(model: &TokenArch, set: &TokenExamples, device: &Device) -> f64 {
-    let last = set.len - 1;
-    let scored = |t: usize, _: Option<u32>| match set.scoring {
-        Scoring::Targets => true,
-        Scoring::Last => t == last,
-    };
     let batch = (32_768 / set.len).clamp(1, 256);
     let indices: Vec<usize> = (0..set.count()).collect();
     let mut total = 0.0;
     for chunk in indices.chunks(batch) {
-        let (positions, targets, owners) = picked(set, chunk, scored);
+        let (positions, targets, owners) = picked(set, chunk, scored(set));
         let tensors = Batch::new(set, chunk, positions, targets.clone(), device);
         let predicted = model
             .logits_at(tensors.tokens, tensors.positions)
@@ -358,4 +373,39 @@ pub fn accuracy(model: &TokenArch, set: &TokenExamples, device: &Device) -> f64 
             .sum::<f64>();
     }
     total / set.count() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datasets::ProbeTask;
+
+    /// Induction's loss reads every next token, or with `Scored` only the last position, the
+    /// answer (one per example).
+    #[test]
+    fn the_scored_loss_reads_only_the_induction_answer() {
+        let set = ProbeTask::Induction { vocab: 8, len: 16 }
+            .generate(3, 7)
+            .unwrap();
+        let device = Device::default();
+        let all = Batch::for_loss(&set, &[0, 1, 2], LossPositions::Labelled, &device);
+        assert_eq!(all.positions.dims(), [48]);
+        let scored = Batch::for_loss(&set, &[0, 2], LossPositions::Scored, &device);
+        let positions = scored
+            .positions
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>();
+        assert_eq!(positions.unwrap(), [15, 31]);
+        let targets = scored
+            .targets
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>();
+        let answers: Vec<i64> = [0, 2]
+            .iter()
+            .map(|&i| set.targets_of(i)[15].unwrap() as i64)
+            .collect();
+        assert_eq!(targets.unwrap(), answers);
+    }
 }
