@@ -138,6 +138,8 @@ pub struct ProbeRow {
     pub lrs: Vec<f64>,
     /// Accuracy by test length of the winning runs, ascending by length.
     pub lengths: Vec<(usize, Spread)>,
+    /// Examples tested at each of `lengths`.
+    pub examples: Vec<usize>,
     /// Median over seeds of the reported run's seconds (each seed's best learning rate).
     pub train_seconds: f64,
 }
@@ -201,6 +203,7 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
                 best_lrs: winners.iter().map(|w| w.config.train.lr).collect(),
                 lrs,
                 lengths,
+                examples: first.summary.lengths.iter().map(|l| l.examples).collect(),
                 train_seconds: crate::bench::median(&seconds),
             });
     }
@@ -208,6 +211,26 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
         rows.sort_by_key(|r| (registry_order(&r.arch), r.d_model));
     }
     board
+}
+
+/// `500` at the training length alone, `500; 100 per other length` with extrapolation lengths
+/// (each count listed when they differ).
+fn examples_text(examples: &[usize]) -> String {
+    match examples {
+        [] => String::new(),
+        [train] => train.to_string(),
+        [train, other @ ..] if other.iter().all(|&n| n == other[0]) => {
+            format!("{train}; {} per other length", other[0])
+        }
+        [train, other @ ..] => format!(
+            "{train}; {}",
+            other
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// `0.9871 ± 0.0040` (the std only with several seeds).
@@ -242,9 +265,9 @@ pub fn markdown(board: &ProbeBoard, source: &Path) -> String {
             .map(|r| r.lengths.iter().skip(1).map(|(l, _)| *l).collect())
             .unwrap_or_default();
         let mut header =
-            "| arch | d_model | backbone params | state floats | seeds | accuracy | best lr | lrs tried | run s (median) |"
+            "| arch | d_model | backbone params | state floats | seeds | accuracy | best lr | lrs tried | run s (median) | test examples |"
                 .to_string();
-        let mut rule = "|---|---|---|---|---|---|---|---|---|".to_string();
+        let mut rule = "|---|---|---|---|---|---|---|---|---|---|".to_string();
         for len in &extra {
             let _ = write!(header, " L = {len} |");
             rule.push_str("---|");
@@ -252,7 +275,7 @@ pub fn markdown(board: &ProbeBoard, source: &Path) -> String {
         let _ = writeln!(md, "{header}\n{rule}");
         for r in rows {
             let mut line = format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
                 r.arch,
                 r.d_model,
                 r.backbone_params,
@@ -261,7 +284,8 @@ pub fn markdown(board: &ProbeBoard, source: &Path) -> String {
                 spread_cell(r.accuracy, r.seeds.len()),
                 lrs_text(&r.best_lrs),
                 lrs_text(&r.lrs),
-                r.train_seconds
+                r.train_seconds,
+                examples_text(&r.examples)
             );
             for (_, s) in r.lengths.iter().skip(1) {
                 let _ = write!(line, " {} |", spread_cell(*s, r.seeds.len()));
