@@ -1,8 +1,10 @@
 //! Training checkpoints: a run that stops (killed, out of its time limit) resumes from the end of
 //! its last completed epoch and finishes with bit-for-bit the numbers of an uninterrupted run.
+//! Forecasting runs ([`TrainState`]) and probe runs ([`crate::probe_train::ProbeLoopState`])
+//! share the layout; each stores its own loop state.
 //!
 //! Layout under `<run>/checkpoint/`:
-//! - `state.json` ([`TrainState`]): the epochs completed, their records, early-stopping state;
+//! - `state.json` (a [`LoopState`]): the epochs completed, their records, early-stopping state;
 //! - `model-<e>.bpk`: the training weights after epoch `e` (burnpack, full precision, with
 //!   BatchNorm's running statistics);
 //! - `optimizer-<e>.bpk`: Adam's moments and step counts after epoch `e`;
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use burn::optim::OptimizerRecord;
 use burn::store::{ModuleRecord, RecordError};
 use burn::tensor::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RunError, io_at};
@@ -52,13 +55,38 @@ pub struct TrainState {
     pub resumed_after: Vec<usize>,
 }
 
+/// What a training loop stores in `state.json`: it names the epoch of the training weights and
+/// of the best weights, which select the files beside it.
+pub trait LoopState: Serialize + DeserializeOwned {
+    /// Epochs completed (the training weights' and the optimizer's file).
+    fn epoch(&self) -> usize;
+    /// Epoch of the best weights (their file).
+    fn best_epoch(&self) -> usize;
+}
+
+impl LoopState for TrainState {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
+}
+
+/// The one field [`Checkpoint::epochs_done`] reads from any loop state.
+#[derive(Deserialize)]
+struct EpochsDone {
+    epoch: usize,
+}
+
 /// A checkpoint read back: the state and the records to load into a freshly initialised model
 /// and optimizer.
-pub struct Saved {
+pub struct Saved<S = TrainState> {
     /// The checkpoint's `state.json`, which errors about it name.
     pub path: PathBuf,
     /// Loop state.
-    pub state: TrainState,
+    pub state: S,
     /// Training weights.
     pub model: ModuleRecord,
     /// Optimizer state.
@@ -68,9 +96,9 @@ pub struct Saved {
 }
 
 /// The records one [`Checkpoint::save`] writes.
-pub struct ToSave {
+pub struct ToSave<S = TrainState> {
     /// Loop state after the epoch.
-    pub state: TrainState,
+    pub state: S,
     /// Training weights.
     pub model: ModuleRecord,
     /// Optimizer state.
@@ -102,24 +130,19 @@ impl Checkpoint {
         self.dir.join(format!("{kind}-{epoch}.bpk"))
     }
 
-    /// The stored loop state (`state.json`), if there is a checkpoint.
-    fn read_state(&self) -> Result<Option<TrainState>> {
-        read_json_if_exists(&self.state_path())
-    }
-
     /// The stored checkpoint, if there is one.
-    pub fn load(&self) -> Result<Option<Saved>> {
-        let Some(state) = self.read_state()? else {
+    pub fn load<S: LoopState>(&self) -> Result<Option<Saved<S>>> {
+        let Some(state) = read_json_if_exists::<S>(&self.state_path())? else {
             return Ok(None);
         };
         let path = self.state_path();
-        let model = self.read(&self.file("model", state.epoch), ModuleRecord::from_bytes)?;
+        let model = self.read(&self.file("model", state.epoch()), ModuleRecord::from_bytes)?;
         let optimizer = self.read(
-            &self.file("optimizer", state.epoch),
+            &self.file("optimizer", state.epoch()),
             OptimizerRecord::from_bytes,
         )?;
         let best = self.read(
-            &self.file("best", state.best_epoch),
+            &self.file("best", state.best_epoch()),
             ModuleRecord::from_bytes,
         )?;
         Ok(Some(Saved {
@@ -144,22 +167,19 @@ impl Checkpoint {
     }
 
     /// Write the checkpoint after `saved.state.epoch`, then remove the files it replaces.
-    pub fn save(&self, saved: ToSave) -> Result<()> {
+    pub fn save<S: LoopState>(&self, saved: ToSave<S>) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
-        let epoch = saved.state.epoch;
+        let (epoch, best_epoch) = (saved.state.epoch(), saved.state.best_epoch());
         self.write(&self.file("model", epoch), saved.model.into_bytes())?;
         self.write(&self.file("optimizer", epoch), saved.optimizer.into_bytes())?;
         if let Some(best) = saved.best {
-            self.write(
-                &self.file("best", saved.state.best_epoch),
-                best.into_bytes(),
-            )?;
+            self.write(&self.file("best", best_epoch), best.into_bytes())?;
         }
         write_json_atomic(&self.state_path(), &saved.state)?;
         let keep = [
             self.file("model", epoch),
             self.file("optimizer", epoch),
-            self.file("best", saved.state.best_epoch),
+            self.file("best", best_epoch),
         ];
         for entry in std::fs::read_dir(&self.dir).map_err(io_at(&self.dir))? {
             let path = entry.map_err(io_at(&self.dir))?.path();
@@ -181,7 +201,10 @@ impl Checkpoint {
     /// The epochs the stored checkpoint has completed; `None` when there is none, or when its
     /// `state.json` cannot be read (resuming then reports why, see [`Checkpoint::load`]).
     pub fn epochs_done(&self) -> Option<usize> {
-        self.read_state().ok().flatten().map(|state| state.epoch)
+        read_json_if_exists::<EpochsDone>(&self.state_path())
+            .ok()
+            .flatten()
+            .map(|state| state.epoch)
     }
 
     /// Delete the checkpoint (the run completed, or starts over).

@@ -61,9 +61,19 @@ pub struct ProbeArgs {
     /// The run's settings.
     #[command(flatten)]
     pub run: ProbeRequest,
-    /// Output folder: the run writes `<out>/<run id>/`; a finished run there is not repeated.
+    /// Output folder: the run writes `<out>/<run id>/`; a finished run there is not repeated,
+    /// an interrupted one resumes from its last completed epoch.
     #[arg(long, default_value = "runs/probes")]
     pub out: PathBuf,
+    /// Re-train from scratch even if this exact config already has a completed summary or a
+    /// checkpoint.
+    #[arg(long)]
+    pub force: bool,
+    /// Pause at the end of the first epoch that ends this many minutes or more into training,
+    /// keeping the run's checkpoint; the same command run again resumes it. Decimals allowed;
+    /// 0 pauses after one epoch.
+    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true, value_parser = parse_minutes)]
+    pub time_limit: Option<std::time::Duration>,
 }
 
 /// `archzoo sweep`.

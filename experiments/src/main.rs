@@ -34,6 +34,7 @@ use datasets::{ForecastData, ForecastSpec, KNOWN_DATASETS};
 use experiments::bench::{self, DecodeBench, ProbeStepBench, TrainStepBench};
 use experiments::probe::ProbeRequest;
 use experiments::probe_sweep::{self, ProbeOutcome, ProbePlan, ProbeState};
+use experiments::probe_train::ProbeTrained;
 use experiments::progress::Bars;
 use experiments::runner::{self, RunOptions, RunStatus};
 use experiments::scaling::{self, ScalingSpec};
@@ -190,8 +191,26 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 fn probe(args: &cli::ProbeArgs) -> anyhow::Result<()> {
     let config = args.run.resolve()?;
     let run_id = config.run_id();
-    let summary = probe_train::run_probe(&config, &args.out, &mut Bars::new())
-        .with_context(|| format!("run {run_id} failed"))?;
+    let trained = probe_train::run_probe(
+        &config,
+        &args.out,
+        RunOptions {
+            force: args.force,
+            time_limit: args.time_limit,
+        },
+        &mut Bars::new(),
+    )
+    .with_context(|| format!("run {run_id} failed"))?;
+    let summary = match trained {
+        ProbeTrained::Finished(summary) => summary,
+        ProbeTrained::Paused { epoch, epochs } => {
+            say(format!(
+                "{run_id}: paused after epoch {epoch} of {epochs} (time limit); the same command resumes it from {}",
+                args.out.join(&run_id).join("checkpoint").display()
+            ));
+            return Ok(());
+        }
+    };
     let lengths: Vec<String> = summary
         .lengths
         .iter()
@@ -390,6 +409,9 @@ fn probe_sweep(args: &cli::SweepArgs, out: &Path, shard: Shard) -> anyhow::Resul
             let state = match probe_sweep::state(out, run)? {
                 ProbeState::Done(s) => format!("done (accuracy {:.4})", s.accuracy),
                 ProbeState::Failed(reason) => format!("failed: {reason}"),
+                ProbeState::Paused { epochs_done } => {
+                    format!("paused after epoch {epochs_done} (resumes from its checkpoint)")
+                }
                 ProbeState::Pending => "pending".into(),
             };
             let here = if shard.owns(&run.run_id) { "*" } else { " " };
@@ -418,8 +440,13 @@ fn probe_sweep(args: &cli::SweepArgs, out: &Path, shard: Shard) -> anyhow::Resul
             ProbeOutcome::Skipped(ProbeState::Failed(reason)) => {
                 format!("skipped  failed before ({reason}; --retry-failed to rerun)")
             }
-            ProbeOutcome::Skipped(ProbeState::Pending) => "skipped".into(),
+            ProbeOutcome::Skipped(ProbeState::Pending | ProbeState::Paused { .. }) => {
+                "skipped".into()
+            }
             ProbeOutcome::Failed(reason) => format!("FAILED   {reason}"),
+            ProbeOutcome::Paused { epoch, epochs } => {
+                format!("paused   after epoch {epoch} of {epochs} (time limit; checkpoint kept)")
+            }
         };
         say(format!("[{position}/{total}] {}  {line}", run.run_id));
     })?;
@@ -436,15 +463,20 @@ fn probe_sweep(args: &cli::SweepArgs, out: &Path, shard: Shard) -> anyhow::Resul
         .iter()
         .filter(|o| matches!(o, ProbeOutcome::Completed(_)))
         .count();
+    let paused = outcomes
+        .iter()
+        .filter(|o| matches!(o, ProbeOutcome::Paused { .. }))
+        .count();
+    // Runs after a pause, or not started because the time limit had passed.
     let not_reached = total - outcomes.len();
     say(format!(
         "{completed} trained, {} skipped, {failed} failed; ledger {}",
-        outcomes.len() - completed - failed,
+        outcomes.len() - completed - failed - paused,
         out.join("ledger.csv").display()
     ));
-    if not_reached > 0 {
+    if paused + not_reached > 0 {
         say(format!(
-            "time limit: {not_reached} runs not started; the same command goes on with them"
+            "time limit: {paused} run paused, {not_reached} not started; the same command resumes the sweep"
         ));
     }
     if !args.no_report {

@@ -3,8 +3,9 @@
 //! [`crate::sweep`]: the product of the lists (unions of `[[grid]]`s), a model option only for the
 //! architectures whose token model takes it, runs deduplicated by id, finished runs skipped,
 //! failures recorded in `failed.json` without stopping the sweep, `--shard i/n`, and
-//! `ledger.csv` rewritten atomically after each run. A probe run keeps no checkpoint (it takes
-//! minutes), so the time limit stops the sweep between runs: no run starts once it has passed.
+//! `ledger.csv` rewritten atomically after each run. The time limit pauses the run in training at
+//! the end of the first epoch past it (its checkpoint kept) and starts no further run; the same
+//! command resumes it.
 //!
 //! A list of learning rates is the built-in learning-rate sweep: every lr's run is kept, and the
 //! report takes the best per configuration (Zoology reports the best of 4).
@@ -15,8 +16,9 @@ use std::time::Instant;
 use crate::error::{Result, io_at};
 use crate::files::{csv_text, read_json_if_exists, write_json_atomic, write_text_atomic};
 use crate::probe::{ProbeConfig, ProbeRequest};
-use crate::probe_train::{ProbeDir, ProbeSummary, run_probe};
+use crate::probe_train::{ProbeDir, ProbeSummary, ProbeTrained, run_probe};
 use crate::progress::Progress;
+use crate::runner::RunOptions;
 use crate::sweep::{Failure, Shard, SweepFile, SweepOptions, error_chain};
 
 /// One planned probe run.
@@ -68,7 +70,12 @@ pub enum ProbeState {
     Done(Box<ProbeSummary>),
     /// `failed.json` exists (and no summary).
     Failed(String),
-    /// Not run, or interrupted.
+    /// Stopped after a completed epoch (time limit, or killed), with a checkpoint to resume from.
+    Paused {
+        /// Epochs completed.
+        epochs_done: usize,
+    },
+    /// Not run, or interrupted before its first checkpoint.
     Pending,
 }
 
@@ -77,9 +84,12 @@ pub fn state(out: &Path, run: &PlannedProbe) -> Result<ProbeState> {
     if let Some(summary) = ProbeDir::new(out, &run.config).completed()? {
         return Ok(ProbeState::Done(Box::new(summary)));
     }
-    let failed = out.join(&run.run_id).join("failed.json");
-    Ok(match read_json_if_exists::<Failure>(&failed)? {
-        Some(failure) => ProbeState::Failed(failure.reason),
+    let dir = ProbeDir::new(out, &run.config);
+    if let Some(failure) = read_json_if_exists::<Failure>(&dir.path.join("failed.json"))? {
+        return Ok(ProbeState::Failed(failure.reason));
+    }
+    Ok(match dir.checkpoint().epochs_done() {
+        Some(epochs_done) => ProbeState::Paused { epochs_done },
         None => ProbeState::Pending,
     })
 }
@@ -93,11 +103,18 @@ pub enum ProbeOutcome {
     Skipped(ProbeState),
     /// Failed now, with the reason.
     Failed(String),
+    /// Paused by the time limit after `epoch` of `epochs`; the sweep stops here.
+    Paused {
+        /// Epochs completed.
+        epoch: usize,
+        /// Epochs configured.
+        epochs: usize,
+    },
 }
 
 /// Run the shard's runs of `plan` under `out`, calling `event` after each; the outcomes in run
-/// order. Never stops at a failed run; stops before a run when the time limit has passed (the
-/// runs not reached have no outcome).
+/// order. Never stops at a failed run; at the time limit the run in training pauses and no
+/// further run starts (the runs not reached have no outcome).
 pub fn run(
     plan: &ProbePlan,
     options: SweepOptions,
@@ -109,23 +126,32 @@ pub fn run(
     let mut trained_any = false;
     let mut outcomes = Vec::new();
     for planned in plan.shard(options.shard) {
+        let time_left = options
+            .time_limit
+            .map(|limit| limit.saturating_sub(began.elapsed()));
         let outcome = match state(out, planned)? {
             ProbeState::Done(summary) => ProbeOutcome::Skipped(ProbeState::Done(summary)),
             ProbeState::Failed(reason) if !options.retry_failed => {
                 ProbeOutcome::Skipped(ProbeState::Failed(reason))
             }
-            _ if trained_any && options.time_limit.is_some_and(|t| began.elapsed() >= t) => {
-                break;
-            }
-            ProbeState::Failed(_) | ProbeState::Pending => {
+            // The budget is spent: leave this run (and the rest) for the next invocation.
+            _ if trained_any && time_left.is_some_and(|t| t.is_zero()) => break,
+            ProbeState::Failed(_) | ProbeState::Paused { .. } | ProbeState::Pending => {
                 trained_any = true;
                 let failed = out.join(&planned.run_id).join("failed.json");
-                match run_probe(&planned.config, out, progress) {
-                    Ok(summary) => {
+                let options = RunOptions {
+                    force: false,
+                    time_limit: time_left,
+                };
+                match run_probe(&planned.config, out, options, progress) {
+                    Ok(ProbeTrained::Finished(summary)) => {
                         if failed.exists() {
                             std::fs::remove_file(&failed).map_err(io_at(&failed))?;
                         }
-                        ProbeOutcome::Completed(Box::new(summary))
+                        ProbeOutcome::Completed(summary)
+                    }
+                    Ok(ProbeTrained::Paused { epoch, epochs }) => {
+                        ProbeOutcome::Paused { epoch, epochs }
                     }
                     Err(error) => {
                         let reason = error_chain(&error);
@@ -145,7 +171,11 @@ pub fn run(
             write_ledger(plan, out)?;
         }
         event(planned, &outcome);
+        let paused = matches!(outcome, ProbeOutcome::Paused { .. });
         outcomes.push(outcome);
+        if paused {
+            break;
+        }
     }
     write_ledger(plan, out)?;
     Ok(outcomes)
@@ -203,6 +233,11 @@ pub fn write_ledger(plan: &ProbePlan, out: &Path) -> Result<()> {
                 let mut rest: [String; 6] = Default::default();
                 rest[5] = reason;
                 ("failed", rest)
+            }
+            ProbeState::Paused { epochs_done } => {
+                let mut rest: [String; 6] = Default::default();
+                rest[3] = epochs_done.to_string();
+                ("paused", rest)
             }
             ProbeState::Pending => ("pending", Default::default()),
         };

@@ -2,10 +2,14 @@
 //! folder: `config.json`, `metrics.jsonl` (one line per epoch) and `summary.json`, written
 //! atomically and last, so a folder with a summary is a finished run.
 //!
-//! A probe run is short (minutes), so it keeps no checkpoint: an interrupted run starts over.
+//! A run keeps a checkpoint after every epoch ([`crate::checkpoint`], removed when it finishes):
+//! one killed, or paused by a time limit, resumes at its last completed epoch and ends with the
+//! numbers of an uninterrupted run (the paper preset's runs take hours on a CPU). The training
+//! order is replayed rather than stored: epoch `e` shuffles the previous order with the seeded
+//! ChaCha stream, and a fresh epoch's examples come from their own seed.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use architectures::TokenArch;
 use burn::module::Module;
@@ -18,10 +22,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Checkpoint, LoopState, Saved, ToSave};
 use crate::error::{Result, RunError, io_at};
 use crate::files::{read_json_if_exists, write_json_atomic, write_text_atomic};
 use crate::probe::{LossPositions, ProbeConfig, TrainingExamples};
 use crate::progress::Progress;
+use crate::runner::RunOptions;
 use crate::sysinfo;
 use crate::train::Finishing;
 
@@ -80,6 +86,69 @@ pub struct ProbeSummary {
     pub train_tokens_per_second: f64,
     /// Commit of the code that ran.
     pub git_commit: String,
+    /// Epochs after which the run was resumed from its checkpoint (absent when it ran in one go).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_after: Vec<usize>,
+}
+
+/// The loop state of a probe run after a completed epoch: its checkpoint's `state.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeLoopState {
+    /// Run id the checkpoint belongs to.
+    pub run_id: String,
+    /// Commit of the code that wrote the checkpoint.
+    pub git_commit: String,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The records of epochs `1..=epoch`, as `metrics.jsonl` holds them.
+    pub records: Vec<ProbeEpoch>,
+    /// Epoch of the best weights (their accuracy is recomputed on resume rather than read back
+    /// from JSON).
+    pub best_epoch: usize,
+    /// Tokens trained on so far.
+    pub trained_tokens: usize,
+    /// Seconds in the training steps so far (the tokens-per-second denominator).
+    pub training_seconds: f64,
+    /// Wall seconds so far, testing included, over every segment.
+    pub train_seconds: f64,
+    /// Epochs after which the run was resumed, in order.
+    pub resumed_after: Vec<usize>,
+}
+
+impl LoopState for ProbeLoopState {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
+}
+
+/// Checkpointing and pausing for [`train_probe`].
+#[derive(Default)]
+pub struct ProbeOptions {
+    /// Where to write a checkpoint after every epoch (none: keep nothing).
+    pub checkpoint: Option<Checkpoint>,
+    /// A checkpoint to resume from (read by the caller, which also restores `metrics.jsonl`).
+    pub resume: Option<Saved<ProbeLoopState>>,
+    /// Pause at the end of the first epoch that ends this long or longer after the call began.
+    pub time_limit: Option<Duration>,
+}
+
+/// How a call to [`train_probe`] or [`run_probe`] ended.
+#[derive(Clone, Debug)]
+pub enum ProbeTrained {
+    /// Training ended (last epoch or early stop) and the best weights were tested.
+    Finished(Box<ProbeSummary>),
+    /// The time limit passed at the end of epoch `epoch` of `epochs`; the checkpoint holds the
+    /// run, and running it again resumes there.
+    Paused {
+        /// Epochs completed.
+        epoch: usize,
+        /// Epochs configured.
+        epochs: usize,
+    },
 }
 
 /// A probe run's folder under an output directory.
@@ -101,40 +170,93 @@ impl ProbeDir {
     pub fn completed(&self) -> Result<Option<ProbeSummary>> {
         read_json_if_exists(&self.path.join("summary.json"))
     }
+
+    /// Its checkpoint (there while the run is unfinished).
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(&self.path)
+    }
 }
 
-/// Train `config` into its folder under `out` (a finished run is read back, not trained again).
+/// Train `config` into its folder under `out`: a finished run is read back, not trained again,
+/// and an interrupted one resumes from its checkpoint, unless `options.force`;
+/// `options.time_limit` pauses it at the end of the first epoch past the limit.
 pub fn run_probe(
     config: &ProbeConfig,
     out: &Path,
+    options: RunOptions,
     progress: &mut dyn Progress,
-) -> Result<ProbeSummary> {
+) -> Result<ProbeTrained> {
     let dir = ProbeDir::new(out, config);
-    if let Some(summary) = dir.completed()? {
-        return Ok(summary);
+    if !options.force
+        && let Some(summary) = dir.completed()?
+    {
+        return Ok(ProbeTrained::Finished(Box::new(summary)));
     }
     std::fs::create_dir_all(&dir.path).map_err(io_at(&dir.path))?;
     write_json_atomic(&dir.path.join("config.json"), config)?;
     let device = config.backend.device()?;
-    let mut lines = String::new();
+    let checkpoint = dir.checkpoint();
+    let resume = if options.force {
+        checkpoint.remove()?;
+        None
+    } else {
+        checkpoint.load::<ProbeLoopState>()?
+    };
     let metrics = dir.path.join("metrics.jsonl");
-    let summary = train_probe(config, &device, progress, |epoch| {
-        lines.push_str(&serde_json::to_string(epoch).expect("records serialize"));
+    let records = resume.as_ref().map_or(&[][..], |s| &s.state.records[..]);
+    let mut lines = kept_lines(&metrics, records);
+    write_text_atomic(&metrics, &lines)?;
+    let train_options = ProbeOptions {
+        checkpoint: Some(checkpoint.clone()),
+        resume,
+        time_limit: options.time_limit,
+    };
+    let trained = train_probe(config, &device, progress, train_options, |epoch| {
+        lines.push_str(&json_line(epoch));
         lines.push('\n');
         write_text_atomic(&metrics, &lines)
     })?;
-    write_json_atomic(&dir.path.join("summary.json"), &summary)?;
-    Ok(summary)
+    if let ProbeTrained::Finished(summary) = &trained {
+        write_json_atomic(&dir.path.join("summary.json"), summary)?;
+        checkpoint.remove()?;
+    }
+    Ok(trained)
+}
+
+/// The text of `metrics.jsonl` for a run resuming after `records`: the lines already written
+/// when the file has them all (they are what an uninterrupted run wrote), else the records
+/// written afresh.
+fn kept_lines(metrics: &Path, records: &[ProbeEpoch]) -> String {
+    if records.is_empty() {
+        return String::new();
+    }
+    let written = std::fs::read_to_string(metrics).unwrap_or_default();
+    let kept: Vec<&str> = written.lines().take(records.len()).collect();
+    if kept.len() == records.len() {
+        kept.iter().map(|line| format!("{line}\n")).collect()
+    } else {
+        records
+            .iter()
+            .map(|r| format!("{}\n", json_line(r)))
+            .collect()
+    }
+}
+
+/// One line of `metrics.jsonl`.
+fn json_line(record: &ProbeEpoch) -> String {
+    serde_json::to_string(record).expect("records serialize")
 }
 
 /// Train a token model on `config.task` and test it at every length; `on_epoch` sees each
-/// epoch's record.
+/// epoch's record. With `options.resume` the run continues from that checkpoint and ends with
+/// the numbers an uninterrupted run gets.
 pub fn train_probe(
     config: &ProbeConfig,
     device: &Device,
     progress: &mut dyn Progress,
+    options: ProbeOptions,
     mut on_epoch: impl FnMut(&ProbeEpoch) -> Result<()>,
-) -> Result<ProbeSummary> {
+) -> Result<ProbeTrained> {
     let started = Instant::now();
     let train = &config.train;
     let examples = |task: datasets::ProbeTask, n, seed| {
@@ -172,11 +294,54 @@ pub fn train_probe(
     let progress = Finishing(progress);
     progress.0.start(&label, train.epochs, batches);
 
-    let (mut step, mut trained_tokens, mut training_seconds) = (0usize, 0usize, 0.0);
-    let mut best: Option<(TokenArch, f64, usize)> = None;
-    let mut epochs_run = 0;
-    let mut stopped_early = false;
-    for epoch in 1..=train.epochs {
+    let mut run = ProbeLoopState {
+        run_id: config.run_id(),
+        git_commit: sysinfo::git_commit().to_string(),
+        epoch: 0,
+        records: Vec::new(),
+        best_epoch: 0,
+        trained_tokens: 0,
+        training_seconds: 0.0,
+        train_seconds: 0.0,
+        resumed_after: Vec::new(),
+    };
+    let mut best: Option<(TokenArch, f64)> = None;
+    let mut seconds_before = 0.0;
+    if let Some(saved) = options.resume {
+        let unfit = |message: String| RunError::Checkpoint {
+            path: saved.path.clone(),
+            message,
+        };
+        // Nothing after initialisation draws from the device generator (no dropout), so the
+        // stored weights replace the initial ones without replaying any draw.
+        model = model
+            .try_load_record(saved.model)
+            .map_err(|e| unfit(e.to_string()))?;
+        optim = optim.load_record(saved.optimizer);
+        let best_model = model
+            .valid()
+            .try_load_record(saved.best)
+            .map_err(|e| unfit(e.to_string()))?;
+        let best_accuracy = accuracy(&best_model, &test_set, device);
+        best = Some((best_model, best_accuracy));
+        for _ in 0..saved.state.epoch {
+            order.shuffle(&mut rng);
+        }
+        run = saved.state;
+        seconds_before = run.train_seconds;
+        run.resumed_after.push(run.epoch);
+        run.git_commit = sysinfo::git_commit().to_string();
+        progress.0.resumed(run.epoch);
+    }
+    let mut step = run.epoch * batches;
+    let mut stopped_early = run
+        .records
+        .last()
+        .is_some_and(|r| r.accuracy > train.stop_accuracy);
+    for epoch in run.epoch + 1..=train.epochs {
+        if stopped_early {
+            break;
+        }
         let epoch_started = Instant::now();
         if epoch > 1 && train.examples == TrainingExamples::Fresh {
             train_set = examples(config.task, train.train_examples, train.epoch_seed(epoch))?;
@@ -195,10 +360,10 @@ pub fn train_probe(
             model = optim.step(lr, model, grads);
             loss_sum += loss_value;
             step += 1;
-            trained_tokens += indices.len() * train_set.len;
+            run.trained_tokens += indices.len() * train_set.len;
             progress.0.batch(loss_value, lr);
         }
-        training_seconds += epoch_started.elapsed().as_secs_f64();
+        run.training_seconds += epoch_started.elapsed().as_secs_f64();
         let inference = model.valid();
         let accuracy = accuracy(&inference, &test_set, device);
         let record = ProbeEpoch {
@@ -216,17 +381,36 @@ pub fn train_probe(
             ),
         );
         on_epoch(&record)?;
-        epochs_run = epoch;
-        if best.as_ref().is_none_or(|(_, a, _)| accuracy > *a) {
-            best = Some((inference, accuracy, epoch));
+        run.records.push(record);
+        run.epoch = epoch;
+        let improved = best.as_ref().is_none_or(|(_, a)| accuracy > *a);
+        if improved {
+            best = Some((inference, accuracy));
+            run.best_epoch = epoch;
         }
-        if accuracy > train.stop_accuracy {
-            stopped_early = epoch < train.epochs;
-            break;
+        stopped_early = accuracy > train.stop_accuracy;
+        run.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+        if let Some(checkpoint) = &options.checkpoint {
+            let best_model = &best.as_ref().expect("an epoch ran").0;
+            checkpoint.save(ToSave {
+                state: run.clone(),
+                model: model.clone().into_record(),
+                optimizer: optim.to_record(),
+                best: improved.then(|| best_model.clone().into_record()),
+            })?;
+        }
+        if !stopped_early
+            && epoch < train.epochs
+            && options.time_limit.is_some_and(|t| started.elapsed() >= t)
+        {
+            return Ok(ProbeTrained::Paused {
+                epoch,
+                epochs: train.epochs,
+            });
         }
     }
     drop(progress);
-    let (best_model, best_accuracy, best_epoch) = best.expect("at least one epoch");
+    let (best_model, best_accuracy) = best.expect("at least one epoch");
     let mut lengths = vec![LengthAccuracy {
         len: test_set.len,
         accuracy: best_accuracy,
@@ -244,20 +428,21 @@ pub fn train_probe(
             examples: set.count(),
         });
     }
-    Ok(ProbeSummary {
+    Ok(ProbeTrained::Finished(Box::new(ProbeSummary {
         run_id: config.run_id(),
         accuracy: best_accuracy,
-        best_epoch,
-        epochs_run,
-        stopped_early,
+        best_epoch: run.best_epoch,
+        epochs_run: run.epoch,
+        stopped_early: stopped_early && run.epoch < train.epochs,
         lengths,
         params: best_model.num_params(),
         backbone_params: best_model.backbone_params(),
         state_floats: best_model.state_size(test_set.len),
-        train_seconds: started.elapsed().as_secs_f64(),
-        train_tokens_per_second: trained_tokens as f64 / training_seconds.max(1e-9),
+        train_seconds: seconds_before + started.elapsed().as_secs_f64(),
+        train_tokens_per_second: run.trained_tokens as f64 / run.training_seconds.max(1e-9),
         git_commit: sysinfo::git_commit().to_string(),
-    })
+        resumed_after: run.resumed_after,
+    })))
 }
 
 /// Mean cross-entropy of `logits: [n, V]` against `targets: [n]`.

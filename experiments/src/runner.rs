@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use architectures::SequenceModel;
 use datasets::{DataSource, ForecastData, ForecastSpec, TimeSeries};
 
+use crate::checkpoint::TrainState;
 use crate::config::RunConfig;
 use crate::error::{Result, RunError};
 use crate::evaluate;
@@ -128,7 +129,7 @@ pub fn run_prepared(
         checkpoint.remove()?;
         None
     } else {
-        checkpoint.load()?
+        checkpoint.load::<TrainState>()?
     };
     let records = resume
         .as_ref()

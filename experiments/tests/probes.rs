@@ -1,7 +1,8 @@
 //! Token probes end to end through the binary: `archzoo probe` writes a run that learns, a probe
 //! sweep (a sweep file that sets `task`) runs every lr and seed, skips finished runs when run
-//! again, writes its ledger, leaderboard (best lr per seed) and charts, and bad settings fail
-//! before anything is written.
+//! again, writes its ledger, leaderboard (best lr per seed) and charts, a run paused by
+//! `--time-limit` resumes to the numbers of one trained in one go, and bad settings fail before
+//! anything is written.
 
 mod common;
 
@@ -87,6 +88,169 @@ fn a_probe_run_learns_induction_heads_and_writes_its_folder() {
         epochs.lines().count(),
         summary["epochs_run"].as_u64().unwrap() as usize
     );
+}
+
+/// A small induction run of Mamba (width 16, 3 epochs) with `--examples` as given, into `out`.
+fn small_induction(out: &Path, examples: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "probe",
+        "--task",
+        "induction",
+        "--arch",
+        "mamba",
+        "--vocab",
+        "6",
+        "--seq-len",
+        "12",
+        "--test-lens",
+        "24",
+        "--length-test-examples",
+        "64",
+        "--d-model",
+        "16",
+        "--train-examples",
+        "256",
+        "--test-examples",
+        "64",
+        "--epochs",
+        "3",
+        "--batch",
+        "32",
+        "--lr",
+        "3e-3",
+        "--examples",
+        examples,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    archzoo(&args, None)
+}
+
+/// `metrics.jsonl` without the wall-clock field, which no two runs share.
+fn epochs_without_seconds(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record.as_object_mut().unwrap().remove("seconds");
+            record
+        })
+        .collect()
+}
+
+/// A probe run paused after every epoch (`--time-limit 0`) keeps a checkpoint, resumes from it,
+/// and ends with exactly the numbers of the same run trained in one go: every epoch's loss and
+/// accuracy, the best epoch, the accuracy at each test length. Both with one fixed training set
+/// (the shuffles are replayed) and a fresh set each epoch (drawn from the epoch's seed).
+#[test]
+fn a_paused_probe_run_resumes_to_the_numbers_of_one_trained_in_one_go() {
+    for examples in ["fixed", "fresh"] {
+        let tmp = common::tempdir();
+        let (whole, paused) = (tmp.path().join("whole"), tmp.path().join("paused"));
+        let output = small_induction(&whole, examples, &[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        for epoch in 1..=2 {
+            let output = small_induction(&paused, examples, &["--time-limit", "0"]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            assert!(
+                stdout(&output).contains(&format!("paused after epoch {epoch} of 3")),
+                "{}",
+                stdout(&output)
+            );
+            let run = &run_dirs(&paused)[0];
+            assert!(run.join("checkpoint/state.json").exists());
+            assert!(!run.join("summary.json").exists());
+            assert_eq!(epochs_without_seconds(run).len(), epoch);
+        }
+        let output = small_induction(&paused, examples, &["--time-limit", "0"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let (a, b) = (&run_dirs(&whole)[0], &run_dirs(&paused)[0]);
+        assert_eq!(a.file_name(), b.file_name());
+        assert!(
+            !b.join("checkpoint").exists(),
+            "a finished run drops its checkpoint"
+        );
+        assert_eq!(
+            epochs_without_seconds(a),
+            epochs_without_seconds(b),
+            "{examples}"
+        );
+        let (whole, resumed) = (
+            read_json(&a.join("summary.json")),
+            read_json(&b.join("summary.json")),
+        );
+        for key in [
+            "accuracy",
+            "best_epoch",
+            "epochs_run",
+            "lengths",
+            "params",
+            "state_floats",
+        ] {
+            assert_eq!(whole[key], resumed[key], "{examples}: {key}");
+        }
+        assert!(whole.get("resumed_after").is_none());
+        assert_eq!(resumed["resumed_after"], serde_json::json!([1, 2]));
+    }
+}
+
+/// A probe sweep under `--time-limit 0` pauses its first run after one epoch (the ledger says
+/// so), and the same command resumes it and goes on until every run is done.
+#[test]
+fn a_probe_sweep_pauses_at_its_time_limit_and_resumes() {
+    let tmp = common::tempdir();
+    let file = sweep_file(
+        tmp.path(),
+        "task = \"mqar\"\n\
+         arch = \"lstm\"\n\
+         vocab = 64\nseq_len = 16\npairs = 2\n\
+         d_model = 16\n\
+         train_examples = 64\ntest_examples = 32\nepochs = 2\n\
+         lr = [1e-3, 3e-3]\n",
+    );
+    let out = tmp.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    let first = archzoo(
+        &["sweep", &file, "--out", out_arg, "--time-limit", "0"],
+        None,
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("paused   after epoch 1 of 2"),
+        "{}",
+        stdout(&first)
+    );
+    assert!(
+        stdout(&first).contains("time limit: 1 run paused, 1 not started"),
+        "{}",
+        stdout(&first)
+    );
+    let ledger = std::fs::read_to_string(out.join("ledger.csv")).unwrap();
+    assert_eq!(ledger.matches(",paused,").count(), 1, "{ledger}");
+    assert_eq!(ledger.matches(",pending,").count(), 1, "{ledger}");
+    let mut rounds = 1;
+    while !std::fs::read_to_string(out.join("ledger.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .all(|row| row.contains(",done,"))
+    {
+        let again = archzoo(
+            &["sweep", &file, "--out", out_arg, "--time-limit", "0"],
+            None,
+        );
+        assert!(again.status.success(), "{}", stderr(&again));
+        rounds += 1;
+        assert!(rounds <= 4, "two runs of two epochs take four rounds");
+    }
+    assert_eq!(rounds, 4);
+    for run in run_dirs(&out) {
+        let summary = read_json(&run.join("summary.json"));
+        assert_eq!(summary["epochs_run"], 2);
+        assert_eq!(summary["resumed_after"], serde_json::json!([1]));
+    }
 }
 
 #[test]
