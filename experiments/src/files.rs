@@ -50,6 +50,30 @@ where
     String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
 }
 
+/// The text of a JSON-lines log (`metrics.jsonl`) for a run resuming after `records`: the lines
+/// already in `path` when it holds them all (what the interrupted run wrote, byte for byte),
+/// else the records written afresh (the log lost lines its checkpoint has).
+pub fn resumed_log<R: Serialize>(path: &Path, records: &[R]) -> String {
+    if records.is_empty() {
+        return String::new();
+    }
+    let written = std::fs::read_to_string(path).unwrap_or_default();
+    let kept: Vec<&str> = written.lines().take(records.len()).collect();
+    if kept.len() == records.len() {
+        kept.iter().map(|line| format!("{line}\n")).collect()
+    } else {
+        records
+            .iter()
+            .map(|r| format!("{}\n", json_line(r)))
+            .collect()
+    }
+}
+
+/// One line of a JSON-lines log.
+pub fn json_line<R: Serialize>(record: &R) -> String {
+    serde_json::to_string(record).expect("records serialize")
+}
+
 /// Write `text` to `path` through a temporary file (named for this process, so concurrent
 /// writers never share one) and a rename: readers see the old file or the new one, never a part.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {

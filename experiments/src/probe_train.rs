@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, LoopState, Saved, ToSave};
 use crate::error::{Result, RunError, io_at};
-use crate::files::{read_json_if_exists, write_json_atomic, write_text_atomic};
+use crate::files::{
+    json_line, read_json_if_exists, resumed_log, write_json_atomic, write_text_atomic,
+};
 use crate::probe::{LossPositions, ProbeConfig, TrainingExamples};
 use crate::progress::Progress;
 use crate::runner::RunOptions;
@@ -204,7 +206,7 @@ pub fn run_probe(
     };
     let metrics = dir.path.join("metrics.jsonl");
     let records = resume.as_ref().map_or(&[][..], |s| &s.state.records[..]);
-    let mut lines = kept_lines(&metrics, records);
+    let mut lines = resumed_log(&metrics, records);
     write_text_atomic(&metrics, &lines)?;
     let train_options = ProbeOptions {
         checkpoint: Some(checkpoint.clone()),
@@ -221,30 +223,6 @@ pub fn run_probe(
         checkpoint.remove()?;
     }
     Ok(trained)
-}
-
-/// The text of `metrics.jsonl` for a run resuming after `records`: the lines already written
-/// when the file has them all (they are what an uninterrupted run wrote), else the records
-/// written afresh.
-fn kept_lines(metrics: &Path, records: &[ProbeEpoch]) -> String {
-    if records.is_empty() {
-        return String::new();
-    }
-    let written = std::fs::read_to_string(metrics).unwrap_or_default();
-    let kept: Vec<&str> = written.lines().take(records.len()).collect();
-    if kept.len() == records.len() {
-        kept.iter().map(|line| format!("{line}\n")).collect()
-    } else {
-        records
-            .iter()
-            .map(|r| format!("{}\n", json_line(r)))
-            .collect()
-    }
-}
-
-/// One line of `metrics.jsonl`.
-fn json_line(record: &ProbeEpoch) -> String {
-    serde_json::to_string(record).expect("records serialize")
 }
 
 /// Train a token model on `config.task` and test it at every length; `on_epoch` sees each

@@ -12,7 +12,9 @@ use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Result, io_at};
 use crate::evaluate::EpochRecord;
-use crate::files::{read_json_if_exists, write_json_atomic, write_text_atomic};
+use crate::files::{
+    json_line, read_json_if_exists, resumed_log, write_json_atomic, write_text_atomic,
+};
 
 /// The final record of a completed run (`summary.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,20 +136,7 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).map_err(io_at(&self.path))?;
         write_json_atomic(&self.path.join("config.json"), config)?;
         let path = self.metrics_path();
-        let written = match records {
-            [] => String::new(),
-            _ => std::fs::read_to_string(&path).unwrap_or_default(),
-        };
-        let kept: Vec<&str> = written.lines().take(records.len()).collect();
-        let text: String = if kept.len() == records.len() {
-            kept.iter().map(|line| format!("{line}\n")).collect()
-        } else {
-            // The log lost lines the checkpoint has: write them from the checkpoint.
-            records
-                .iter()
-                .map(|r| format!("{}\n", json_line(r)))
-                .collect()
-        };
+        let text = resumed_log(&path, records);
         write_text_atomic(&path, &text)?;
         let file = OpenOptions::new()
             .append(true)
@@ -175,8 +164,4 @@ impl MetricsLog {
             .and_then(|()| self.file.flush())
             .map_err(io_at(&self.path))
     }
-}
-
-fn json_line(record: &EpochRecord) -> String {
-    serde_json::to_string(record).expect("EpochRecord serializes")
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{archzoo, read_json, stderr, stdout};
+use common::{archzoo, metrics_without_seconds, read_json, stderr, stdout};
 
 /// Write `text` as a sweep file under `dir`.
 fn sweep_file(dir: &Path, text: &str) -> String {
@@ -127,19 +127,6 @@ fn small_induction(out: &Path, examples: &str, extra: &[&str]) -> std::process::
     archzoo(&args, None)
 }
 
-/// `metrics.jsonl` without the wall-clock field, which no two runs share.
-fn epochs_without_seconds(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
-            record.as_object_mut().unwrap().remove("seconds");
-            record
-        })
-        .collect()
-}
-
 /// A probe run paused after every epoch (`--time-limit 0`) keeps a checkpoint, resumes from it,
 /// and ends with exactly the numbers of the same run trained in one go: every epoch's loss and
 /// accuracy, the best epoch, the accuracy at each test length. Both with one fixed training set
@@ -162,7 +149,7 @@ fn a_paused_probe_run_resumes_to_the_numbers_of_one_trained_in_one_go() {
             let run = &run_dirs(&paused)[0];
             assert!(run.join("checkpoint/state.json").exists());
             assert!(!run.join("summary.json").exists());
-            assert_eq!(epochs_without_seconds(run).len(), epoch);
+            assert_eq!(metrics_without_seconds(run).len(), epoch);
         }
         let output = small_induction(&paused, examples, &["--time-limit", "0"]);
         assert!(output.status.success(), "{}", stderr(&output));
@@ -173,8 +160,8 @@ fn a_paused_probe_run_resumes_to_the_numbers_of_one_trained_in_one_go() {
             "a finished run drops its checkpoint"
         );
         assert_eq!(
-            epochs_without_seconds(a),
-            epochs_without_seconds(b),
+            metrics_without_seconds(a),
+            metrics_without_seconds(b),
             "{examples}"
         );
         let (whole, resumed) = (

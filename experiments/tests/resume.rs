@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{read_json, single_run, stderr, stdout};
+use common::{metrics_without_seconds, read_json, single_run, stderr, stdout};
 
 /// Three epochs on the synthetic series at L = 48, H = 24, with `model` options, into `out`.
 fn train(model: &[&str], out: &Path, extra: &[&str]) -> std::process::Output {
@@ -13,19 +13,6 @@ fn train(model: &[&str], out: &Path, extra: &[&str]) -> std::process::Output {
     args.extend_from_slice(model);
     args.extend_from_slice(extra);
     common::train_synthetic(out, &args)
-}
-
-/// `metrics.jsonl` without the wall-clock field, which no two runs share.
-fn metrics_without_seconds(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
-            record.as_object_mut().unwrap().remove("seconds");
-            record
-        })
-        .collect()
 }
 
 /// Every architecture family whose training draws from the device generator: dropout in the

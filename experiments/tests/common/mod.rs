@@ -123,3 +123,16 @@ pub fn tempdir() -> TempDir {
     std::fs::create_dir_all(&dir).expect("temp dir");
     TempDir(dir)
 }
+
+/// A run's `metrics.jsonl` without the wall-clock field, which no two runs share.
+pub fn metrics_without_seconds(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record.as_object_mut().unwrap().remove("seconds");
+            record
+        })
+        .collect()
+}
