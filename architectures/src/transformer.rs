@@ -381,7 +381,10 @@ impl Transformer {
         let k = self.heads(qkv.clone().narrow(2, d, d));
         let v = self.heads(qkv.narrow(2, 2 * d, d));
         match &self.rotary {
-            Some(r) => [rotate(q, r, start), rotate(k, r, start), v],
+            Some(table) => {
+                let angles = Angles::new(table, start, q.dims()[2], &q.device());
+                [angles.rotate(q), angles.rotate(k), v]
+            }
             None => [q, k, v],
         }
     }
@@ -518,31 +521,45 @@ impl SequenceModel for Transformer {
     }
 }
 
-/// Rotary positions `start..start + l` on `x: [b, h, l, k]`: each pair `(x₂ᵢ, x₂ᵢ₊₁)` turned by
-/// the angle `p·θᵢ` of burn's table (`freq_complex: [max_len, k, 2]`, both elements of pair `i`
-/// holding `(cos pθᵢ, sin pθᵢ)`): `x·cos + exchange(x)·(∓sin)`, where `exchange` swaps the two
-/// elements of each pair. burn's `RotaryEncoding::apply` forms the same products through a
-/// batched `[.., 2] × [2, 4]` matrix product and a sum over a trailing axis of 2; elementwise,
-/// with the same values and gradients bit for bit (test below), the MQAR training step at
-/// width 64, L 128, batch 32 takes 35 ms instead of 46 (`archzoo bench probe-step`, median of
-/// 3 interleaved rounds).
-fn rotate(x: Tensor<4>, table: &RotaryEncoding, start: usize) -> Tensor<4> {
-    let [b, h, l, k] = x.dims();
-    let angles = table.freq_complex.clone().narrow(0, start, l); // [l, k, (cos, sin)]
-    let cos = angles.clone().narrow(2, 0, 1).reshape([1, 1, l, k]);
-    // −sin on the first element of each pair, +sin on the second.
-    let signs = Tensor::<1>::from_floats([-1.0, 1.0], &x.device())
-        .reshape([1, 2])
-        .repeat_dim(0, k / 2)
-        .reshape([1, 1, 1, k]);
-    let sin = angles.narrow(2, 1, 1).reshape([1, 1, l, k]) * signs;
-    // Each pair's elements exchanged: (x₂ᵢ₊₁, x₂ᵢ).
-    let exchanged = x
-        .clone()
-        .reshape([b, h, l, k / 2, 2])
-        .flip([4])
-        .reshape([b, h, l, k]);
-    x * cos + exchanged * sin
+/// The rotation of positions `start..start + l` from burn's rotary table (`freq_complex:
+/// [max_len, k, 2]`, both elements of pair `i` holding `(cos pθᵢ, sin pθᵢ)`), read once per
+/// block for its queries and keys: `[1, 1, l, k]` each, the sine signed `−` on the first
+/// element of each pair and `+` on the second.
+struct Angles {
+    cos: Tensor<4>,
+    signed_sin: Tensor<4>,
+}
+
+impl Angles {
+    fn new(table: &RotaryEncoding, start: usize, l: usize, device: &Device) -> Self {
+        let [_, k, _] = table.freq_complex.dims();
+        let angles = table.freq_complex.clone().narrow(0, start, l); // [l, k, (cos, sin)]
+        let signs = Tensor::<1>::from_floats([-1.0, 1.0], device)
+            .reshape([1, 2])
+            .repeat_dim(0, k / 2)
+            .reshape([1, 1, 1, k]);
+        Self {
+            cos: angles.clone().narrow(2, 0, 1).reshape([1, 1, l, k]),
+            signed_sin: angles.narrow(2, 1, 1).reshape([1, 1, l, k]) * signs,
+        }
+    }
+
+    /// `x: [b, h, l, k]` with each pair `(x₂ᵢ, x₂ᵢ₊₁)` turned by its angle:
+    /// `x·cos + exchange(x)·(∓sin)`, where `exchange` swaps the two elements of each pair.
+    /// burn's `RotaryEncoding::apply` forms the same products through a batched
+    /// `[.., 2] × [2, 4]` matrix product and a sum over a trailing axis of 2; elementwise, with
+    /// the same values and gradients bit for bit (test below), the MQAR training step at
+    /// width 64, L 128, batch 32 takes 35 ms instead of 46 (`archzoo bench probe-step`, median
+    /// of 3 interleaved rounds).
+    fn rotate(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, h, l, k] = x.dims();
+        let exchanged = x
+            .clone()
+            .reshape([b, h, l, k / 2, 2])
+            .flip([4])
+            .reshape([b, h, l, k]);
+        x * self.cos.clone() + exchanged * self.signed_sin.clone()
+    }
 }
 
 #[cfg(test)]
@@ -553,7 +570,7 @@ mod tests {
     /// The elementwise rotation is burn's `RotaryEncoding::apply`, values and input gradients
     /// bit for bit, at a start offset (decoding) and from 0.
     #[test]
-    fn rotate_is_burns_rotary_encoding_exactly() {
+    fn rotation_is_burns_rotary_encoding_exactly() {
         let device = Device::default().autodiff();
         let table = RotaryEncodingConfig::new(64, 8).init(&device);
         for start in [0, 5] {
@@ -561,7 +578,7 @@ mod tests {
                 .require_grad();
             let weights =
                 Tensor::<4>::random([2, 3, 7, 8], Distribution::Normal(0.0, 1.0), &device);
-            let ours = rotate(x.clone(), &table, start);
+            let ours = Angles::new(&table, start, 7, &device).rotate(x.clone());
             let burns = table.apply(x.clone(), start);
             assert_eq!(ours.to_data(), burns.to_data(), "values, start {start}");
             let grad_ours = (ours * weights.clone()).sum().backward();
