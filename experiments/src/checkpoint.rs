@@ -166,6 +166,17 @@ impl Checkpoint {
         })
     }
 
+    /// The checkpoint a run resumes from: the stored one, or none when `force` (which deletes
+    /// it, so the run starts over).
+    pub fn resume<S: LoopState>(&self, force: bool) -> Result<Option<Saved<S>>> {
+        if force {
+            self.remove()?;
+            Ok(None)
+        } else {
+            self.load()
+        }
+    }
+
     /// Write the checkpoint after `saved.state.epoch`, then remove the files it replaces.
     pub fn save<S: LoopState>(&self, saved: ToSave<S>) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;

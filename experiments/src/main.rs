@@ -157,6 +157,38 @@ fn megabytes(bytes: Option<u64>) -> String {
     bytes.map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
 }
 
+/// How one run of a sweep ended in this invocation (its closing tally).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Trained,
+    Skipped,
+    Failed,
+    Paused,
+}
+
+/// A sweep's closing lines: how its `total` runs in this shard ended (those without an outcome
+/// came after a pause, or were not started because the time limit had passed), and the ledger.
+/// Returns the runs that failed.
+fn say_tally(ended: impl Iterator<Item = Ended>, total: usize, out: &Path) -> usize {
+    let ended: Vec<Ended> = ended.collect();
+    let count = |kind: Ended| ended.iter().filter(|&&e| e == kind).count();
+    let paused = count(Ended::Paused);
+    let not_reached = total - ended.len();
+    say(format!(
+        "{} trained, {} skipped, {} failed; ledger {}",
+        count(Ended::Trained),
+        count(Ended::Skipped),
+        count(Ended::Failed),
+        out.join("ledger.csv").display()
+    ));
+    if paused + not_reached > 0 {
+        say(format!(
+            "time limit: {paused} run paused, {not_reached} not started; the same command resumes the sweep"
+        ));
+    }
+    count(Ended::Failed)
+}
+
 /// The only way this binary writes to stdout. A closed stdout (`archzoo ... | head`) is not an
 /// error of the command: the work goes on and its results are still written to disk (`println!`
 /// would panic on the broken pipe).
@@ -337,35 +369,13 @@ fn sweep(args: &cli::SweepArgs) -> anyhow::Result<()> {
         };
         say(format!("[{position}/{total}] {}  {line}", run.run_id));
     })?;
-    let failed = outcomes
-        .iter()
-        .filter(|o| {
-            matches!(
-                o,
-                Outcome::Failed(_) | Outcome::Skipped(RunState::Failed(_))
-            )
-        })
-        .count();
-    let completed = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Completed(_)))
-        .count();
-    let paused = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Paused { .. }))
-        .count();
-    // Runs after a pause, or not started because the time limit had passed.
-    let not_reached = total - outcomes.len();
-    say(format!(
-        "{completed} trained, {} skipped, {failed} failed; ledger {}",
-        outcomes.len() - completed - failed - paused,
-        out.join("ledger.csv").display()
-    ));
-    if paused + not_reached > 0 {
-        say(format!(
-            "time limit: {paused} run paused, {not_reached} not started; the same command resumes the sweep"
-        ));
-    }
+    let ended = outcomes.iter().map(|o| match o {
+        Outcome::Completed(_) => Ended::Trained,
+        Outcome::Failed(_) | Outcome::Skipped(RunState::Failed(_)) => Ended::Failed,
+        Outcome::Paused { .. } => Ended::Paused,
+        Outcome::Skipped(_) => Ended::Skipped,
+    });
+    let failed = say_tally(ended, total, &out);
     if !args.no_report {
         // Read the stored runs once for both the leaderboard and the charts.
         let runs = report::load_runs(&out)?;
@@ -450,35 +460,13 @@ fn probe_sweep(args: &cli::SweepArgs, out: &Path, shard: Shard) -> anyhow::Resul
         };
         say(format!("[{position}/{total}] {}  {line}", run.run_id));
     })?;
-    let failed = outcomes
-        .iter()
-        .filter(|o| {
-            matches!(
-                o,
-                ProbeOutcome::Failed(_) | ProbeOutcome::Skipped(ProbeState::Failed(_))
-            )
-        })
-        .count();
-    let completed = outcomes
-        .iter()
-        .filter(|o| matches!(o, ProbeOutcome::Completed(_)))
-        .count();
-    let paused = outcomes
-        .iter()
-        .filter(|o| matches!(o, ProbeOutcome::Paused { .. }))
-        .count();
-    // Runs after a pause, or not started because the time limit had passed.
-    let not_reached = total - outcomes.len();
-    say(format!(
-        "{completed} trained, {} skipped, {failed} failed; ledger {}",
-        outcomes.len() - completed - failed - paused,
-        out.join("ledger.csv").display()
-    ));
-    if paused + not_reached > 0 {
-        say(format!(
-            "time limit: {paused} run paused, {not_reached} not started; the same command resumes the sweep"
-        ));
-    }
+    let ended = outcomes.iter().map(|o| match o {
+        ProbeOutcome::Completed(_) => Ended::Trained,
+        ProbeOutcome::Failed(_) | ProbeOutcome::Skipped(ProbeState::Failed(_)) => Ended::Failed,
+        ProbeOutcome::Paused { .. } => Ended::Paused,
+        ProbeOutcome::Skipped(_) => Ended::Skipped,
+    });
+    let failed = say_tally(ended, total, out);
     if !args.no_report {
         let runs = probe_report::load_probes(out)?;
         if !runs.is_empty() {

@@ -81,10 +81,10 @@ pub enum ProbeState {
 
 /// The state of `run` under `out`.
 pub fn state(out: &Path, run: &PlannedProbe) -> Result<ProbeState> {
-    if let Some(summary) = ProbeDir::new(out, &run.config).completed()? {
+    let dir = ProbeDir::new(out, &run.config);
+    if let Some(summary) = dir.completed()? {
         return Ok(ProbeState::Done(Box::new(summary)));
     }
-    let dir = ProbeDir::new(out, &run.config);
     if let Some(failure) = read_json_if_exists::<Failure>(&dir.path.join("failed.json"))? {
         return Ok(ProbeState::Failed(failure.reason));
     }

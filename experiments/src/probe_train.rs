@@ -198,12 +198,7 @@ pub fn run_probe(
     write_json_atomic(&dir.path.join("config.json"), config)?;
     let device = config.backend.device()?;
     let checkpoint = dir.checkpoint();
-    let resume = if options.force {
-        checkpoint.remove()?;
-        None
-    } else {
-        checkpoint.load::<ProbeLoopState>()?
-    };
+    let resume = checkpoint.resume::<ProbeLoopState>(options.force)?;
     let metrics = dir.path.join("metrics.jsonl");
     let records = resume.as_ref().map_or(&[][..], |s| &s.state.records[..]);
     let mut lines = resumed_log(&metrics, records);

@@ -125,12 +125,7 @@ pub fn run_prepared(
     config.arch.validate()?;
     let device = config.backend.device()?;
     let checkpoint = dir.checkpoint();
-    let resume = if options.force {
-        checkpoint.remove()?;
-        None
-    } else {
-        checkpoint.load::<TrainState>()?
-    };
+    let resume = checkpoint.resume::<TrainState>(options.force)?;
     let records = resume
         .as_ref()
         .map_or(&[][..], |saved| &saved.state.records);
