@@ -29,7 +29,7 @@ use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
 
 /// The options a backbone takes under the token adapter: its structural ones. The adapter has
-/// no patching, no dropout (the probes' recipes use none) and is causal by construction, so
+/// no patching, no dropout (see [`token_config`]) and is causal by construction, so
 /// `--patch-len`, `--stride`, `--dropout`, `--causal` and `--params` are rejected by name.
 const TOKEN_OPTIONS: &[ModelOption] = &[
     ModelOption::DModel,
@@ -56,9 +56,11 @@ pub fn token_options<B: Backbone>() -> Vec<ModelOption> {
 /// The token-model configuration of backbone `B` over a vocabulary of `vocab` tokens (the
 /// options have been checked against [`token_options`]): the backbone's forecasting
 /// configuration with `--causal` set, which gives the Transformer rotary positions (its table
-/// bounds the length: [`SequenceModel::max_len`]), and dropout 0 (Zoology's and the Mamba
-/// paper's probe models have none); the patching it is configured against is discarded (no
-/// option that reaches it is accepted here).
+/// bounds the length: [`SequenceModel::max_len`]), and dropout 0: the Mamba paper's probe
+/// models have none, and Zoology's figure 2 gives only its attention baseline any (0.1 on the
+/// attention weights), so every backbone here trains without rather than one with a
+/// regulariser the others lack. The patching it is configured against is discarded (no option
+/// that reaches it is accepted here).
 pub fn token_config<B: Backbone>(
     vocab: usize,
     options: &ModelOptions,

@@ -1,6 +1,7 @@
 //! Benchmarks: the cost of one training step of an architecture, the latency of recurrent `step`
-//! decoding against position, and raw matmul throughput of a backend. Timings are medians over repeated measurements after warm-up; report them with their
-//! spread, measured in release on a quiet machine.
+//! decoding against position, raw matmul throughput of a backend, and the matrix products of a
+//! step timed alone (the floor under it). Timings are medians over repeated measurements after
+//! warm-up; report them with their spread, measured in release on a quiet machine.
 
 use std::time::Instant;
 
@@ -522,6 +523,197 @@ pub fn matmul(
     })
 }
 
+/// One f32 matrix product `[batch, m, k] × [batch, k, n]`, written `MxKxN` or `BxMxKxN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// Independent products computed together (a batched product; 1 for a plain one).
+    pub batch: usize,
+    /// Rows of the left factor and of the result.
+    pub m: usize,
+    /// The contracted dimension.
+    pub k: usize,
+    /// Columns of the right factor and of the result.
+    pub n: usize,
+}
+
+impl Product {
+    /// `2 · batch · m · k · n`.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.m * self.k * self.n) as f64
+    }
+
+    /// The two products of its backward, for `C = A B`: the left factor's gradient
+    /// `dA = dC Bᵀ` (`[m, n] × [n, k]`) and the right factor's `dB = Aᵀ dC` (`[k, m] × [m, n]`).
+    pub fn gradients(&self) -> [Product; 2] {
+        let Self { batch, m, k, n } = *self;
+        [
+            Self {
+                batch,
+                m,
+                k: n,
+                n: k,
+            },
+            Self {
+                batch,
+                m: k,
+                k: m,
+                n,
+            },
+        ]
+    }
+}
+
+impl std::fmt::Display for Product {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.batch > 1 {
+            write!(f, "{}x", self.batch)?;
+        }
+        write!(f, "{}x{}x{}", self.m, self.k, self.n)
+    }
+}
+
+impl std::str::FromStr for Product {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let sides: Vec<usize> = text
+            .split('x')
+            .map(|side| side.trim().parse().ok().filter(|&n| n > 0))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                format!("`{text}`: sides are positive integers, `MxKxN` or `BxMxKxN`")
+            })?;
+        match sides[..] {
+            [m, k, n] => Ok(Self { batch: 1, m, k, n }),
+            [batch, m, k, n] => Ok(Self { batch, m, k, n }),
+            _ => Err(format!("`{text}`: a product is `MxKxN` or `BxMxKxN`")),
+        }
+    }
+}
+
+/// Which product of a training step a timed product stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductRole {
+    /// A product of the forward pass, as listed.
+    Forward,
+    /// Its left factor's gradient `dC Bᵀ`.
+    LeftGradient,
+    /// Its right factor's gradient `Aᵀ dC`.
+    RightGradient,
+}
+
+/// One product's timing in a [`GemmFloorReport`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProductTiming {
+    /// The shape timed.
+    pub product: Product,
+    /// What it stands for.
+    pub role: ProductRole,
+    /// Per product, ms.
+    pub time: Timing,
+    /// `flops / median`, GFLOP/s.
+    pub gflops: f64,
+}
+
+/// Result of `bench gemm-floor`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GemmFloorReport {
+    /// Backend.
+    pub backend: String,
+    /// Every product timed, forward ones first in the order given, each followed by its
+    /// gradients when those were asked for.
+    pub products: Vec<ProductTiming>,
+    /// All products one after the other, ms: the floor.
+    pub time: Timing,
+    /// FLOPs of all products.
+    pub flops: f64,
+    /// `flops / median`, GFLOP/s.
+    pub gflops: f64,
+    /// CPU and threads.
+    pub machine: String,
+    /// The commit of the binary.
+    pub git_commit: String,
+}
+
+/// Time `forward`'s products (and, with `gradients`, each one's two backward products) alone,
+/// on inputs allocated once: what the matrix products of a step cost with nothing else around
+/// them, the floor under any implementation of that step on this backend. Each repetition runs
+/// every product once in order; the floor's timing is over the repetitions' sums.
+pub fn gemm_floor(
+    backend: BackendName,
+    forward: &[Product],
+    gradients: bool,
+    repeats: usize,
+) -> Result<GemmFloorReport> {
+    if forward.is_empty() {
+        return Err(RunError::Invalid(
+            "gemm-floor needs at least one product".into(),
+        ));
+    }
+    let device = backend.device()?;
+    device.seed(0);
+    let mut listed = Vec::new();
+    for &product in forward {
+        listed.push((product, ProductRole::Forward));
+        if gradients {
+            let [left, right] = product.gradients();
+            listed.push((left, ProductRole::LeftGradient));
+            listed.push((right, ProductRole::RightGradient));
+        }
+    }
+    let factors: Vec<(Tensor<3>, Tensor<3>)> = listed
+        .iter()
+        .map(|(p, _)| {
+            let random = |shape| Tensor::<3>::random(shape, Distribution::Default, &device);
+            (random([p.batch, p.m, p.k]), random([p.batch, p.k, p.n]))
+        })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(repeats); listed.len()];
+    let mut totals = Vec::with_capacity(repeats);
+    for repeat in 0..repeats + 2 {
+        let mut total = 0.0;
+        for ((a, b), samples) in factors.iter().zip(&mut samples) {
+            let started = Instant::now();
+            let c = a.clone().matmul(b.clone());
+            sync(&device)?;
+            drop(c);
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            total += ms;
+            if repeat >= 2 {
+                samples.push(ms);
+            }
+        }
+        if repeat >= 2 {
+            totals.push(total);
+        }
+    }
+    let products = listed
+        .iter()
+        .zip(&samples)
+        .map(|(&(product, role), samples)| {
+            let time = Timing::of(samples);
+            ProductTiming {
+                product,
+                role,
+                gflops: product.flops() / (time.median_ms * 1e-3) / 1e9,
+                time,
+            }
+        })
+        .collect();
+    let time = Timing::of(&totals);
+    let flops: f64 = listed.iter().map(|(p, _)| p.flops()).sum();
+    Ok(GemmFloorReport {
+        backend: backend.to_string(),
+        products,
+        gflops: flops / (time.median_ms * 1e-3) / 1e9,
+        flops,
+        time,
+        machine: sysinfo::machine(),
+        git_commit: sysinfo::git_commit().to_string(),
+    })
+}
+
 /// Wait for the device to finish queued work, so a timing covers it.
 pub(crate) fn sync(device: &Device) -> Result<()> {
     device
@@ -532,6 +724,54 @@ pub(crate) fn sync(device: &Device) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn products_parse_and_name_their_gradients() {
+        let p: Product = "448x12x256x12".parse().unwrap();
+        assert_eq!(
+            p,
+            Product {
+                batch: 448,
+                m: 12,
+                k: 256,
+                n: 12
+            }
+        );
+        assert_eq!(p.to_string(), "448x12x256x12");
+        let plain: Product = "2688x512x2048".parse().unwrap();
+        assert_eq!(plain.to_string(), "2688x512x2048");
+        // C [2688, 2048] = A [2688, 512] B [512, 2048]: dA = dC Bᵀ, dB = Aᵀ dC.
+        let [left, right] = plain.gradients();
+        assert_eq!((left.m, left.k, left.n), (2688, 2048, 512));
+        assert_eq!((right.m, right.k, right.n), (512, 2688, 2048));
+        assert_eq!(left.flops(), plain.flops());
+        assert_eq!(right.flops(), plain.flops());
+        for bad in ["", "2x3", "1x2x3x4x5", "0x2x3", "ax2x3", "-1x2x3"] {
+            assert!(bad.parse::<Product>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_floor_times_each_product_and_their_sum() {
+        let forward = ["3x4x5".parse().unwrap(), "2x3x4x5".parse().unwrap()];
+        let report = gemm_floor(BackendName::Flex, &forward, true, 3).unwrap();
+        let roles: Vec<_> = report.products.iter().map(|p| p.role).collect();
+        use ProductRole::*;
+        assert_eq!(
+            roles,
+            [
+                Forward,
+                LeftGradient,
+                RightGradient,
+                Forward,
+                LeftGradient,
+                RightGradient
+            ]
+        );
+        assert_eq!(report.flops, 3.0 * (2.0 * 60.0) + 3.0 * (2.0 * 120.0));
+        assert_eq!(report.time.samples, 3);
+        assert!(gemm_floor(BackendName::Flex, &[], false, 3).is_err());
+    }
 
     #[test]
     fn timing_quantiles() {

@@ -344,6 +344,10 @@ pub enum BenchCommand {
     Block(BlockArgs),
     /// f32 matmul throughput of a backend, GFLOP/s.
     Matmul(MatmulArgs),
+    /// The matrix products of a training step timed alone, at their shapes (with `--gradients`,
+    /// each one's two backward products too): the floor under any implementation of the step
+    /// on this backend.
+    GemmFloor(GemmFloorArgs),
     /// Cost against sequence length at a matched parameter count: training and inference
     /// throughput, their peak heap, and `step` decoding latency, one CSV row per arch and length.
     Scaling(Box<ScalingArgs>),
@@ -577,6 +581,28 @@ pub struct MatmulArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
     /// Timed repetitions.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeats: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendName,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `archzoo bench gemm-floor`.
+#[derive(Debug, Args)]
+pub struct GemmFloorArgs {
+    /// The forward products, `MxKxN` (`[m, k] x [k, n]`) or `BxMxKxN` (a batch of B),
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub products: Vec<experiments::bench::Product>,
+    /// Also time each product's two gradients (`dC Bᵀ` and `Aᵀ dC`), as a training step's
+    /// backward computes them.
+    #[arg(long)]
+    pub gradients: bool,
+    /// Timed repetitions of the whole list.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub repeats: u64,
     /// Backend.

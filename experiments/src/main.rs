@@ -126,6 +126,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Block(args)) => bench_block(&args),
         Command::Bench(BenchCommand::Scaling(args)) => bench_scaling(&args),
         Command::Bench(BenchCommand::Suite(args)) => bench_suite(&args),
+        Command::Bench(BenchCommand::GemmFloor(args)) => {
+            let report = bench::gemm_floor(
+                args.backend,
+                &args.products,
+                args.gradients,
+                args.repeats as usize,
+            )?;
+            if args.json {
+                say(serde_json::to_string_pretty(&report)?);
+            } else {
+                for p in &report.products {
+                    say(format!(
+                        "{:>16} {:<14} median {:>9.3} ms  {:>6.1} GFLOP/s",
+                        p.product.to_string(),
+                        format!("{:?}", p.role),
+                        p.time.median_ms,
+                        p.gflops
+                    ));
+                }
+                say(format!(
+                    "{} products on {}: median {:.3} ms per pass (min {:.3}, max {:.3}), {:.3} GFLOP, {:.1} GFLOP/s",
+                    report.products.len(),
+                    report.backend,
+                    report.time.median_ms,
+                    report.time.min_ms,
+                    report.time.max_ms,
+                    report.flops / 1e9,
+                    report.gflops
+                ));
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Matmul(args)) => {
             let report = bench::matmul(
                 args.backend,
