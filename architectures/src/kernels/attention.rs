@@ -898,6 +898,10 @@ mod tests {
         check(1, 2, 20, 20, 4, NARROW + 3, Mask::Causal); // narrow keys, wide values
         check(2, 1, 33, 33, 32, 32, Mask::Full);
         check(1, 2, 40, 40, 16, 16, Mask::Local(5));
+        // The token probes' shapes: one causal head as wide as the model, over several vectors
+        // of keys (MQAR at L 128, widths 64 and 128).
+        check(2, 1, 128, 128, 64, 64, Mask::Causal);
+        check(1, 1, 70, 70, 128, 128, Mask::Causal);
     }
 
     #[test]
