@@ -28,6 +28,7 @@ use crate::error::ConfigError;
 use crate::options::{ModelOption, ModelOptions};
 use crate::registry::{Architecture, TaskShape};
 use crate::sequence_model::{Forecaster, SequenceModel};
+use crate::token_adapter::TokenRecipe;
 
 /// What a backbone's file implements (on a marker type, the `…Spec` of its registry line) to sit
 /// behind the adapter; [`Patched`] makes it an [`Architecture`].
@@ -53,6 +54,15 @@ pub trait Backbone {
     fn ladder_point(width: usize, depth: usize, options: &mut ModelOptions) {
         options.d_model = Some(width);
         options.layers = Some(depth);
+    }
+
+    /// The token adapter's recipe around this backbone as its probing reference builds it
+    /// (initialisation, embedding dropout; see [`crate::token_adapter`]); it may also set the
+    /// backbone's own token-model settings in `config` (already causal, without dropout).
+    /// Default: the backbone's own initialisation and no dropout.
+    fn token_recipe(config: &mut Self::Config) -> TokenRecipe {
+        let _ = config;
+        TokenRecipe::default()
     }
 }
 

@@ -59,5 +59,5 @@ pub use registry::{
 };
 pub use repeat::{Repeat, RepeatConfig};
 pub use sequence_model::{Forecaster, SequenceModel, WindowState};
-pub use token_adapter::{TokenModel, TokenModelConfig};
+pub use token_adapter::{TokenInit, TokenModel, TokenModelConfig, TokenRecipe};
 pub use transformer::{KvCache, NormKind, PositionKind, Transformer, TransformerConfig};

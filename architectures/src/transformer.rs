@@ -31,6 +31,7 @@ use crate::forecast_adapter::{Backbone, BackboneConfig, Patching};
 use crate::kernels::{self, Mask, gelu};
 use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::SequenceModel;
+use crate::token_adapter::{TokenInit, TokenRecipe};
 
 /// Normalisation layer of the blocks.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -165,6 +166,25 @@ impl Backbone for TransformerSpec {
         options.d_model = Some(width);
         options.layers = Some(depth);
         options.d_ff = options.d_ff.or(Some(2 * width));
+    }
+
+    /// Zoology's attention baseline (figure 2: `MHA` with `dropout 0.1`, `embed_dropout` 0.1,
+    /// `_init_weights`): dropout 0.1 on the attention weights and the embeddings, GPT-2's
+    /// initialisation with the attention output and the MLP's second layer (Zoology's
+    /// `out_proj` and `fc2`) at `0.02/√(2·layers)`. Without them this model stays at 1/K on
+    /// MQAR (128, 8) at width 64 (see the token adapter).
+    fn token_recipe(config: &mut TransformerConfig) -> TokenRecipe {
+        const STD: f64 = 0.02;
+        const DROPOUT: f64 = 0.1;
+        config.attention_dropout = DROPOUT;
+        TokenRecipe {
+            init: TokenInit::Gpt2 {
+                std: STD,
+                residual_outputs: vec!["out".into(), "mlp_out".into()],
+                residual_std: STD / ((2 * config.n_layers) as f64).sqrt(),
+            },
+            embedding_dropout: DROPOUT,
+        }
     }
 }
 

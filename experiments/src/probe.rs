@@ -577,12 +577,41 @@ mod tests {
         assert_eq!(distinct.len(), 5, "{seeds:?}");
     }
 
-    /// The recipe fields added for copying and induction are left out of the serialized config
-    /// at their defaults, so the committed MQAR runs keep their ids (their sweep would otherwise
-    /// train them again).
+    /// The recipe fields added for copying and induction, and the token adapter's (its
+    /// initialisation and embedding dropout), are left out of the serialized config at their
+    /// defaults, so the committed MQAR runs of the recurrent models keep their ids (their sweep
+    /// would otherwise train them again). The Transformer's token recipe changed (Zoology's
+    /// initialisation and dropout), and with it its ids.
     #[test]
     fn mqar_configs_keep_the_ids_they_had_before_the_fresh_and_loss_fields() {
         let config = request(&[
+            "--task",
+            "mqar",
+            "--arch",
+            "mamba",
+            "--layers",
+            "2",
+            "--d-model",
+            "64",
+        ])
+        .resolve()
+        .unwrap();
+        let json = serde_json::to_string(&config).unwrap();
+        for key in [
+            "examples",
+            "loss",
+            "length_test_examples",
+            "init",
+            "embedding_dropout",
+        ] {
+            assert!(!json.contains(&format!("\"{key}\"")), "{key} in {json}");
+        }
+        assert_eq!(
+            config.run_id(),
+            "mamba-mqar-L64-d64-lr1e-3-s2021-ed5357ed",
+            "the id of a committed run in results/probes/mqar"
+        );
+        let transformer = request(&[
             "--task",
             "mqar",
             "--arch",
@@ -596,14 +625,10 @@ mod tests {
         ])
         .resolve()
         .unwrap();
-        let json = serde_json::to_string(&config).unwrap();
-        for key in ["examples", "loss", "length_test_examples"] {
-            assert!(!json.contains(&format!("\"{key}\"")), "{key} in {json}");
-        }
-        assert_eq!(
-            config.run_id(),
+        assert_ne!(
+            transformer.run_id(),
             "transformer-mqar-L64-d64-lr1e-3-s2021-eab920f9",
-            "the id of results/probes/mqar's first run"
+            "the id of the Transformer's run under the previous recipe"
         );
         let induction = request(&["--task", "induction"]).resolve().unwrap();
         assert_eq!(induction.train.examples, TrainingExamples::Fresh);
