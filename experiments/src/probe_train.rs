@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use architectures::TokenArch;
+use architectures::blocks::dropout;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -115,6 +116,10 @@ pub struct ProbeLoopState {
     pub train_seconds: f64,
     /// Epochs after which the run was resumed, in order.
     pub resumed_after: Vec<usize>,
+    /// Dropout mask seeds drawn from the device generator since the run seeded it (absent in
+    /// checkpoints of models without dropout, written before the field existed: none).
+    #[serde(default)]
+    pub dropout_draws: u64,
 }
 
 impl LoopState for ProbeLoopState {
@@ -237,6 +242,7 @@ pub fn train_probe(
             .map_err(|e| RunError::Invalid(e.to_string()))
     };
     device.seed(config.seed);
+    let draws_at_seed = dropout::seed_draws();
     let autodiff = device.clone().autodiff();
     let mut model = config.model.init(&autodiff);
     // Checked before any example is drawn (the generators draw from their own seeded
@@ -277,6 +283,7 @@ pub fn train_probe(
         training_seconds: 0.0,
         train_seconds: 0.0,
         resumed_after: Vec::new(),
+        dropout_draws: 0,
     };
     let mut best: Option<(TokenArch, f64)> = None;
     let mut seconds_before = 0.0;
@@ -285,8 +292,18 @@ pub fn train_probe(
             path: saved.path.clone(),
             message,
         };
-        // Nothing after initialisation draws from the device generator (no dropout), so the
-        // stored weights replace the initial ones without replaying any draw.
+        // The device generator must stand where the interrupted run left it. A forward pass
+        // first, as the first training step makes one, draws the parameters burn still
+        // initialises lazily (the embedding) in the order that step drew them; after that only
+        // dropout draws (one seed per mask), so replaying the interrupted run's draws, less
+        // those the pass made, puts the generator back and the resumed run draws the masks of
+        // an uninterrupted one.
+        let _ = model.logits(Tensor::<2, Int>::zeros(
+            [1, config.task.seq_len()],
+            &autodiff,
+        ));
+        let drawn = dropout::seed_draws() - draws_at_seed;
+        dropout::replay_seed_draws(&autodiff, saved.state.dropout_draws.saturating_sub(drawn));
         model = model
             .try_load_record(saved.model)
             .map_err(|e| unfit(e.to_string()))?;
@@ -363,6 +380,7 @@ pub fn train_probe(
         }
         stopped_early = accuracy > train.stop_accuracy;
         run.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+        run.dropout_draws = dropout::seed_draws() - draws_at_seed;
         if let Some(checkpoint) = &options.checkpoint {
             let best_model = &best.as_ref().expect("an epoch ran").0;
             checkpoint.save(ToSave {

@@ -90,14 +90,14 @@ fn a_probe_run_learns_induction_heads_and_writes_its_folder() {
     );
 }
 
-/// A small induction run of Mamba (width 16, 3 epochs) with `--examples` as given, into `out`.
-fn small_induction(out: &Path, examples: &str, extra: &[&str]) -> std::process::Output {
+/// A small induction run of `arch` (width 16, 3 epochs) with `--examples` as given, into `out`.
+fn small_induction(out: &Path, arch: &str, examples: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "probe",
         "--task",
         "induction",
         "--arch",
-        "mamba",
+        arch,
         "--vocab",
         "6",
         "--seq-len",
@@ -130,16 +130,22 @@ fn small_induction(out: &Path, examples: &str, extra: &[&str]) -> std::process::
 /// A probe run paused after every epoch (`--time-limit 0`) keeps a checkpoint, resumes from it,
 /// and ends with exactly the numbers of the same run trained in one go: every epoch's loss and
 /// accuracy, the best epoch, the accuracy at each test length. Both with one fixed training set
-/// (the shuffles are replayed) and a fresh set each epoch (drawn from the epoch's seed).
+/// (the shuffles are replayed) and a fresh set each epoch (drawn from the epoch's seed), and for
+/// the Transformer, whose token model has dropout (the mask seeds drawn before the pause are
+/// replayed).
 #[test]
 fn a_paused_probe_run_resumes_to_the_numbers_of_one_trained_in_one_go() {
-    for examples in ["fixed", "fresh"] {
+    for (arch, examples) in [
+        ("mamba", "fixed"),
+        ("mamba", "fresh"),
+        ("transformer", "fresh"),
+    ] {
         let tmp = common::tempdir();
         let (whole, paused) = (tmp.path().join("whole"), tmp.path().join("paused"));
-        let output = small_induction(&whole, examples, &[]);
+        let output = small_induction(&whole, arch, examples, &[]);
         assert!(output.status.success(), "{}", stderr(&output));
         for epoch in 1..=2 {
-            let output = small_induction(&paused, examples, &["--time-limit", "0"]);
+            let output = small_induction(&paused, arch, examples, &["--time-limit", "0"]);
             assert!(output.status.success(), "{}", stderr(&output));
             assert!(
                 stdout(&output).contains(&format!("paused after epoch {epoch} of 3")),
@@ -151,7 +157,7 @@ fn a_paused_probe_run_resumes_to_the_numbers_of_one_trained_in_one_go() {
             assert!(!run.join("summary.json").exists());
             assert_eq!(metrics_without_seconds(run).len(), epoch);
         }
-        let output = small_induction(&paused, examples, &["--time-limit", "0"]);
+        let output = small_induction(&paused, arch, examples, &["--time-limit", "0"]);
         assert!(output.status.success(), "{}", stderr(&output));
         let (a, b) = (&run_dirs(&whole)[0], &run_dirs(&paused)[0]);
         assert_eq!(a.file_name(), b.file_name());
@@ -162,7 +168,7 @@ fn a_paused_probe_run_resumes_to_the_numbers_of_one_trained_in_one_go() {
         assert_eq!(
             metrics_without_seconds(a),
             metrics_without_seconds(b),
-            "{examples}"
+            "{arch} {examples}"
         );
         let (whole, resumed) = (
             read_json(&a.join("summary.json")),
@@ -176,7 +182,7 @@ fn a_paused_probe_run_resumes_to_the_numbers_of_one_trained_in_one_go() {
             "params",
             "state_floats",
         ] {
-            assert_eq!(whole[key], resumed[key], "{examples}: {key}");
+            assert_eq!(whole[key], resumed[key], "{arch} {examples}: {key}");
         }
         assert!(whole.get("resumed_after").is_none());
         assert_eq!(resumed["resumed_after"], serde_json::json!([1, 2]));
