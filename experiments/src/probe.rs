@@ -584,18 +584,22 @@ mod tests {
     /// initialisation and dropout), and with it its ids.
     #[test]
     fn mqar_configs_keep_the_ids_they_had_before_the_fresh_and_loss_fields() {
-        let config = request(&[
-            "--task",
-            "mqar",
-            "--arch",
-            "mamba",
-            "--layers",
-            "2",
-            "--d-model",
-            "64",
-        ])
-        .resolve()
-        .unwrap();
+        // The grid's width-64, 2-layer MQAR entry of `arch` at (64, 4).
+        let width_64 = |arch: &str, extra: &[&str]| {
+            let mut flags = vec![
+                "--task",
+                "mqar",
+                "--arch",
+                arch,
+                "--layers",
+                "2",
+                "--d-model",
+                "64",
+            ];
+            flags.extend_from_slice(extra);
+            request(&flags).resolve().unwrap()
+        };
+        let config = width_64("mamba", &[]);
         let json = serde_json::to_string(&config).unwrap();
         for key in [
             "examples",
@@ -611,22 +615,8 @@ mod tests {
             "mamba-mqar-L64-d64-lr1e-3-s2021-ed5357ed",
             "the id of a committed run in results/probes/mqar"
         );
-        let transformer = request(&[
-            "--task",
-            "mqar",
-            "--arch",
-            "transformer",
-            "--heads",
-            "1",
-            "--layers",
-            "2",
-            "--d-model",
-            "64",
-        ])
-        .resolve()
-        .unwrap();
         assert_ne!(
-            transformer.run_id(),
+            width_64("transformer", &["--heads", "1"]).run_id(),
             "transformer-mqar-L64-d64-lr1e-3-s2021-eab920f9",
             "the id of the Transformer's run under the previous recipe"
         );
