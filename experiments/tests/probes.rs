@@ -27,11 +27,12 @@ fn run_dirs(out: &Path) -> Vec<std::path::PathBuf> {
     dirs
 }
 
-/// A small induction-heads task (vocabulary 6, length 12) is learned above chance by the
-/// Transformer under the reference's recipe (one fixed set, the loss on every next token): the
-/// answer is one of 4 ordinary tokens, so chance is 0.25. (A PyTorch model of the same shape and
-/// recipe reaches 0.42 here after 30 epochs: the task is slow to learn at this size; this run
-/// reaches 0.445 on flex.)
+/// A small induction-heads task (vocabulary 6, length 12; the answer is one of 4 ordinary
+/// tokens, so chance is 0.25) is learned by Mamba-2 under the reference's recipe (one fixed set,
+/// the loss on every next token): it passes 0.99 and stops early (1.0 in epoch 17 on flex).
+/// (The Transformer did this test until its token model took Zoology's initialisation and
+/// dropout, f1d730e: with them it stays at 0.28 on this fixed set of 2 000 in 30 epochs, where it
+/// reached 0.445 before.)
 #[test]
 fn a_probe_run_learns_induction_heads_and_writes_its_folder() {
     let tmp = common::tempdir();
@@ -42,7 +43,7 @@ fn a_probe_run_learns_induction_heads_and_writes_its_folder() {
             "--task",
             "induction",
             "--arch",
-            "transformer",
+            "mamba2",
             "--vocab",
             "6",
             "--seq-len",
@@ -77,7 +78,8 @@ fn a_probe_run_learns_induction_heads_and_writes_its_folder() {
     assert_eq!(dirs.len(), 1);
     let summary = read_json(&dirs[0].join("summary.json"));
     let accuracy = summary["accuracy"].as_f64().unwrap();
-    assert!(accuracy > 0.35, "accuracy {accuracy}: {}", stdout(&output));
+    assert!(accuracy > 0.99, "accuracy {accuracy}: {}", stdout(&output));
+    assert_eq!(summary["stopped_early"], true);
     let lengths = summary["lengths"].as_array().unwrap();
     assert_eq!(lengths.len(), 2);
     assert_eq!(lengths[1]["len"], 24);
