@@ -61,3 +61,10 @@ pub use repeat::{Repeat, RepeatConfig};
 pub use sequence_model::{Forecaster, SequenceModel, WindowState};
 pub use token_adapter::{TokenInit, TokenModel, TokenModelConfig, TokenRecipe};
 pub use transformer::{KvCache, NormKind, PositionKind, Transformer, TransformerConfig};
+
+/// Whether `value` is its type's default: the `skip_serializing_if` of a config field added after
+/// runs were written with its default, so that their serialized configs, and the run ids hashed
+/// from them, stay as they were.
+pub fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}

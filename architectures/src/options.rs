@@ -9,7 +9,7 @@
 #[cfg(feature = "clap")]
 use std::str::FromStr;
 
-use crate::transformer::NormKind;
+use crate::transformer::{NormKind, PositionKind};
 
 /// Declares [`ModelOptions`] (one field per option) and [`ModelOption`] (one variant per option)
 /// from one list, so that a new option is one entry.
@@ -144,6 +144,10 @@ model_options! {
     /// Transformer and PatchTST; default: pre-norm).
     #[arg(long)]
     post_norm: bool => PostNorm;
+    /// Transformer positions: rotary (default of a causal model) or a learned vector per
+    /// position (default of a bidirectional encoder; Zoology's attention baseline).
+    #[arg(long, value_enum)]
+    positions: Option<PositionKind> => Positions;
 }
 
 impl ModelOption {

@@ -20,6 +20,7 @@ use crate::forecast_adapter::{Backbone, BackboneConfig, Patched};
 use crate::options::{ModelOption, ModelOptions};
 use crate::sequence_model::{Forecaster, SequenceModel};
 use crate::token_adapter::{TokenModel, TokenModelConfig, token_config, token_options};
+use crate::transformer::PositionKind;
 
 /// What the registry needs of an architecture, implemented in its file on a marker type (the
 /// `…Spec` named in the registry line).
@@ -360,9 +361,9 @@ macro_rules! token_models {
                 }
             }
 
-            fn build_tokens(self, vocab: usize, options: &ModelOptions) -> Option<Result<TokenConfig, ConfigError>> {
+            fn build_tokens(self, vocab: usize, max_len: usize, options: &ModelOptions) -> Option<Result<TokenConfig, ConfigError>> {
                 match self {
-                    $(Self::$name => Some(token_config::<$spec>(vocab, options).map(TokenConfig::$name)),)+
+                    $(Self::$name => Some(token_config::<$spec>(vocab, max_len, options).map(TokenConfig::$name)),)+
                     #[allow(unreachable_patterns, reason = "reachable while there are forecasters")]
                     _ => None,
                 }
@@ -525,11 +526,13 @@ impl ArchName {
     }
 
     /// The token model (the token adapter around its causal backbone) over a vocabulary of
-    /// `vocab` tokens from the options given, rejecting a window forecaster, options that do
-    /// not apply to the token adapter and values out of range.
+    /// `vocab` tokens for sequences of at most `max_len` tokens (the rows of a learned position
+    /// table) from the options given, rejecting a window forecaster, options that do not apply
+    /// to the token adapter and values out of range.
     pub fn token_config(
         self,
         vocab: usize,
+        max_len: usize,
         options: &ModelOptions,
     ) -> Result<TokenConfig, ConfigError> {
         let accepted = self
@@ -545,7 +548,7 @@ impl ArchName {
                 accepted: flags(&accepted),
             });
         }
-        self.build_tokens(vocab, options)
+        self.build_tokens(vocab, max_len, options)
             .expect("a token model: its options exist")
     }
 
@@ -629,6 +632,20 @@ fn flags(options: &[ModelOption]) -> String {
     }
     let flags: Vec<String> = options.iter().map(|o| o.flag()).collect();
     flags.join(", ")
+}
+
+impl TokenConfig {
+    /// Its name in leaderboards and charts: the architecture's, with the variant in brackets
+    /// where the token model departs from the architecture's default
+    /// (`transformer (learned positions)`: Zoology's attention baseline, against rotary).
+    pub fn label(&self) -> String {
+        match self {
+            Self::Transformer(c) if c.backbone.positions == PositionKind::Learned => {
+                format!("{} (learned positions)", self.name())
+            }
+            _ => self.name().to_string(),
+        }
+    }
 }
 
 /// Architecture names joined, `transformer, mamba`.

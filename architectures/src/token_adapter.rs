@@ -21,8 +21,8 @@
 //! - The final norm is the backbone's own where it ends in one (Mamba's `norm_f`, Griffin's final
 //!   RMSNorm, the pre-norm Transformer's final LayerNorm, post-norm blocks, which end normalised);
 //!   the adapter adds a LayerNorm only after a backbone that does not (the LSTM).
-//! - No positions of the adapter's own: the Transformer brings rotary positions, the recurrent
-//!   backbones need none.
+//! - No positions of the adapter's own: the Transformer brings rotary positions (or learned ones,
+//!   `--positions learned`, as Zoology's attention baseline), the recurrent backbones need none.
 //! - Logits are computed at the labelled positions only ([`TokenModel::logits_at`]): MQAR labels
 //!   K of L positions, so projecting every position onto a vocabulary of 8 192 would spend most
 //!   of a step on outputs no loss reads.
@@ -53,6 +53,7 @@ const TOKEN_OPTIONS: &[ModelOption] = &[
     ModelOption::Window,
     ModelOption::Norm,
     ModelOption::PostNorm,
+    ModelOption::Positions,
 ];
 
 /// The options backbone `B` takes under the token adapter.
@@ -64,15 +65,18 @@ pub fn token_options<B: Backbone>() -> Vec<ModelOption> {
         .collect()
 }
 
-/// The token-model configuration of backbone `B` over a vocabulary of `vocab` tokens (the
-/// options have been checked against [`token_options`]): the backbone's forecasting
-/// configuration with `--causal` set, which gives the Transformer rotary positions (its table
-/// bounds the length: [`SequenceModel::max_len`]), without the forecasting dropout (the Mamba
-/// paper's probe models have none), then the recipe of the backbone's probing reference
-/// ([`Backbone::token_recipe`]). The patching it is configured against is discarded (no option
-/// that reaches it is accepted here).
+/// The token-model configuration of backbone `B` over a vocabulary of `vocab` tokens, for
+/// sequences of at most `max_len` tokens (the options have been checked against
+/// [`token_options`]): the backbone's forecasting configuration with `--causal` set, which gives
+/// the Transformer rotary positions unless `--positions learned` (either table bounds the
+/// length: [`SequenceModel::max_len`]), without the forecasting dropout (the Mamba paper's
+/// probe models have none), then the recipe of the backbone's probing reference
+/// ([`Backbone::token_recipe`]). It is configured against a patching of one token per patch, so
+/// that a learned position table has `max_len` rows (Zoology's `max_position_embeddings` is the
+/// sequence length); no option that reaches the patching otherwise is accepted here.
 pub fn token_config<B: Backbone>(
     vocab: usize,
+    max_len: usize,
     options: &ModelOptions,
 ) -> Result<TokenModelConfig<B::Config>, ConfigError> {
     let causal = ModelOptions {
@@ -80,26 +84,31 @@ pub fn token_config<B: Backbone>(
         dropout: Some(0.0),
         ..options.clone()
     };
-    let mut unused = Patching::new(1, 1, 1);
-    let mut backbone = B::configure(&causal, &mut unused)?;
+    let mut tokens = Patching::new(max_len, 1, 1)
+        .with_patch_len(1)
+        .with_stride(1);
+    let mut backbone = B::configure(&causal, &mut tokens)?;
     let recipe = B::token_recipe(&mut backbone);
     let config = TokenModelConfig {
         vocab,
         backbone,
-        init: recipe.init,
-        embedding_dropout: recipe.embedding_dropout,
+        recipe,
     };
     config.validate()?;
     Ok(config)
 }
 
 /// What the token adapter does around a backbone beyond the embedding and the head: how the
-/// backbone is initialised and the dropout on the embeddings.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// backbone is initialised and the dropout on the embeddings. Each field is left out of a
+/// serialized config at its default (configs written before it existed had the default, and keep
+/// their run ids).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecipe {
-    /// Initialisation of the backbone's linear layers.
+    /// Initialisation of the backbone's linear layers (default: the backbone's own).
+    #[serde(default, skip_serializing_if = "crate::is_default")]
     pub init: TokenInit,
-    /// Dropout on the embeddings (Zoology's `embed_dropout`).
+    /// Dropout on the embeddings (Zoology's `embed_dropout`; default: none).
+    #[serde(default, skip_serializing_if = "crate::is_default")]
     pub embedding_dropout: f64,
 }
 
@@ -124,12 +133,6 @@ pub enum TokenInit {
     },
 }
 
-/// Whether `value` is its type's default (a field left out of the serialized config, so that
-/// the configs written before it existed keep their run ids).
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
-}
-
 /// Hyperparameters of a [`TokenModel`]: the vocabulary, its backbone's, and the recipe around it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound = "C: BackboneConfig")]
@@ -138,13 +141,9 @@ pub struct TokenModelConfig<C> {
     pub vocab: usize,
     /// The causal backbone; its width is the embedding width.
     pub backbone: C,
-    /// Initialisation of the backbone (absent in configs written before the field existed:
-    /// the backbone's own).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub init: TokenInit,
-    /// Dropout on the embeddings (absent before the field existed: none).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub embedding_dropout: f64,
+    /// Initialisation and embedding dropout, serialized beside the fields above.
+    #[serde(flatten)]
+    pub recipe: TokenRecipe,
 }
 
 impl<C: BackboneConfig> TokenModelConfig<C> {
@@ -156,15 +155,15 @@ impl<C: BackboneConfig> TokenModelConfig<C> {
                 self.vocab
             )));
         }
-        if !(0.0..1.0).contains(&self.embedding_dropout) {
+        if !(0.0..1.0).contains(&self.recipe.embedding_dropout) {
             return Err(ConfigError::Invalid(format!(
                 "embedding dropout must be in [0, 1) (got {})",
-                self.embedding_dropout
+                self.recipe.embedding_dropout
             )));
         }
         if let TokenInit::Gpt2 {
             std, residual_std, ..
-        } = self.init
+        } = self.recipe.init
             && !(std > 0.0 && residual_std > 0.0)
         {
             return Err(ConfigError::Invalid(format!(
@@ -198,7 +197,7 @@ impl<C: BackboneConfig> TokenModelConfig<C> {
             })
             .init(device);
         let backbone = self.backbone.init(device);
-        let backbone = match &self.init {
+        let backbone = match &self.recipe.init {
             TokenInit::Backbone => backbone,
             TokenInit::Gpt2 {
                 std,
@@ -213,8 +212,8 @@ impl<C: BackboneConfig> TokenModelConfig<C> {
         };
         TokenModel {
             embedding,
-            embedding_dropout: (self.embedding_dropout > 0.0)
-                .then(|| Dropout::new(self.embedding_dropout)),
+            embedding_dropout: (self.recipe.embedding_dropout > 0.0)
+                .then(|| Dropout::new(self.recipe.embedding_dropout)),
             backbone,
             norm: (!self.backbone.ends_normalised()).then(|| LayerNormConfig::new(d).init(device)),
         }
@@ -358,7 +357,7 @@ mod tests {
             layers: Some(2),
             ..ModelOptions::default()
         };
-        let model = token_config::<MambaSpec>(40, &options)
+        let model = token_config::<MambaSpec>(40, 12, &options)
             .unwrap()
             .init(&device);
         let x = tokens(3, 12, 40, &device);
@@ -383,17 +382,17 @@ mod tests {
             layers: Some(2),
             ..ModelOptions::default()
         };
-        let config = token_config::<TransformerSpec>(16, &options).unwrap();
+        let config = token_config::<TransformerSpec>(16, 64, &options).unwrap();
         assert!(config.backbone.causal);
         assert_eq!(config.backbone.dropout, 0.0);
         assert_eq!(config.backbone.attention_dropout, 0.1);
-        assert_eq!(config.embedding_dropout, 0.1);
+        assert_eq!(config.recipe.embedding_dropout, 0.1);
         assert_eq!(
             config.backbone.positions,
             crate::transformer::PositionKind::Rotary
         );
         assert_eq!(
-            config.init,
+            config.recipe.init,
             TokenInit::Gpt2 {
                 std: 0.02,
                 residual_outputs: vec!["out".into(), "mlp_out".into()],
@@ -402,11 +401,35 @@ mod tests {
         );
     }
 
+    /// Rotary's table is the causal maximum whatever the task (a rotary model runs at any length
+    /// up to it); a learned table has one row per token of the longest sequence, as Zoology's
+    /// `max_position_embeddings`, and the model refuses to run longer.
+    #[test]
+    fn learned_positions_cover_the_longest_sequence_given() {
+        use crate::transformer::PositionKind;
+        let device = Device::flex();
+        let rotary = token_config::<TransformerSpec>(16, 48, &ModelOptions::default()).unwrap();
+        assert_eq!(rotary.backbone.positions, PositionKind::Rotary);
+        assert_eq!(rotary.backbone.max_len, 16_384);
+        let options = ModelOptions {
+            d_model: Some(16),
+            positions: Some(PositionKind::Learned),
+            ..ModelOptions::default()
+        };
+        let config = token_config::<TransformerSpec>(16, 48, &options).unwrap();
+        assert_eq!(config.backbone.positions, PositionKind::Learned);
+        assert_eq!(config.backbone.max_len, 48);
+        assert!(config.backbone.causal);
+        let model = config.init(&device);
+        assert_eq!(model.backbone.max_len(), Some(48));
+        assert_eq!(model.logits(tokens(2, 48, 16, &device)).dims(), [2, 48, 16]);
+    }
+
     #[test]
     fn recurrent_backbones_keep_their_own_initialisation_without_dropout() {
-        let config = token_config::<MambaSpec>(16, &ModelOptions::default()).unwrap();
-        assert_eq!(config.init, TokenInit::Backbone);
-        assert_eq!(config.embedding_dropout, 0.0);
+        let config = token_config::<MambaSpec>(16, 64, &ModelOptions::default()).unwrap();
+        assert_eq!(config.recipe.init, TokenInit::Backbone);
+        assert_eq!(config.recipe.embedding_dropout, 0.0);
     }
 
     /// Every float parameter of a module with its path (`blocks.0.qkv.weight`).
@@ -454,7 +477,7 @@ mod tests {
             heads: Some(1),
             ..ModelOptions::default()
         };
-        let model = token_config::<TransformerSpec>(32, &options)
+        let model = token_config::<TransformerSpec>(32, 64, &options)
             .unwrap()
             .init(&device);
         let mut params = Params::default();

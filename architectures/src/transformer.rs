@@ -50,6 +50,7 @@ pub enum NormKind {
 
 /// Position information.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum PositionKind {
     /// Rotary embedding of queries and keys (theta 10000).
     Rotary,
@@ -132,19 +133,27 @@ impl Backbone for TransformerSpec {
         ModelOption::Causal,
         ModelOption::Norm,
         ModelOption::PostNorm,
+        ModelOption::Positions,
     ];
 
     /// Behind the adapter the encoder is bidirectional (PatchTST) and learns one position per
-    /// patch, unless `--causal`, which gives it rotary positions.
+    /// patch, unless `--causal`, which gives it rotary positions; `--positions` chooses. A
+    /// learned table has one row per patch; a causal rotary table is longer, so that the
+    /// backbone also runs as a sequence model of any length up to it.
     fn configure(
         options: &ModelOptions,
         patching: &mut Patching,
     ) -> Result<TransformerConfig, ConfigError> {
         let config = TransformerConfig::new();
-        let (positions, max_len) = if options.causal {
-            (PositionKind::Rotary, CAUSAL_MAX_LEN)
+        let positions = options.positions.unwrap_or(if options.causal {
+            PositionKind::Rotary
         } else {
-            (PositionKind::Learned, patching.n_patches())
+            PositionKind::Learned
+        });
+        let max_len = if options.causal && positions == PositionKind::Rotary {
+            CAUSAL_MAX_LEN
+        } else {
+            patching.n_patches()
         };
         Ok(TransformerConfig {
             d_model: options.d_model.unwrap_or(config.d_model),

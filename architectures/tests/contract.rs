@@ -302,7 +302,10 @@ fn every_backbone_is_a_causal_token_model() {
     };
     for &name in ArchName::ALL {
         let Some(accepted) = name.token_options() else {
-            let error = name.token_config(vocab, &small).unwrap_err().to_string();
+            let error = name
+                .token_config(vocab, len + 8, &small)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(name.as_str()), "{error}");
             continue;
         };
@@ -312,7 +315,10 @@ fn every_backbone_is_a_causal_token_model() {
             ..small.clone()
         };
         device.seed(3);
-        let model = name.token_config(vocab, &options).unwrap().init(&device);
+        let model = name
+            .token_config(vocab, len + 8, &options)
+            .unwrap()
+            .init(&device);
         let tokens: Vec<i64> = (0..2 * len as i64)
             .map(|i| (i * 7 + 3) % vocab as i64)
             .collect();

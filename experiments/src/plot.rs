@@ -58,9 +58,24 @@ pub fn arch_colour(arch: &str) -> Rgb {
     ];
     let index = ArchName::value_variants()
         .iter()
-        .position(|a| a.as_str() == arch)
+        .position(|a| a.as_str() == base_arch(arch))
         .unwrap_or(PALETTE.len() - 1);
     PALETTE[index % PALETTE.len()]
+}
+
+/// The architecture of a series name: `transformer` of `transformer (learned positions)`.
+fn base_arch(name: &str) -> &str {
+    name.split_once(" (").map_or(name, |(arch, _)| arch)
+}
+
+/// How an architecture's series is drawn: a variant (`transformer (learned positions)`) dashed
+/// in its architecture's colour.
+pub fn arch_style(name: &str) -> Style {
+    if base_arch(name) == name {
+        Style::LinePoints
+    } else {
+        Style::DashedPoints
+    }
 }
 
 /// Colour of the truth in forecast charts.
@@ -212,7 +227,7 @@ pub fn arch_series<'a>(points: impl IntoIterator<Item = (&'a str, Point)>) -> Ve
             Series {
                 name: arch.to_string(),
                 colour: arch_colour(arch),
-                style: Style::LinePoints,
+                style: arch_style(arch),
                 points,
             }
         })
@@ -221,11 +236,12 @@ pub fn arch_series<'a>(points: impl IntoIterator<Item = (&'a str, Point)>) -> Ve
     series
 }
 
-/// Position of `arch` in the registry (charts list architectures in this order).
+/// Position of `arch` (or the architecture of a variant) in the registry (charts list
+/// architectures in this order).
 pub fn registry_order(arch: &str) -> usize {
     ArchName::value_variants()
         .iter()
-        .position(|a| a.as_str() == arch)
+        .position(|a| a.as_str() == base_arch(arch))
         .unwrap_or(usize::MAX)
 }
 
@@ -880,6 +896,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variant_is_drawn_dashed_in_its_architectures_colour_and_place() {
+        let variant = "transformer (learned positions)";
+        assert_eq!(arch_colour(variant), arch_colour("transformer"));
+        assert_eq!(registry_order(variant), registry_order("transformer"));
+        assert_eq!(arch_style(variant), Style::DashedPoints);
+        assert_eq!(arch_style("transformer"), Style::LinePoints);
+        assert_ne!(arch_colour("mamba"), arch_colour("transformer"));
+    }
 
     #[test]
     fn pareto_front_keeps_only_undominated_points() {

@@ -310,10 +310,10 @@ pub struct ProbeTrainConfig {
     pub train_examples: usize,
     /// A fixed training set or a fresh one each epoch (absent in configs written before the
     /// field existed: fixed).
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(default, skip_serializing_if = "architectures::is_default")]
     pub examples: TrainingExamples,
     /// The positions the loss reads (absent before the field existed: labelled).
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(default, skip_serializing_if = "architectures::is_default")]
     pub loss: LossPositions,
     /// Test examples.
     pub test_examples: usize,
@@ -323,7 +323,7 @@ pub struct ProbeTrainConfig {
     /// Lengths tested besides the training length, ascending.
     pub test_lens: Vec<usize>,
     /// Test examples at each of `test_lens` (absent when there are none).
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(default, skip_serializing_if = "architectures::is_default")]
     pub length_test_examples: usize,
 }
 
@@ -339,12 +339,6 @@ impl ProbeTrainConfig {
                 .wrapping_add(((epoch as u64).saturating_sub(1)) << 32),
         }
     }
-}
-
-/// Whether `value` is its type's default (a field left out of the serialized config, so that
-/// adding it kept the run ids of the configs written before).
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
 }
 
 /// Everything that determines a probe run's numbers.
@@ -456,7 +450,10 @@ impl ProbeRequest {
                 self.weight_decay
             )));
         }
-        let model = self.arch.token_config(task.vocab(), &self.model)?;
+        let longest = test_lens
+            .last()
+            .map_or(task.seq_len(), |&l| l.max(task.seq_len()));
+        let model = self.arch.token_config(task.vocab(), longest, &self.model)?;
         Ok(ProbeConfig {
             task,
             model,
@@ -615,10 +612,16 @@ mod tests {
             "mamba-mqar-L64-d64-lr1e-3-s2021-ed5357ed",
             "the id of a committed run in results/probes/mqar"
         );
+        let transformer = width_64("transformer", &["--heads", "1"]);
         assert_ne!(
-            width_64("transformer", &["--heads", "1"]).run_id(),
+            transformer.run_id(),
             "transformer-mqar-L64-d64-lr1e-3-s2021-eab920f9",
             "the id of the Transformer's run under the previous recipe"
+        );
+        assert_eq!(
+            transformer.run_id(),
+            "transformer-mqar-L64-d64-lr1e-3-s2021-44a52047",
+            "the id of the committed run under Zoology's recipe"
         );
         let induction = request(&["--task", "induction"]).resolve().unwrap();
         assert_eq!(induction.train.examples, TrainingExamples::Fresh);

@@ -15,7 +15,9 @@ use datasets::ProbeTask;
 
 use crate::error::{Result, RunError, io_at};
 use crate::files::is_probe_run;
-use crate::plot::{Chart, Panel, Point, Series, Style, arch_colour, arch_series, registry_order};
+use crate::plot::{
+    Chart, Panel, Point, Series, arch_colour, arch_series, arch_style, registry_order,
+};
 use crate::probe::ProbeConfig;
 use crate::probe_train::ProbeSummary;
 use crate::report::Spread;
@@ -194,7 +196,7 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
             .entry(TaskSetting::of(&first.config.task))
             .or_default()
             .push(ProbeRow {
-                arch: first.config.model.name().to_string(),
+                arch: first.config.model.label(),
                 d_model: first.config.model.d_model(),
                 backbone_params: first.summary.backbone_params,
                 state_floats: first.summary.state_floats,
@@ -208,7 +210,13 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
             });
     }
     for rows in board.values_mut() {
-        rows.sort_by_key(|r| (registry_order(&r.arch), r.d_model));
+        rows.sort_by(|a, b| {
+            (registry_order(&a.arch), &a.arch, a.d_model).cmp(&(
+                registry_order(&b.arch),
+                &b.arch,
+                b.d_model,
+            ))
+        });
     }
     board
 }
@@ -421,7 +429,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
                     series.push(Series {
                         name: row.arch.clone(),
                         colour: arch_colour(&row.arch),
-                        style: Style::LinePoints,
+                        style: arch_style(&row.arch),
                         points: row
                             .lengths
                             .iter()

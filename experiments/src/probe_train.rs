@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use architectures::TokenArch;
-use architectures::blocks::dropout;
+use architectures::blocks::dropout::RunSeedDraws;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -242,7 +242,7 @@ pub fn train_probe(
             .map_err(|e| RunError::Invalid(e.to_string()))
     };
     device.seed(config.seed);
-    let draws_at_seed = dropout::seed_draws();
+    let seed_draws = RunSeedDraws::since_seeding();
     let autodiff = device.clone().autodiff();
     let mut model = config.model.init(&autodiff);
     // Checked before any example is drawn (the generators draw from their own seeded
@@ -302,8 +302,7 @@ pub fn train_probe(
             [1, config.task.seq_len()],
             &autodiff,
         ));
-        let drawn = dropout::seed_draws() - draws_at_seed;
-        dropout::replay_seed_draws(&autodiff, saved.state.dropout_draws.saturating_sub(drawn));
+        seed_draws.restore(&autodiff, saved.state.dropout_draws);
         model = model
             .try_load_record(saved.model)
             .map_err(|e| unfit(e.to_string()))?;
@@ -380,7 +379,7 @@ pub fn train_probe(
         }
         stopped_early = accuracy > train.stop_accuracy;
         run.train_seconds = seconds_before + started.elapsed().as_secs_f64();
-        run.dropout_draws = dropout::seed_draws() - draws_at_seed;
+        run.dropout_draws = seed_draws.count();
         if let Some(checkpoint) = &options.checkpoint {
             let best_model = &best.as_ref().expect("an epoch ran").0;
             checkpoint.save(ToSave {

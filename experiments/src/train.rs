@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use architectures::blocks::dropout;
+use architectures::blocks::dropout::RunSeedDraws;
 use architectures::{Arch, Forecaster};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -193,8 +193,8 @@ struct Training<'a> {
     best: Option<(Arch, Metrics, usize)>,
     records: Vec<EpochRecord>,
     epochs_without_improvement: usize,
-    /// Dropout seeds drawn before this run began (the count a checkpoint stores is relative).
-    draws_at_seed: u64,
+    /// Dropout seeds this run has drawn (a checkpoint stores the count).
+    seed_draws: RunSeedDraws,
     /// Training seconds before the last resume.
     seconds_before: f64,
     resumed_after: Vec<usize>,
@@ -206,7 +206,7 @@ impl<'a> Training<'a> {
     /// through each step by value so that the optimizer updates its sole copy) and optimizer.
     fn new(config: &'a RunConfig, data: &'a ForecastData, device: &'a Device) -> (Self, Arch) {
         device.seed(config.seed);
-        let draws_at_seed = dropout::seed_draws();
+        let seed_draws = RunSeedDraws::since_seeding();
         let autodiff = device.clone().autodiff();
         let model = config.arch.init(&autodiff);
         let windows = data.splits[TRAIN].windows;
@@ -221,7 +221,7 @@ impl<'a> Training<'a> {
             best: None,
             records: Vec::new(),
             epochs_without_improvement: 0,
-            draws_at_seed,
+            seed_draws,
             seconds_before: 0.0,
             resumed_after: Vec::new(),
             started: Instant::now(),
@@ -273,8 +273,7 @@ impl<'a> Training<'a> {
         // The step queued a BatchNorm running-statistics update (burn's `RunningState` applies
         // it at the next read); syncing now lets the checkpoint's statistics replace it.
         let _ = model.valid();
-        let drawn = dropout::seed_draws() - self.draws_at_seed;
-        dropout::replay_seed_draws(&self.autodiff, state.dropout_draws.saturating_sub(drawn));
+        self.seed_draws.restore(&self.autodiff, state.dropout_draws);
         for _ in 0..state.epoch {
             self.order.shuffle(&mut self.rng);
         }
@@ -375,7 +374,7 @@ impl<'a> Training<'a> {
                 records: self.records.clone(),
                 best_epoch: *best_epoch,
                 epochs_without_improvement: self.epochs_without_improvement,
-                dropout_draws: dropout::seed_draws() - self.draws_at_seed,
+                dropout_draws: self.seed_draws.count(),
                 train_seconds: self.seconds_before + self.started.elapsed().as_secs_f64(),
                 resumed_after: self.resumed_after.clone(),
             },

@@ -309,6 +309,77 @@ fn a_probe_sweep_keeps_every_lr_and_reports_the_best_per_seed() {
     assert!(report.status.success(), "{}", stderr(&report));
 }
 
+/// Zoology's attention baseline (learned positions, one per token of the sequence) is a row of
+/// its own beside the rotary Transformer, and `positions = "rotary"`, the default, keeps the
+/// default's run id.
+#[test]
+fn learned_positions_are_a_transformer_variant_of_their_own() {
+    let tmp = common::tempdir();
+    let file = sweep_file(
+        tmp.path(),
+        "task = \"mqar\"\n\
+         arch = \"transformer\"\n\
+         positions = [\"rotary\", \"learned\"]\n\
+         vocab = 64\nseq_len = 16\npairs = 2\nd_model = 16\nheads = 1\n\
+         train_examples = 64\ntest_examples = 32\nepochs = 1\n",
+    );
+    let out = tmp.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    let output = archzoo(&["sweep", &file, "--out", out_arg], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs = run_dirs(&out);
+    assert_eq!(runs.len(), 2);
+    let backbone = |run: &std::path::PathBuf| {
+        read_json(&run.join("config.json"))["model"]["transformer"]["backbone"].clone()
+    };
+    let learned = runs
+        .iter()
+        .find(|r| backbone(r)["positions"] == "Learned")
+        .expect("a learned-positions run");
+    assert_eq!(backbone(learned)["max_len"], 16);
+    let board = std::fs::read_to_string(out.join("leaderboard.md")).unwrap();
+    assert!(board.contains("| transformer | 16 |"), "{board}");
+    assert!(
+        board.contains("| transformer (learned positions) | 16 |"),
+        "{board}"
+    );
+
+    let default = tmp.path().join("default");
+    let flags = [
+        "probe",
+        "--task",
+        "mqar",
+        "--arch",
+        "transformer",
+        "--vocab",
+        "64",
+        "--seq-len",
+        "16",
+        "--pairs",
+        "2",
+        "--d-model",
+        "16",
+        "--heads",
+        "1",
+        "--train-examples",
+        "64",
+        "--test-examples",
+        "32",
+        "--epochs",
+        "1",
+        "--out",
+    ];
+    let mut args = flags.to_vec();
+    args.push(default.to_str().unwrap());
+    let output = archzoo(&args, None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rotary = runs
+        .iter()
+        .find(|r| backbone(r)["positions"] == "Rotary")
+        .expect("a rotary run");
+    assert_eq!(run_dirs(&default)[0].file_name(), rotary.file_name());
+}
+
 #[test]
 fn bad_probe_settings_fail_before_anything_is_written() {
     let tmp = common::tempdir();

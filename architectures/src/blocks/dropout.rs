@@ -54,20 +54,49 @@ impl Dropout {
 /// Seeds every [`Dropout`] in this process has drawn from a device generator. burn's generators
 /// are process-wide and their state cannot be read back, so a training checkpoint stores how many
 /// seeds its run drew since seeding the device, and the resumed run replays as many draws
-/// ([`replay_seed_draws`]) to put the generator where the interrupted run left it.
+/// ([`RunSeedDraws`]) to put the generator where the interrupted run left it.
 static SEED_DRAWS: AtomicU64 = AtomicU64::new(0);
 
 /// How many seeds dropout has drawn in this process so far (see [`replay_seed_draws`]).
-pub fn seed_draws() -> u64 {
+fn seed_draws() -> u64 {
     SEED_DRAWS.load(Ordering::SeqCst)
 }
 
 /// Advance `device`'s generator by `count` dropout seed draws, exactly the calls dropout makes,
 /// so that after `device.seed(s)` and the same model initialisation the generator stands where a
 /// run seeded with `s` stood after drawing `count` masks.
-pub fn replay_seed_draws(device: &Device, count: u64) {
+fn replay_seed_draws(device: &Device, count: u64) {
     for _ in 0..count {
         draw_seed(device);
+    }
+}
+
+/// A run's dropout seed draws, counted from when it seeded its device: what its checkpoint
+/// stores, and what a resumed run replays so that it draws the interrupted run's masks.
+#[derive(Clone, Copy, Debug)]
+pub struct RunSeedDraws {
+    at_seed: u64,
+}
+
+impl RunSeedDraws {
+    /// Start counting; call right after `device.seed`.
+    pub fn since_seeding() -> Self {
+        Self {
+            at_seed: seed_draws(),
+        }
+    }
+
+    /// Seeds drawn since seeding.
+    pub fn count(&self) -> u64 {
+        seed_draws() - self.at_seed
+    }
+
+    /// Put `device`'s generator where the interrupted run left it after drawing `saved` seeds,
+    /// replaying those this run has not drawn yet (it may have drawn some already: a first
+    /// forward pass or step draws in the original order while lazily initialised parameters
+    /// take their values).
+    pub fn restore(&self, device: &Device, saved: u64) {
+        replay_seed_draws(device, saved.saturating_sub(self.count()));
     }
 }
 
