@@ -868,8 +868,16 @@ where
                     .map(|&(x, y)| Circle::new((x, y), 5, colour.filled())),
             )?,
         };
+        // The legend's sample line: dashed for a dashed series (two strokes with a gap).
+        let gap = if series.style == Style::DashedPoints {
+            (9, 14)
+        } else {
+            (11, 11)
+        };
         drawn.label(&series.name).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (gap.0, 0)], colour.stroke_width(3))
+                + PathElement::new(vec![(gap.1, 0), (22, 0)], colour.stroke_width(3))
         });
         if matches!(series.style, Style::LinePoints | Style::DashedPoints) {
             axes.draw_series(
