@@ -147,7 +147,7 @@ model_options! {
     /// Transformer positions: rotary (default of a causal model) or a learned vector per
     /// position (default of a bidirectional encoder; Zoology's attention baseline).
     #[arg(long, value_enum)]
-    positions: Option<PositionKind> => Positions;
+    position_encoding: Option<PositionKind> => PositionEncoding;
 }
 
 impl ModelOption {

@@ -22,7 +22,7 @@
 //!   RMSNorm, the pre-norm Transformer's final LayerNorm, post-norm blocks, which end normalised);
 //!   the adapter adds a LayerNorm only after a backbone that does not (the LSTM).
 //! - No positions of the adapter's own: the Transformer brings rotary positions (or learned ones,
-//!   `--positions learned`, as Zoology's attention baseline), the recurrent backbones need none.
+//!   `--position-encoding learned`, as Zoology's attention baseline), the recurrent backbones need none.
 //! - Logits are computed at the labelled positions only ([`TokenModel::logits_at`]): MQAR labels
 //!   K of L positions, so projecting every position onto a vocabulary of 8 192 would spend most
 //!   of a step on outputs no loss reads.
@@ -53,7 +53,7 @@ const TOKEN_OPTIONS: &[ModelOption] = &[
     ModelOption::Window,
     ModelOption::Norm,
     ModelOption::PostNorm,
-    ModelOption::Positions,
+    ModelOption::PositionEncoding,
 ];
 
 /// The options backbone `B` takes under the token adapter.
@@ -68,7 +68,7 @@ pub fn token_options<B: Backbone>() -> Vec<ModelOption> {
 /// The token-model configuration of backbone `B` over a vocabulary of `vocab` tokens, for
 /// sequences of at most `max_len` tokens (the options have been checked against
 /// [`token_options`]): the backbone's forecasting configuration with `--causal` set, which gives
-/// the Transformer rotary positions unless `--positions learned` (either table bounds the
+/// the Transformer rotary positions unless `--position-encoding learned` (either table bounds the
 /// length: [`SequenceModel::max_len`]), without the forecasting dropout (the Mamba paper's
 /// probe models have none), then the recipe of the backbone's probing reference
 /// ([`Backbone::token_recipe`]). It is configured against a patching of one token per patch, so
@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(rotary.backbone.max_len, 16_384);
         let options = ModelOptions {
             d_model: Some(16),
-            positions: Some(PositionKind::Learned),
+            position_encoding: Some(PositionKind::Learned),
             ..ModelOptions::default()
         };
         let config = token_config::<TransformerSpec>(16, 48, &options).unwrap();

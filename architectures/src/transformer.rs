@@ -133,11 +133,11 @@ impl Backbone for TransformerSpec {
         ModelOption::Causal,
         ModelOption::Norm,
         ModelOption::PostNorm,
-        ModelOption::Positions,
+        ModelOption::PositionEncoding,
     ];
 
     /// Behind the adapter the encoder is bidirectional (PatchTST) and learns one position per
-    /// patch, unless `--causal`, which gives it rotary positions; `--positions` chooses. A
+    /// patch, unless `--causal`, which gives it rotary positions; `--position-encoding` chooses. A
     /// learned table has one row per patch; a causal rotary table is longer, so that the
     /// backbone also runs as a sequence model of any length up to it.
     fn configure(
@@ -145,7 +145,7 @@ impl Backbone for TransformerSpec {
         patching: &mut Patching,
     ) -> Result<TransformerConfig, ConfigError> {
         let config = TransformerConfig::new();
-        let positions = options.positions.unwrap_or(if options.causal {
+        let positions = options.position_encoding.unwrap_or(if options.causal {
             PositionKind::Rotary
         } else {
             PositionKind::Learned

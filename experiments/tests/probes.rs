@@ -310,7 +310,7 @@ fn a_probe_sweep_keeps_every_lr_and_reports_the_best_per_seed() {
 }
 
 /// Zoology's attention baseline (learned positions, one per token of the sequence) is a row of
-/// its own beside the rotary Transformer, and `positions = "rotary"`, the default, keeps the
+/// its own beside the rotary Transformer, and `position_encoding = "rotary"`, the default, keeps the
 /// default's run id.
 #[test]
 fn learned_positions_are_a_transformer_variant_of_their_own() {
@@ -319,7 +319,7 @@ fn learned_positions_are_a_transformer_variant_of_their_own() {
         tmp.path(),
         "task = \"mqar\"\n\
          arch = \"transformer\"\n\
-         positions = [\"rotary\", \"learned\"]\n\
+         position_encoding = [\"rotary\", \"learned\"]\n\
          vocab = 64\nseq_len = 16\npairs = 2\nd_model = 16\nheads = 1\n\
          train_examples = 64\ntest_examples = 32\nepochs = 1\n",
     );
