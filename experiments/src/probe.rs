@@ -341,6 +341,12 @@ impl ProbeTrainConfig {
     }
 }
 
+/// The longest sequence a run reads: its training length or the longest of its test lengths
+/// (ascending).
+pub fn longest_len(train_len: usize, test_lens: &[usize]) -> usize {
+    test_lens.last().map_or(train_len, |&l| l.max(train_len))
+}
+
 /// Everything that determines a probe run's numbers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -450,9 +456,7 @@ impl ProbeRequest {
                 self.weight_decay
             )));
         }
-        let longest = test_lens
-            .last()
-            .map_or(task.seq_len(), |&l| l.max(task.seq_len()));
+        let longest = longest_len(task.seq_len(), &test_lens);
         let model = self.arch.token_config(task.vocab(), longest, &self.model)?;
         Ok(ProbeConfig {
             task,

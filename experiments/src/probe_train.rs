@@ -247,12 +247,7 @@ pub fn train_probe(
     let mut model = config.model.init(&autodiff);
     // Checked before any example is drawn (the generators draw from their own seeded
     // generator, so the order does not change the examples).
-    let longest = train
-        .test_lens
-        .last()
-        .copied()
-        .unwrap_or(0)
-        .max(config.task.seq_len());
+    let longest = crate::probe::longest_len(config.task.seq_len(), &train.test_lens);
     if let Some(max) = model.max_len().filter(|&max| longest > max) {
         return Err(RunError::Invalid(format!(
             "`{}` handles sequences up to {max} positions; the run asks for {longest}",
