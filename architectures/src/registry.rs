@@ -635,15 +635,15 @@ fn flags(options: &[ModelOption]) -> String {
 }
 
 impl TokenConfig {
-    /// Its name in leaderboards and charts: the architecture's, with the variant in brackets
-    /// where the token model departs from the architecture's default
-    /// (`transformer (learned positions)`: Zoology's attention baseline, against rotary).
-    pub fn label(&self) -> String {
+    /// Where the token model departs from the architecture's default, as leaderboards and
+    /// charts name it beside the architecture: `learned positions` (Zoology's attention
+    /// baseline, against rotary).
+    pub fn variant(&self) -> Option<&'static str> {
         match self {
             Self::Transformer(c) if c.backbone.positions == PositionKind::Learned => {
-                format!("{} (learned positions)", self.name())
+                Some("learned positions")
             }
-            _ => self.name().to_string(),
+            _ => None,
         }
     }
 }

@@ -58,23 +58,55 @@ pub fn arch_colour(arch: &str) -> Rgb {
     ];
     let index = ArchName::value_variants()
         .iter()
-        .position(|a| a.as_str() == base_arch(arch))
+        .position(|a| a.as_str() == arch)
         .unwrap_or(PALETTE.len() - 1);
     PALETTE[index % PALETTE.len()]
 }
 
-/// The architecture of a series name: `transformer` of `transformer (learned positions)`.
-fn base_arch(name: &str) -> &str {
-    name.split_once(" (").map_or(name, |(arch, _)| arch)
+/// Who a chart series is: an architecture, and where the run's model departs from the
+/// architecture's default, that variant (`learned positions`), drawn dashed in the
+/// architecture's colour and place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey<'a> {
+    /// Architecture name, as the registry writes it.
+    pub arch: &'a str,
+    /// The model's variant, if any.
+    pub variant: Option<&'a str>,
 }
 
-/// How an architecture's series is drawn: a variant (`transformer (learned positions)`) dashed
-/// in its architecture's colour.
-pub fn arch_style(name: &str) -> Style {
-    if base_arch(name) == name {
-        Style::LinePoints
-    } else {
-        Style::DashedPoints
+impl<'a> SeriesKey<'a> {
+    /// The architecture's default model.
+    pub fn arch(arch: &'a str) -> Self {
+        Self {
+            arch,
+            variant: None,
+        }
+    }
+
+    /// The legend's name: `transformer`, `transformer (learned positions)`.
+    pub fn name(&self) -> String {
+        match self.variant {
+            None => self.arch.to_string(),
+            Some(variant) => format!("{} ({variant})", self.arch),
+        }
+    }
+
+    /// Registry order, each architecture's default before its variants.
+    pub fn order(&self) -> (usize, Option<&'a str>) {
+        (registry_order(self.arch), self.variant)
+    }
+
+    /// The series drawn: its name, colour and style, with `points`.
+    pub fn series(&self, points: Vec<Point>) -> Series {
+        Series {
+            name: self.name(),
+            colour: arch_colour(self.arch),
+            style: match self.variant {
+                None => Style::LinePoints,
+                Some(_) => Style::DashedPoints,
+            },
+            points,
+        }
     }
 }
 
@@ -209,39 +241,33 @@ fn per_arch(rows: &[report::Row], x: impl Fn(&report::Row) -> Option<f64>) -> Ve
             spread: (row.seeds.len() > 1)
                 .then_some((row.mse.mean - row.mse.std, row.mse.mean + row.mse.std)),
         };
-        Some((row.arch.as_str(), point))
+        Some((SeriesKey::arch(&row.arch), point))
     }))
 }
 
-/// One line-and-points series per architecture from `(architecture, point)` pairs, each sorted by
-/// `x`, the series in registry order.
-pub fn arch_series<'a>(points: impl IntoIterator<Item = (&'a str, Point)>) -> Vec<Series> {
-    let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
-    for (arch, point) in points {
-        by_arch.entry(arch).or_default().push(point);
+/// One series per key (architecture and variant) from `(key, point)` pairs, each sorted by `x`,
+/// the series in registry order.
+pub fn arch_series<'a>(points: impl IntoIterator<Item = (SeriesKey<'a>, Point)>) -> Vec<Series> {
+    let mut by_key: BTreeMap<SeriesKey<'a>, Vec<Point>> = BTreeMap::new();
+    for (key, point) in points {
+        by_key.entry(key).or_default().push(point);
     }
-    let mut series: Vec<Series> = by_arch
+    let mut keyed: Vec<(SeriesKey<'a>, Vec<Point>)> = by_key.into_iter().collect();
+    keyed.sort_by_key(|(key, _)| key.order());
+    keyed
         .into_iter()
-        .map(|(arch, mut points)| {
+        .map(|(key, mut points)| {
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            Series {
-                name: arch.to_string(),
-                colour: arch_colour(arch),
-                style: arch_style(arch),
-                points,
-            }
+            key.series(points)
         })
-        .collect();
-    series.sort_by_key(|s| registry_order(&s.name));
-    series
+        .collect()
 }
 
-/// Position of `arch` (or the architecture of a variant) in the registry (charts list
-/// architectures in this order).
+/// Position of `arch` in the registry (charts list architectures in this order).
 pub fn registry_order(arch: &str) -> usize {
     ArchName::value_variants()
         .iter()
-        .position(|a| a.as_str() == base_arch(arch))
+        .position(|a| a.as_str() == arch)
         .unwrap_or(usize::MAX)
 }
 
@@ -479,21 +505,22 @@ fn scaling_charts(rows: &[ScalingRow]) -> Vec<Chart> {
                 });
             }
         }
-        let mut out: Vec<Series> = by_arch
+        let mut out: Vec<(usize, Series)> = by_arch
             .into_iter()
             .filter(|(_, (_, points))| !points.is_empty())
             .map(|(arch, (params, mut points))| {
                 points.sort_by(|a, b| a.x.total_cmp(&b.x));
-                Series {
+                let series = Series {
                     name: format!("{arch} ({params} params)"),
                     colour: arch_colour(arch),
                     style: Style::LinePoints,
                     points,
-                }
+                };
+                (registry_order(arch), series)
             })
             .collect();
-        out.sort_by_key(|s| registry_order(s.name.split(' ').next().unwrap_or_default()));
-        out
+        out.sort_by_key(|(order, _)| *order);
+        out.into_iter().map(|(_, series)| series).collect()
     };
     let batch = rows[0].batch;
     let panel = |title: &str, x_label: &str, y_label: &str, s: Vec<Series>| Panel {
@@ -907,12 +934,20 @@ mod tests {
 
     #[test]
     fn a_variant_is_drawn_dashed_in_its_architectures_colour_and_place() {
-        let variant = "transformer (learned positions)";
-        assert_eq!(arch_colour(variant), arch_colour("transformer"));
-        assert_eq!(registry_order(variant), registry_order("transformer"));
-        assert_eq!(arch_style(variant), Style::DashedPoints);
-        assert_eq!(arch_style("transformer"), Style::LinePoints);
-        assert_ne!(arch_colour("mamba"), arch_colour("transformer"));
+        let default = SeriesKey::arch("transformer");
+        let variant = SeriesKey {
+            variant: Some("learned positions"),
+            ..default
+        };
+        let (drawn, variant_drawn) = (default.series(vec![]), variant.series(vec![]));
+        assert_eq!(variant_drawn.name, "transformer (learned positions)");
+        assert_eq!(variant_drawn.colour, drawn.colour);
+        assert_eq!(variant_drawn.style, Style::DashedPoints);
+        assert_eq!(drawn.style, Style::LinePoints);
+        assert_ne!(arch_colour("mamba"), drawn.colour);
+        // The variant follows its architecture's default and comes before the next architecture.
+        assert!(default.order() < variant.order());
+        assert!(variant.order() < SeriesKey::arch("mamba").order());
     }
 
     #[test]

@@ -15,9 +15,7 @@ use datasets::ProbeTask;
 
 use crate::error::{Result, RunError, io_at};
 use crate::files::is_probe_run;
-use crate::plot::{
-    Chart, Panel, Point, Series, arch_colour, arch_series, arch_style, registry_order,
-};
+use crate::plot::{Chart, Panel, Point, Series, SeriesKey, arch_series};
 use crate::probe::ProbeConfig;
 use crate::probe_train::ProbeSummary;
 use crate::report::Spread;
@@ -124,6 +122,8 @@ impl TaskSetting {
 pub struct ProbeRow {
     /// Architecture.
     pub arch: String,
+    /// Where the token model departs from the architecture's default: `learned positions`.
+    pub variant: Option<&'static str>,
     /// Width.
     pub d_model: usize,
     /// Backbone parameters.
@@ -144,6 +144,16 @@ pub struct ProbeRow {
     pub examples: Vec<usize>,
     /// Median over seeds of the reported run's seconds (each seed's best learning rate).
     pub train_seconds: f64,
+}
+
+impl ProbeRow {
+    /// Its series in charts and its name in the leaderboard.
+    pub fn key(&self) -> SeriesKey<'_> {
+        SeriesKey {
+            arch: &self.arch,
+            variant: self.variant,
+        }
+    }
 }
 
 /// Rows per task setting, by architecture (registry order) then width.
@@ -196,7 +206,8 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
             .entry(TaskSetting::of(&first.config.task))
             .or_default()
             .push(ProbeRow {
-                arch: first.config.model.label(),
+                arch: first.config.model.name().to_string(),
+                variant: first.config.model.variant(),
                 d_model: first.config.model.d_model(),
                 backbone_params: first.summary.backbone_params,
                 state_floats: first.summary.state_floats,
@@ -210,13 +221,7 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
             });
     }
     for rows in board.values_mut() {
-        rows.sort_by(|a, b| {
-            (registry_order(&a.arch), &a.arch, a.d_model).cmp(&(
-                registry_order(&b.arch),
-                &b.arch,
-                b.d_model,
-            ))
-        });
+        rows.sort_by(|a, b| (a.key().order(), a.d_model).cmp(&(b.key().order(), b.d_model)));
     }
     board
 }
@@ -284,7 +289,7 @@ pub fn markdown(board: &ProbeBoard, source: &Path) -> String {
         for r in rows {
             let mut line = format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
-                r.arch,
+                r.key().name(),
                 r.d_model,
                 r.backbone_params,
                 r.state_floats,
@@ -331,7 +336,7 @@ pub fn csv(board: &ProbeBoard) -> String {
                 vec![
                     s.task.clone(),
                     s.label.clone(),
-                    r.arch.clone(),
+                    r.key().name(),
                     r.d_model.to_string(),
                     r.backbone_params.to_string(),
                     r.state_floats.to_string(),
@@ -359,7 +364,7 @@ fn per_arch(rows: &[&ProbeRow], x: impl Fn(&ProbeRow) -> f64) -> Vec<Series> {
             y: s.mean,
             spread: (row.seeds.len() > 1).then_some((s.mean - s.std, s.mean + s.std)),
         };
-        (row.arch.as_str(), point)
+        (row.key(), point)
     }))
 }
 
@@ -425,24 +430,20 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
             .iter()
             .map(|&d| {
                 let mut series = Vec::new();
+                // Rows are in registry order (`probe_board`), so the series are too.
                 for row in rows.iter().filter(|r| r.d_model == d) {
-                    series.push(Series {
-                        name: row.arch.clone(),
-                        colour: arch_colour(&row.arch),
-                        style: arch_style(&row.arch),
-                        points: row
-                            .lengths
-                            .iter()
-                            .map(|(len, s)| Point {
-                                x: *len as f64,
-                                y: s.mean,
-                                spread: (row.seeds.len() > 1)
-                                    .then_some((s.mean - s.std, s.mean + s.std)),
-                            })
-                            .collect(),
-                    });
+                    let points = row
+                        .lengths
+                        .iter()
+                        .map(|(len, s)| Point {
+                            x: *len as f64,
+                            y: s.mean,
+                            spread: (row.seeds.len() > 1)
+                                .then_some((s.mean - s.std, s.mean + s.std)),
+                        })
+                        .collect();
+                    series.push(row.key().series(points));
                 }
-                series.sort_by_key(|s| registry_order(&s.name));
                 Panel {
                     title: format!("d_model = {d}"),
                     x_label: format!("test length (trained at {})", setting.seq_len),
