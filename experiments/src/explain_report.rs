@@ -457,6 +457,7 @@ fn lag_panel<'a>(
         x_log: false,
         y_log: false,
         y_range: None,
+        x_ticks_at_data: false,
         series,
     }
 }

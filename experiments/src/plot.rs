@@ -24,6 +24,7 @@ use clap::ValueEnum;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::config::RunConfig;
@@ -166,7 +167,11 @@ pub struct Panel {
     /// Logarithmic vertical axis.
     pub y_log: bool,
     /// A fixed vertical range (accuracy: 0 to 1) instead of the data's; `None` fits the data.
+    /// A chart whose panels all have one has its legend beside them (no room above the data).
     pub y_range: Option<(f64, f64)>,
+    /// On a log horizontal axis, ticks at the data's values, each labelled (a few widths or
+    /// lengths: 64 and 128 rather than plotters' 100), instead of plotters' ticks.
+    pub x_ticks_at_data: bool,
     /// What is drawn.
     pub series: Vec<Series>,
 }
@@ -293,6 +298,7 @@ fn accuracy_charts(board: &Leaderboard) -> Vec<Chart> {
                 x_log: true,
                 y_log: false,
                 y_range: None,
+                x_ticks_at_data: false,
                 series: per_arch(rows, |r| Some(r.params as f64)),
             }],
         });
@@ -308,6 +314,7 @@ fn accuracy_charts(board: &Leaderboard) -> Vec<Chart> {
                     x_log: true,
                     y_log: false,
                     y_range: None,
+                    x_ticks_at_data: false,
                     series: flops,
                 }],
             });
@@ -336,6 +343,7 @@ fn accuracy_charts(board: &Leaderboard) -> Vec<Chart> {
                 x_log: true,
                 y_log: false,
                 y_range: None,
+                x_ticks_at_data: false,
                 series: pareto,
             }],
         });
@@ -424,6 +432,7 @@ fn forecast_chart(
             x_log: false,
             y_log: false,
             y_range: None,
+            x_ticks_at_data: false,
             series: vec![
                 Series {
                     name: "lookback".into(),
@@ -530,6 +539,7 @@ fn scaling_charts(rows: &[ScalingRow]) -> Vec<Chart> {
         x_log: true,
         y_log: true,
         y_range: None,
+        x_ticks_at_data: false,
         series: s,
     };
     let mib = |b: Option<u64>| b.map(|b| b as f64 / 1048576.0);
@@ -633,8 +643,13 @@ impl Figure for Chart {
     fn size(&self) -> (u32, u32) {
         let columns = self.columns();
         let grid_rows = self.panels.len().div_ceil(columns).max(1);
+        let legend = if self.legend_beside() {
+            LEGEND_WIDTH
+        } else {
+            0
+        };
         (
-            if columns == 1 { 900 } else { 1400 },
+            if columns == 1 { 900 } else { 1400 } + legend,
             (80 + 520 * grid_rows) as u32,
         )
     }
@@ -652,10 +667,38 @@ impl Figure for Chart {
     }
 }
 
+/// Width of a legend drawn beside the panels, in pixels.
+const LEGEND_WIDTH: u32 = 280;
+
 impl Chart {
     /// Panels per row: two when there are several.
     fn columns(&self) -> usize {
         if self.panels.len() > 1 { 2 } else { 1 }
+    }
+
+    /// One legend beside the panels rather than one inside each: where every panel's vertical
+    /// range is fixed (accuracy from 0 to 1), there is no room above the data for it.
+    fn legend_beside(&self) -> bool {
+        !self.panels.is_empty() && self.panels.iter().all(|p| p.y_range.is_some())
+    }
+
+    /// Every panel's series once (by name), each panel's order kept: a series missing from the
+    /// earlier panels goes before the first series after it in its own panel that is listed.
+    fn legend_entries(&self) -> Vec<&Series> {
+        let mut entries: Vec<&Series> = Vec::new();
+        let listed = |entries: &[&Series], name: &str| entries.iter().position(|e| e.name == name);
+        for panel in &self.panels {
+            for (i, series) in panel.series.iter().enumerate() {
+                if listed(&entries, &series.name).is_some() {
+                    continue;
+                }
+                let before = panel.series[i + 1..]
+                    .iter()
+                    .find_map(|next| listed(&entries, &next.name));
+                entries.insert(before.unwrap_or(entries.len()), series);
+            }
+        }
+        entries
     }
 }
 
@@ -702,30 +745,100 @@ fn draw<DB: DrawingBackend>(
     let body = root
         .titled(&chart.title, (FONT, 22).into_font().color(&BLACK))
         .map_err(text)?;
+    let body = if chart.legend_beside() {
+        let width = body.dim_in_pixel().0;
+        let (panels, side) = body.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        draw_legend(&side, &chart.legend_entries()).map_err(text)?;
+        panels
+    } else {
+        body
+    };
     let areas = body.split_evenly(grid);
     for (panel, area) in chart.panels.iter().zip(&areas) {
         let x = axis(panel, |p| p.x, false);
-        let y = with_headroom(
-            panel.y_range.unwrap_or_else(|| axis(panel, |p| p.y, true)),
-            panel.y_log,
-            panel.series.len(),
-        );
-        let legend = legend_corner(panel, x);
-        let result = match (panel.x_log, panel.y_log) {
-            (false, false) => draw_panel(area, panel, legend, x.0..x.1, y.0..y.1),
-            (true, false) => draw_panel(area, panel, legend, (x.0..x.1).log_scale(), y.0..y.1),
-            (false, true) => draw_panel(area, panel, legend, x.0..x.1, (y.0..y.1).log_scale()),
-            (true, true) => draw_panel(
+        let (y, legend) = match panel.y_range {
+            Some(range) => (range, None),
+            None => (
+                with_headroom(axis(panel, |p| p.y, true), panel.y_log, panel.series.len()),
+                Some(legend_corner(panel, x)),
+            ),
+        };
+        let x_ticks: Option<Vec<f64>> = panel.x_ticks_at_data.then(|| {
+            let mut values: Vec<f64> = panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.x))
+                .collect();
+            values.sort_by(f64::total_cmp);
+            values.dedup();
+            values
+        });
+        let (x_range, y_range) = (x.0..x.1, y.0..y.1);
+        let result = match (panel.x_log, x_ticks, panel.y_log) {
+            (false, _, false) => draw_panel(area, panel, legend, x_range, y_range),
+            (false, _, true) => draw_panel(area, panel, legend, x_range, y_range.log_scale()),
+            (true, None, false) => draw_panel(area, panel, legend, x_range.log_scale(), y_range),
+            (true, None, true) => draw_panel(
                 area,
                 panel,
                 legend,
-                (x.0..x.1).log_scale(),
-                (y.0..y.1).log_scale(),
+                x_range.log_scale(),
+                y_range.log_scale(),
+            ),
+            (true, Some(at), false) => draw_panel(
+                area,
+                panel,
+                legend,
+                x_range.log_scale().with_key_points(at),
+                y_range,
+            ),
+            (true, Some(at), true) => draw_panel(
+                area,
+                panel,
+                legend,
+                x_range.log_scale().with_key_points(at),
+                y_range.log_scale(),
             ),
         };
         result.map_err(text)?;
     }
     root.present().map_err(text)
+}
+
+/// A legend beside the panels: each entry's sample (a line, dashed for a dashed series; a marker
+/// for points) and name, top to bottom.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[&Series],
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const TOP: i32 = 60;
+    const ROW: i32 = 24;
+    for (i, series) in entries.iter().enumerate() {
+        let y = TOP + ROW * i as i32;
+        let colour = RGBColor(series.colour.0, series.colour.1, series.colour.2);
+        let stroke = colour.stroke_width(3);
+        match series.style {
+            Style::DashedPoints => {
+                for x in [8, 19, 30] {
+                    area.draw(&PathElement::new(vec![(x, y), (x + 6, y)], stroke))?;
+                }
+            }
+            Style::Line | Style::LinePoints => {
+                area.draw(&PathElement::new(vec![(8, y), (36, y)], stroke))?;
+            }
+            Style::Points => area.draw(&Circle::new((22, y), 5, colour.filled()))?,
+        }
+        let label = Text::new(
+            series.name.clone(),
+            (46, y),
+            (FONT, 14)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        );
+        area.draw(&label)?;
+    }
+    Ok(())
 }
 
 /// The axis range of a panel: the data (and error bars) with a margin; multiplicative on a log
@@ -781,7 +894,11 @@ pub(crate) fn tick_label(v: &f64) -> String {
             .trim_end_matches('.')
             .to_string()
     } else if a >= 1e-3 {
-        format!("{v:.4}").trim_end_matches('0').to_string()
+        // 0.99999 rounds to `1.0000`: `1`, not `1.`.
+        format!("{v:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
         format!("{v:.1e}")
     }
@@ -838,7 +955,7 @@ fn log_tick_label(v: &f64) -> String {
 fn draw_panel<DB, X, Y>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
-    legend: SeriesLabelPosition,
+    legend: Option<SeriesLabelPosition>,
     x: X,
     y: Y,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
@@ -858,7 +975,8 @@ where
         builder.caption(&panel.title, (FONT, 17));
     }
     let mut axes = builder.build_cartesian_2d(x, y)?;
-    let x_ticks = if panel.x_log {
+    // Ticks at the data are few and each labelled; plotters' log ticks are many.
+    let x_ticks = if panel.x_log && !panel.x_ticks_at_data {
         log_tick_label
     } else {
         tick_label
@@ -919,12 +1037,14 @@ where
             })
         }))?;
     }
-    axes.configure_series_labels()
-        .position(legend)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(160, 160, 160))
-        .label_font((FONT, 14))
-        .draw()?;
+    if let Some(legend) = legend {
+        axes.configure_series_labels()
+            .position(legend)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(160, 160, 160))
+            .label_font((FONT, 14))
+            .draw()?;
+    }
     Ok(())
 }
 
@@ -948,6 +1068,43 @@ mod tests {
         // The variant follows its architecture's default and comes before the next architecture.
         assert!(default.order() < variant.order());
         assert!(variant.order() < SeriesKey::arch("mamba").order());
+    }
+
+    #[test]
+    fn a_legend_beside_fixed_range_panels_lists_every_series_once_in_panel_order() {
+        let panel = |names: &[&str], y_range| Panel {
+            title: String::new(),
+            x_label: "d_model".into(),
+            y_label: "accuracy".into(),
+            x_log: true,
+            y_log: false,
+            y_range,
+            x_ticks_at_data: true,
+            series: names
+                .iter()
+                .map(|&name| SeriesKey::arch(name).series(vec![]))
+                .collect(),
+        };
+        let mut chart = Chart {
+            name: "c".into(),
+            title: "c".into(),
+            panels: vec![
+                panel(&["transformer", "mamba", "lstm"], Some((0.0, 1.0))),
+                panel(&["transformer", "hawk", "lstm"], Some((0.0, 1.0))),
+            ],
+        };
+        assert!(chart.legend_beside());
+        let names: Vec<&str> = chart
+            .legend_entries()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["transformer", "mamba", "hawk", "lstm"]);
+        assert_eq!(chart.size().0, 1400 + LEGEND_WIDTH);
+        // A panel fitted to its data has room above it: each panel keeps its own legend.
+        chart.panels[1].y_range = None;
+        assert!(!chart.legend_beside());
+        assert_eq!(chart.size().0, 1400);
     }
 
     #[test]
@@ -977,6 +1134,7 @@ mod tests {
         assert_eq!(tick_label(&2.5e7), "2.5e7");
         assert_eq!(tick_label(&0.385), "0.385");
         assert_eq!(tick_label(&1.5), "1.5");
+        assert_eq!(tick_label(&0.99999), "1");
         assert_eq!(log_tick_label(&20000.0), "20000");
         assert_eq!(log_tick_label(&70000.0), "");
         assert_eq!(log_tick_label(&0.5), "0.5");

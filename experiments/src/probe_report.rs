@@ -386,6 +386,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
             x_log: true,
             y_log: false,
             y_range: Some((0.0, 1.0)),
+            x_ticks_at_data: false,
             series,
         };
         let width_panels = settings
@@ -394,6 +395,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
                 let rows: Vec<&ProbeRow> = rows.iter().collect();
                 Panel {
                     x_label: "d_model".into(),
+                    x_ticks_at_data: true,
                     ..panel(s, per_arch(&rows, |r| r.d_model as f64))
                 }
             })
@@ -451,6 +453,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
                     x_log: true,
                     y_log: false,
                     y_range: Some((0.0, 1.0)),
+                    x_ticks_at_data: true,
                     series,
                 }
             })

@@ -307,6 +307,14 @@ fn a_probe_sweep_keeps_every_lr_and_reports_the_best_per_seed() {
     // `report` and `plot` read the same folder.
     let report = archzoo(&["report", out_arg], None);
     assert!(report.status.success(), "{}", stderr(&report));
+    let plot = archzoo(&["plot", out_arg], None);
+    assert!(plot.status.success(), "{}", stderr(&plot));
+    for chart in ["mqar-accuracy_vs_width", "mqar-accuracy_vs_state"] {
+        for ext in ["svg", "png"] {
+            let file = out.join(format!("{chart}.{ext}"));
+            assert!(file.is_file(), "{} missing", file.display());
+        }
+    }
 }
 
 /// Zoology's attention baseline (learned positions, one per token of the sequence) is a row of
