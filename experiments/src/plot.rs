@@ -66,13 +66,31 @@ pub fn arch_colour(arch: &str) -> Rgb {
 
 /// Who a chart series is: an architecture, and where the run's model departs from the
 /// architecture's default, that variant (`learned positions`), drawn dashed in the
-/// architecture's colour and place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// architecture's colour and place. Keys order as charts list them: by the registry, each
+/// architecture's default before its variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeriesKey<'a> {
     /// Architecture name, as the registry writes it.
     pub arch: &'a str,
     /// The model's variant, if any.
     pub variant: Option<&'a str>,
+}
+
+impl Ord for SeriesKey<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The name breaks ties between architectures the registry does not know.
+        (registry_order(self.arch), self.arch, self.variant).cmp(&(
+            registry_order(other.arch),
+            other.arch,
+            other.variant,
+        ))
+    }
+}
+
+impl PartialOrd for SeriesKey<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl<'a> SeriesKey<'a> {
@@ -90,11 +108,6 @@ impl<'a> SeriesKey<'a> {
             None => self.arch.to_string(),
             Some(variant) => format!("{} ({variant})", self.arch),
         }
-    }
-
-    /// Registry order, each architecture's default before its variants.
-    pub fn order(&self) -> (usize, Option<&'a str>) {
-        (registry_order(self.arch), self.variant)
     }
 
     /// The series drawn: its name, colour and style, with `points`.
@@ -138,6 +151,18 @@ pub struct Point {
     pub y: f64,
     /// Error bar, low and high.
     pub spread: Option<(f64, f64)>,
+}
+
+impl Point {
+    /// A mean over seeds at `x`, with ± one standard deviation as its error bar when there are
+    /// several seeds.
+    pub fn mean_std(x: f64, s: report::Spread, seeds: usize) -> Self {
+        Self {
+            x,
+            y: s.mean,
+            spread: (seeds > 1).then_some((s.mean - s.std, s.mean + s.std)),
+        }
+    }
 }
 
 /// A named series.
@@ -239,13 +264,7 @@ pub fn charts(
 /// `x` is known.
 fn per_arch(rows: &[report::Row], x: impl Fn(&report::Row) -> Option<f64>) -> Vec<Series> {
     arch_series(rows.iter().filter_map(|row| {
-        let x = x(row)?;
-        let point = Point {
-            x,
-            y: row.mse.mean,
-            spread: (row.seeds.len() > 1)
-                .then_some((row.mse.mean - row.mse.std, row.mse.mean + row.mse.std)),
-        };
+        let point = Point::mean_std(x(row)?, row.mse, row.seeds.len());
         Some((SeriesKey::arch(&row.arch), point))
     }))
 }
@@ -257,9 +276,7 @@ pub fn arch_series<'a>(points: impl IntoIterator<Item = (SeriesKey<'a>, Point)>)
     for (key, point) in points {
         by_key.entry(key).or_default().push(point);
     }
-    let mut keyed: Vec<(SeriesKey<'a>, Vec<Point>)> = by_key.into_iter().collect();
-    keyed.sort_by_key(|(key, _)| key.order());
-    keyed
+    by_key
         .into_iter()
         .map(|(key, mut points)| {
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -1066,8 +1083,8 @@ mod tests {
         assert_eq!(drawn.style, Style::LinePoints);
         assert_ne!(arch_colour("mamba"), drawn.colour);
         // The variant follows its architecture's default and comes before the next architecture.
-        assert!(default.order() < variant.order());
-        assert!(variant.order() < SeriesKey::arch("mamba").order());
+        assert!(default < variant);
+        assert!(variant < SeriesKey::arch("mamba"));
     }
 
     #[test]

@@ -221,7 +221,7 @@ pub fn probe_board(runs: &[StoredProbe]) -> ProbeBoard {
             });
     }
     for rows in board.values_mut() {
-        rows.sort_by(|a, b| (a.key().order(), a.d_model).cmp(&(b.key().order(), b.d_model)));
+        rows.sort_by(|a, b| (a.key(), a.d_model).cmp(&(b.key(), b.d_model)));
     }
     board
 }
@@ -358,12 +358,7 @@ pub fn csv(board: &ProbeBoard) -> String {
 /// Per architecture, `(x, accuracy ± std)` of `rows`, sorted by `x`.
 fn per_arch(rows: &[&ProbeRow], x: impl Fn(&ProbeRow) -> f64) -> Vec<Series> {
     arch_series(rows.iter().map(|row| {
-        let s = row.accuracy;
-        let point = Point {
-            x: x(row),
-            y: s.mean,
-            spread: (row.seeds.len() > 1).then_some((s.mean - s.std, s.mean + s.std)),
-        };
+        let point = Point::mean_std(x(row), row.accuracy, row.seeds.len());
         (row.key(), point)
     }))
 }
@@ -437,12 +432,7 @@ pub fn probe_charts(board: &ProbeBoard) -> Vec<Chart> {
                     let points = row
                         .lengths
                         .iter()
-                        .map(|(len, s)| Point {
-                            x: *len as f64,
-                            y: s.mean,
-                            spread: (row.seeds.len() > 1)
-                                .then_some((s.mean - s.std, s.mean + s.std)),
-                        })
+                        .map(|&(len, s)| Point::mean_std(len as f64, s, row.seeds.len()))
                         .collect();
                     series.push(row.key().series(points));
                 }
