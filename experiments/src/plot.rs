@@ -23,9 +23,11 @@ use architectures::ArchName;
 use clap::ValueEnum;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
+use plotters_backend::DrawingErrorKind;
 
 use crate::config::RunConfig;
 use crate::error::{Result, RunError};
@@ -822,8 +824,7 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(text)
 }
 
-/// A legend beside the panels: each entry's sample (a line, dashed for a dashed series; a marker
-/// for points) and name, top to bottom.
+/// A legend beside the panels: each entry's sample and name, top to bottom.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[&Series],
@@ -832,22 +833,10 @@ fn draw_legend<DB: DrawingBackend>(
     const ROW: i32 = 24;
     for (i, series) in entries.iter().enumerate() {
         let y = TOP + ROW * i as i32;
-        let colour = RGBColor(series.colour.0, series.colour.1, series.colour.2);
-        let stroke = colour.stroke_width(3);
-        match series.style {
-            Style::DashedPoints => {
-                for x in [8, 19, 30] {
-                    area.draw(&PathElement::new(vec![(x, y), (x + 6, y)], stroke))?;
-                }
-            }
-            Style::Line | Style::LinePoints => {
-                area.draw(&PathElement::new(vec![(8, y), (36, y)], stroke))?;
-            }
-            Style::Points => area.draw(&Circle::new((22, y), 5, colour.filled()))?,
-        }
+        area.draw(&LegendSample::new(series, (8, y)))?;
         let label = Text::new(
             series.name.clone(),
-            (46, y),
+            (8 + SAMPLE_WIDTH + 10, y),
             (FONT, 14)
                 .into_font()
                 .color(&BLACK)
@@ -856,6 +845,64 @@ fn draw_legend<DB: DrawingBackend>(
         area.draw(&label)?;
     }
     Ok(())
+}
+
+/// Width of a legend sample, in pixels: plotters' legend leaves 30 for it.
+const SAMPLE_WIDTH: i32 = 22;
+
+/// A series' legend sample, its left end at `at`, drawn the same in both legends: a line, the
+/// line's dashes for a dashed series, a marker for markers alone.
+struct LegendSample {
+    at: (i32, i32),
+    style: Style,
+    colour: RGBColor,
+}
+
+impl LegendSample {
+    fn new(series: &Series, at: (i32, i32)) -> Self {
+        let (r, g, b) = series.colour;
+        Self {
+            at,
+            style: series.style,
+            colour: RGBColor(r, g, b),
+        }
+    }
+}
+
+impl<'a> PointCollection<'a, (i32, i32)> for &'a LegendSample {
+    type Point = &'a (i32, i32);
+    type IntoIter = std::iter::Once<&'a (i32, i32)>;
+
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<DB: DrawingBackend> Drawable<DB> for LegendSample {
+    fn draw<I: Iterator<Item = (i32, i32)>>(
+        &self,
+        mut at: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> std::result::Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = at.next() else {
+            return Ok(());
+        };
+        let stroke = self.colour.stroke_width(3);
+        let mut line =
+            |from: i32, to: i32| backend.draw_path([(x + from, y), (x + to, y)], &stroke);
+        match self.style {
+            Style::Line | Style::LinePoints => line(0, SAMPLE_WIDTH),
+            // Two dashes with the gap of `DashedLineSeries::new(.., 8, 5, ..)` in `draw_panel`.
+            Style::DashedPoints => {
+                line(0, 9)?;
+                line(14, SAMPLE_WIDTH)
+            }
+            Style::Points => {
+                backend.draw_circle((x + SAMPLE_WIDTH / 2, y), 5, &self.colour.filled(), true)
+            }
+        }
+    }
 }
 
 /// The axis range of a panel: the data (and error bars) with a margin; multiplicative on a log
@@ -1030,17 +1077,10 @@ where
                     .map(|&(x, y)| Circle::new((x, y), 5, colour.filled())),
             )?,
         };
-        // The legend's sample line: dashed for a dashed series (two strokes with a gap).
-        let gap = if series.style == Style::DashedPoints {
-            (9, 14)
-        } else {
-            (11, 11)
-        };
-        drawn.label(&series.name).legend(move |(x, y)| {
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (gap.0, 0)], colour.stroke_width(3))
-                + PathElement::new(vec![(gap.1, 0), (22, 0)], colour.stroke_width(3))
-        });
+        let sample = LegendSample::new(series, (0, 0));
+        drawn
+            .label(&series.name)
+            .legend(move |at| LegendSample { at, ..sample });
         if matches!(series.style, Style::LinePoints | Style::DashedPoints) {
             axes.draw_series(
                 points
@@ -1122,6 +1162,89 @@ mod tests {
         chart.panels[1].y_range = None;
         assert!(!chart.legend_beside());
         assert_eq!(chart.size().0, 1400);
+    }
+
+    /// A backend that records the strokes and markers drawn on it.
+    #[derive(Default)]
+    struct Recorder {
+        strokes: Vec<Vec<(i32, i32)>>,
+        markers: Vec<((i32, i32), u32)>,
+    }
+
+    impl DrawingBackend for Recorder {
+        type ErrorType = std::fmt::Error;
+
+        fn get_size(&self) -> (u32, u32) {
+            (100, 100)
+        }
+
+        fn ensure_prepared(
+            &mut self,
+        ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+            Ok(())
+        }
+
+        fn present(&mut self) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+            Ok(())
+        }
+
+        fn draw_pixel(
+            &mut self,
+            _: (i32, i32),
+            _: plotters_backend::BackendColor,
+        ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+            Ok(())
+        }
+
+        fn draw_path<S: plotters_backend::BackendStyle, I: IntoIterator<Item = (i32, i32)>>(
+            &mut self,
+            path: I,
+            _: &S,
+        ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.strokes.push(path.into_iter().collect());
+            Ok(())
+        }
+
+        fn draw_circle<S: plotters_backend::BackendStyle>(
+            &mut self,
+            centre: (i32, i32),
+            radius: u32,
+            _: &S,
+            _: bool,
+        ) -> std::result::Result<(), DrawingErrorKind<Self::ErrorType>> {
+            self.markers.push((centre, radius));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_legend_sample_is_drawn_as_its_series_is() {
+        let drawn = |style| {
+            let series = Series {
+                name: String::new(),
+                colour: (1, 2, 3),
+                style,
+                points: vec![],
+            };
+            let mut recorder = Recorder::default();
+            let sample = LegendSample::new(&series, (10, 20));
+            sample
+                .draw(sample.point_iter().copied(), &mut recorder, (100, 100))
+                .unwrap();
+            (recorder.strokes, recorder.markers)
+        };
+        let line = vec![vec![(10, 20), (32, 20)]];
+        assert_eq!(drawn(Style::Line), (line.clone(), vec![]));
+        assert_eq!(drawn(Style::LinePoints), (line, vec![]));
+        assert_eq!(
+            drawn(Style::DashedPoints),
+            (
+                vec![vec![(10, 20), (19, 20)], vec![(24, 20), (32, 20)]],
+                vec![]
+            )
+        );
+        // Markers alone get a marker, not a line (the Pareto chart's runs).
+        assert_eq!(drawn(Style::Points), (vec![], vec![((21, 20), 5)]));
     }
 
     #[test]
