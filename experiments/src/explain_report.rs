@@ -31,7 +31,7 @@ use crate::explain::{
     self, Baseline, Curves, Explainer, Faithfulness, Method, Settings, Shape, TargetSpec, Verdict,
 };
 use crate::files::{read_json_if_exists, write_bytes_atomic, write_json_atomic, write_text_atomic};
-use crate::plot::{self, Chart, Figure, Panel, Point, Series, Style};
+use crate::plot::{self, Chart, Figure, LegendSample, Panel, Point, Series, Style};
 use crate::predict::MODEL_FILE;
 use crate::results::Summary;
 use crate::runner;
@@ -429,7 +429,7 @@ pub fn write_comparison(out: &Path, files: &[ExplainFile]) -> Result<Vec<PathBuf
 /// One panel of lag profiles: x is the lag (1 = the last input), y the share of |attribution|.
 fn lag_panel<'a>(
     title: &str,
-    lines: impl Iterator<Item = (String, plot::Rgb, &'a Vec<f64>)>,
+    lines: impl Iterator<Item = (String, RGBColor, &'a Vec<f64>)>,
 ) -> Panel {
     let series = lines
         .map(|(name, colour, profile)| {
@@ -664,7 +664,7 @@ struct Heatmap<'a> {
     forecast: Vec<f32>,
     truth: Vec<f32>,
     maps: Vec<(Method, &'a [f32])>,
-    colour: plot::Rgb,
+    colour: RGBColor,
     channel_name: &'a str,
 }
 
@@ -732,7 +732,7 @@ impl Figure for Heatmap<'_> {
             .y_label_formatter(&plot::tick_label)
             .label_style((plot::FONT, 13))
             .axis_desc_style((plot::FONT, 14))
-            .light_line_style(RGBColor(244, 244, 244))
+            .light_line_style(plot::GRID_FINE)
             .draw()
             .map_err(text)?;
         let at = |offset: f64, values: &[f32]| -> Vec<(f64, f64)> {
@@ -742,26 +742,26 @@ impl Figure for Heatmap<'_> {
                 .map(|(t, &v)| (offset + t as f64, f64::from(v)))
                 .collect()
         };
-        let grey = RGBColor(plot::LOOKBACK.0, plot::LOOKBACK.1, plot::LOOKBACK.2);
-        let colour = RGBColor(self.colour.0, self.colour.1, self.colour.2);
-        for (name, points, style) in [
-            ("input", at(-l + 1.0, &self.lookback), grey),
-            ("truth", at(1.0, &self.truth), BLACK),
-            ("forecast", at(1.0, &self.forecast), colour),
+        for (name, points, colour) in [
+            ("input", at(-l + 1.0, &self.lookback), plot::LOOKBACK),
+            ("truth", at(1.0, &self.truth), plot::TRUTH),
+            ("forecast", at(1.0, &self.forecast), self.colour),
         ] {
             chart
-                .draw_series(LineSeries::new(points, style.stroke_width(2)))
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
                 .map_err(text)?
                 .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], style.stroke_width(3))
+                .legend(move |at| LegendSample {
+                    at,
+                    style: Style::Line,
+                    colour,
                 });
         }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
+            .border_style(plot::LEGEND_BORDER)
             .label_font((plot::FONT, 13))
             .draw()
             .map_err(text)?;

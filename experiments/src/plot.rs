@@ -36,28 +36,25 @@ use crate::predict::RunScaler;
 use crate::report::{self, Leaderboard, Setting, StoredRun};
 use crate::scaling::ScalingRow;
 
-/// An RGB colour.
-pub type Rgb = (u8, u8, u8);
-
 /// The colour of an architecture in every chart (Tableau 10, then four darker tones, in registry
 /// order).
-pub fn arch_colour(arch: &str) -> Rgb {
-    const PALETTE: [Rgb; 14] = [
-        (31, 119, 180),
-        (255, 127, 14),
-        (44, 160, 44),
-        (214, 39, 40),
-        (148, 103, 189),
-        (140, 86, 75),
-        (227, 119, 194),
+pub fn arch_colour(arch: &str) -> RGBColor {
+    const PALETTE: [RGBColor; 14] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
         // Tableau's grey replaced: the lookback in forecast charts is grey.
-        (0, 128, 96),
-        (188, 189, 34),
-        (23, 190, 207),
-        (57, 59, 121),
-        (140, 109, 49),
-        (132, 60, 57),
-        (82, 84, 163),
+        RGBColor(0, 128, 96),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+        RGBColor(57, 59, 121),
+        RGBColor(140, 109, 49),
+        RGBColor(132, 60, 57),
+        RGBColor(82, 84, 163),
     ];
     let index = ArchName::value_variants()
         .iter()
@@ -127,9 +124,15 @@ impl<'a> SeriesKey<'a> {
 }
 
 /// Colour of the truth in forecast charts.
-pub const TRUTH: Rgb = (0, 0, 0);
+pub const TRUTH: RGBColor = RGBColor(0, 0, 0);
 /// Colour of the lookback in forecast charts.
-pub const LOOKBACK: Rgb = (150, 150, 150);
+pub const LOOKBACK: RGBColor = RGBColor(150, 150, 150);
+/// Colour of the fine grid lines (between labelled ticks).
+pub const GRID_FINE: RGBColor = RGBColor(244, 244, 244);
+/// Colour of the grid lines at labelled ticks.
+pub const GRID_BOLD: RGBColor = RGBColor(205, 205, 205);
+/// Colour of a legend's border.
+pub const LEGEND_BORDER: RGBColor = RGBColor(160, 160, 160);
 
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +176,7 @@ pub struct Series {
     /// Legend entry.
     pub name: String,
     /// Colour.
-    pub colour: Rgb,
+    pub colour: RGBColor,
     /// How it is drawn.
     pub style: Style,
     /// Points, in drawing order.
@@ -852,19 +855,18 @@ const SAMPLE_WIDTH: i32 = 22;
 
 /// A series' legend sample, its left end at `at`, drawn the same in both legends: a line, the
 /// line's dashes for a dashed series, a marker for markers alone.
-struct LegendSample {
-    at: (i32, i32),
-    style: Style,
-    colour: RGBColor,
+pub(crate) struct LegendSample {
+    pub(crate) at: (i32, i32),
+    pub(crate) style: Style,
+    pub(crate) colour: RGBColor,
 }
 
 impl LegendSample {
     fn new(series: &Series, at: (i32, i32)) -> Self {
-        let (r, g, b) = series.colour;
         Self {
             at,
             style: series.style,
-            colour: RGBColor(r, g, b),
+            colour: series.colour,
         }
     }
 }
@@ -1057,11 +1059,11 @@ where
         .y_label_formatter(&y_ticks)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(244, 244, 244))
-        .bold_line_style(RGBColor(205, 205, 205))
+        .light_line_style(GRID_FINE)
+        .bold_line_style(GRID_BOLD)
         .draw()?;
     for series in &panel.series {
-        let colour = RGBColor(series.colour.0, series.colour.1, series.colour.2);
+        let colour = series.colour;
         let points: Vec<(f64, f64)> = series.points.iter().map(|p| (p.x, p.y)).collect();
         let line_style = colour.stroke_width(2);
         let drawn = match series.style {
@@ -1098,7 +1100,7 @@ where
         axes.configure_series_labels()
             .position(legend)
             .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
+            .border_style(LEGEND_BORDER)
             .label_font((FONT, 14))
             .draw()?;
     }
@@ -1222,7 +1224,7 @@ mod tests {
         let drawn = |style| {
             let series = Series {
                 name: String::new(),
-                colour: (1, 2, 3),
+                colour: RGBColor(1, 2, 3),
                 style,
                 points: vec![],
             };
@@ -1258,7 +1260,7 @@ mod tests {
 
     #[test]
     fn every_architecture_has_its_own_colour() {
-        let colours: Vec<Rgb> = ArchName::value_variants()
+        let colours: Vec<RGBColor> = ArchName::value_variants()
             .iter()
             .map(|a| arch_colour(a.as_str()))
             .collect();

@@ -9,6 +9,7 @@ use common::{archzoo, read_json, stderr, stdout};
 use experiments::plot::{self, Chart, Style};
 use experiments::report;
 use experiments::scaling::{self, ScalingRow};
+use plotters::style::RGBColor;
 
 /// Train `arch` for one epoch on the synthetic series (L = 48, H = 24) with `seed`.
 fn train(out: &Path, arch: &str, seed: &str, extra: &[&str]) {
@@ -281,13 +282,14 @@ fn charts_plot_the_stored_results() {
 fn no_architecture_is_drawn_in_the_lookback_or_truth_colour() {
     use clap::ValueEnum;
     for arch in architectures::ArchName::value_variants() {
-        let (r, g, b) = plot::arch_colour(arch.as_str());
+        let colour = plot::arch_colour(arch.as_str());
+        let RGBColor(r, g, b) = colour;
         let grey = r.max(g).max(b) - r.min(g).min(b) < 40;
         assert!(
             !grey,
             "{} is drawn in a grey, as the lookback",
             arch.as_str()
         );
-        assert_ne!((r, g, b), plot::TRUTH);
+        assert_ne!(colour, plot::TRUTH);
     }
 }
